@@ -1,0 +1,166 @@
+"""WriteBuffer: batches records into the results DB (DESIGN section 7).
+
+Flush when ``batch_size`` rows are pending, at shutdown, and synchronously when the loop raises.
+One transaction per flush across all tables; rows leave the buffer only after COMMIT, so a failed
+commit rolls back and keeps every row. The parity digest is computed as rows arrive, in emission
+order, so it does not depend on the batch size.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from components.errors import UserFacingError
+from components.execution.records import DIGEST_TABLES, TABLES, arrow_schema, results_ddl
+from runner.registry import register
+
+
+class FlushError(UserFacingError, OSError):
+    """A flush could not commit; the rows are still in memory."""
+
+    exit_code = 1
+
+
+@dataclass
+class DuckDbBufferConfig:
+    kind: str = "duckdb"
+    batch_size: int = 500  # pending rows (all tables together) that trigger a flush
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise ValueError(
+                f"buffer.batch_size must be a positive number of rows, was {self.batch_size}; "
+                "try buffer.batch_size=500"
+            )
+
+
+@dataclass
+class MemoryBufferConfig:
+    kind: str = "memory"
+    batch_size: int = 500  # kept for symmetry; the memory buffer only counts and digests rows
+
+
+class Digest:
+    """sha256 over each digest table's rows (``repr`` of the row tuple), combined in table order."""
+
+    def __init__(self) -> None:
+        self._hashers = {name: hashlib.sha256() for name in DIGEST_TABLES}
+        self.counts = dict.fromkeys(DIGEST_TABLES, 0)
+
+    def update(self, table: str, row: tuple) -> None:
+        hasher = self._hashers.get(table)
+        if hasher is not None:
+            hasher.update(repr(row).encode())
+            hasher.update(b"\n")
+            self.counts[table] += 1
+
+    def hexdigest(self) -> str:
+        combined = hashlib.sha256()
+        for name in DIGEST_TABLES:
+            combined.update(f"{name}:{self._hashers[name].hexdigest()}\n".encode())
+        return combined.hexdigest()
+
+
+class WriteBuffer:
+    """Buffer rows per table and write them to ``results.duckdb`` in one transaction per flush."""
+
+    persistent = True
+
+    def __init__(self, batch_size: int) -> None:
+        self.batch_size = batch_size
+        self.pending: dict[str, list[tuple]] = {name: [] for name in TABLES}
+        self.n_pending = 0
+        self.rows_written = 0
+        self.flushes = 0
+        self.digest = Digest()
+        self.con: duckdb.DuckDBPyConnection | None = None
+        self.path: Path | None = None
+
+    def open(self, path: Path) -> duckdb.DuckDBPyConnection:
+        """Create the results DB at ``path`` (never an existing one) and return its connection."""
+        self.path = path
+        self.con = duckdb.connect(str(path))
+        self.con.execute("SET TimeZone = 'UTC'")
+        self.con.execute(results_ddl())
+        return self.con
+
+    def add(self, table: str, row: tuple) -> None:
+        """Queue one row; flush when ``batch_size`` rows are pending."""
+        self.pending[table].append(row)
+        self.digest.update(table, row)
+        self.n_pending += 1
+        if self.n_pending >= self.batch_size:
+            self.flush()
+
+    def flush(self) -> int:
+        """Write every pending row in one transaction; clear the buffer only after COMMIT."""
+        if not self.n_pending or self.con is None:
+            return 0
+        con = self.con
+        try:
+            con.execute("BEGIN TRANSACTION")
+            for name, rows in self.pending.items():
+                if rows:
+                    batch = _to_arrow(name, rows)
+                    con.register("_wb_batch", batch)
+                    con.execute(f"INSERT INTO {name} SELECT * FROM _wb_batch")
+                    con.unregister("_wb_batch")
+            con.execute("COMMIT")
+        except (duckdb.Error, OSError) as exc:
+            try:
+                con.execute("ROLLBACK")
+            except duckdb.Error:
+                pass
+            raise FlushError(
+                f"could not commit {self.n_pending} buffered row(s) to {self.path} ({exc}); the rows "
+                "are kept in memory and the run stops. Free disk space or fix permissions, then rerun."
+            ) from exc
+        written = self.n_pending
+        for rows in self.pending.values():
+            rows.clear()
+        self.rows_written += written
+        self.n_pending = 0
+        self.flushes += 1
+        return written
+
+    def close(self) -> None:
+        if self.con is not None:
+            self.con.close()
+            self.con = None
+
+
+class MemoryBuffer(WriteBuffer):
+    """Persistence off: count and digest rows, keep none (benchmarks compare against it)."""
+
+    persistent = False
+
+    def open(self, path: Path) -> None:  # type: ignore[override]
+        self.path = path
+        return None
+
+    def add(self, table: str, row: tuple) -> None:
+        self.digest.update(table, row)
+        self.rows_written += 1
+
+
+def _to_arrow(table: str, rows: list[tuple]) -> pa.Table:
+    schema = arrow_schema(table)
+    columns = list(zip(*rows, strict=True))
+    return pa.Table.from_arrays(
+        [pa.array(col, type=field.type) for col, field in zip(columns, schema, strict=True)], schema=schema
+    )
+
+
+@register("buffer", "duckdb", DuckDbBufferConfig)
+def make_duckdb_buffer(config: DuckDbBufferConfig) -> WriteBuffer:
+    return WriteBuffer(config.batch_size)
+
+
+@register("buffer", "memory", MemoryBufferConfig)
+def make_memory_buffer(config: MemoryBufferConfig) -> MemoryBuffer:
+    return MemoryBuffer(config.batch_size)

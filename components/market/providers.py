@@ -1,0 +1,120 @@
+"""Market providers: ``direct`` (one query per clock step) and ``chunked`` (keyset pages).
+
+Both serve identical chunks of whole clock steps; only the number of queries differs. That is a
+performance setting, so it must never change the digest (DESIGN section 6).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import duckdb
+
+from components.market.base import (
+    BAR_SELECT,
+    BarChunk,
+    Universe,
+    chunk_from_columns,
+    validate_chunk,
+    window_filter,
+    window_params,
+)
+from runner.registry import register
+
+
+@dataclass
+class DirectMarketConfig:
+    kind: str = "direct"
+    validate: bool = True  # pandera-validate every slice (OhlcvBars) before the loop sees it
+
+
+@dataclass
+class ChunkedMarketConfig:
+    kind: str = "chunked"
+    chunk_size: int = 1000  # clock steps (distinct timestamps) fetched per query
+    validate: bool = True  # pandera-validate every chunk (OhlcvBars) before the loop sees it
+
+    def __post_init__(self) -> None:
+        if self.chunk_size < 1:
+            raise ValueError(
+                f"market.chunk_size must be a positive number of timestamps per query, was "
+                f"{self.chunk_size}; try market.chunk_size=1000"
+            )
+
+
+class _ProviderBase:
+    def __init__(self, validate: bool) -> None:
+        self.queries = 0
+        self._validate = validate
+        self._con: duckdb.DuckDBPyConnection | None = None
+        self._universe = Universe(symbols=())
+
+    def open(self, con: duckdb.DuckDBPyConnection, universe: Universe) -> None:
+        self._con = con
+        self._universe = universe
+
+    def _fetch(self, sql: str, params: dict[str, object]) -> BarChunk:
+        assert self._con is not None, "call open() before chunks()"
+        self.queries += 1
+        chunk = chunk_from_columns(self._con.execute(sql, params).fetchnumpy())
+        if self._validate:
+            validate_chunk(chunk, self._universe, f"market DB bars (query {self.queries})")
+        return chunk
+
+
+class DirectMarketProvider(_ProviderBase):
+    """Fetch one clock step per query: the naive baseline."""
+
+    def chunks(self) -> Iterator[BarChunk]:
+        where = window_filter(self._universe)
+        sql = (
+            f"{BAR_SELECT} WHERE {where} AND ts = (SELECT min(ts) FROM bars WHERE {where} "
+            "AND ts > make_timestamptz($after_us)) ORDER BY ts, symbol"
+        )
+        params = window_params(self._universe)
+        after, served, total = -(2**62), 0, self._universe.n_steps
+        while total is None or served < total:
+            served += 1
+            chunk = self._fetch(sql, {**params, "after_us": after})
+            if not len(chunk):
+                return
+            yield chunk
+            after = int(chunk.step_ts[-1])
+
+
+class ChunkedMarketProvider(_ProviderBase):
+    """Fetch ``chunk_size`` clock steps per query with keyset pagination (never OFFSET)."""
+
+    def __init__(self, validate: bool, chunk_size: int) -> None:
+        super().__init__(validate)
+        self.chunk_size = chunk_size
+
+    def chunks(self) -> Iterator[BarChunk]:
+        where = window_filter(self._universe)
+        sql = (
+            f"{BAR_SELECT} WHERE {where} AND ts > make_timestamptz($after_us) AND ts <= ("
+            f"SELECT max(ts) FROM (SELECT DISTINCT ts FROM bars WHERE {where} "
+            "AND ts > make_timestamptz($after_us) ORDER BY ts LIMIT $n)) ORDER BY ts, symbol"
+        )
+        params = {**window_params(self._universe), "n": self.chunk_size}
+        after, served, total = -(2**62), 0, self._universe.n_steps
+        while total is None or served < total:
+            chunk = self._fetch(sql, {**params, "after_us": after})
+            if not len(chunk):
+                return
+            yield chunk
+            served += chunk.n_steps
+            if chunk.n_steps < self.chunk_size:
+                return
+            after = int(chunk.step_ts[-1])
+
+
+@register("market", "direct", DirectMarketConfig)
+def make_direct_market(config: DirectMarketConfig) -> DirectMarketProvider:
+    return DirectMarketProvider(validate=config.validate)
+
+
+@register("market", "chunked", ChunkedMarketConfig)
+def make_chunked_market(config: ChunkedMarketConfig) -> ChunkedMarketProvider:
+    return ChunkedMarketProvider(validate=config.validate, chunk_size=config.chunk_size)

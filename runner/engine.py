@@ -1,0 +1,213 @@
+"""The backtest loop: one clock across symbols, single-threaded and causal (DESIGN section 5).
+
+Per clock step: (1) fill orders decided earlier at this bar's open, (2) mark positions to the
+close, (3) read the as-of analytics snapshot, (4) let the strategy emit insights, (5) size them into
+signals, (6) route each signal through the ExecutionHandler (kill switch), (7) record everything
+in the WriteBuffer.
+"""
+
+from __future__ import annotations
+
+import itertools
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from components.execution.broker import BrokerConfig, SimulatedBroker
+from components.execution.handler import ExecutionHandler
+from components.execution.kill_switch import KillState
+from components.execution.write_buffer import WriteBuffer
+from components.market.base import MarketProvider, Universe
+from components.strategies.base import FLAT, LONG, Strategy
+
+
+class CausalityError(RuntimeError):
+    """A provider served a clock step out of order: a bug in the provider, never user input."""
+
+
+@dataclass
+class StopFlags:
+    """Set from signal handlers and the halt file; read by the loop once per clock step."""
+
+    stop_signal: int | None = None  # SIGTERM / SIGINT: stop at the next bar, flush, exit
+    halt_reason: str | None = None  # SIGUSR1 / halt file: activate the kill switch
+
+    def install(self) -> None:
+        def stop(signum: int, _frame: Any) -> None:
+            self.stop_signal = signum
+
+        def halt(signum: int, _frame: Any) -> None:
+            self.halt_reason = f"signal {signal.Signals(signum).name}"
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGUSR1, halt)
+
+
+@dataclass
+class LoopResult:
+    status: str  # completed | halted | interrupted
+    stopped_at_us: int | None
+    metrics: dict[str, Any]
+    open_positions: list[dict[str, Any]]
+    final_equity: float
+    realized_pnl: float
+    n_trades: int
+    unfilled_orders: int
+    kill_switch: dict[str, Any]
+    digest: str
+    record_counts: dict[str, int] = field(default_factory=dict)
+
+
+class Engine:
+    """Wire providers, strategy, execution, broker and buffer, then run the clock."""
+
+    def __init__(self, *, universe: Universe, market: MarketProvider, analytics: Any, strategy: Strategy,
+                 execution: ExecutionHandler, buffer: WriteBuffer, broker_config: BrokerConfig,
+                 flags: StopFlags | None = None, halt_file: Path | None = None,
+                 progress: Callable[[int, int, str], None] | None = None, day_tz: str = "UTC",
+                 before_step: Callable[[Engine, int, int], None] | None = None) -> None:
+        self.universe, self.market, self.analytics = universe, market, analytics
+        self.strategy, self.execution, self.buffer = strategy, execution, buffer
+        self.order_size = broker_config.order_size
+        self.flags = flags or StopFlags()
+        self.halt_file = halt_file
+        self.progress = progress
+        self.day_tz = day_tz
+        self.before_step = before_step  # test hook: called with (engine, step, ts) before each step
+        self._seq = itertools.count(1).__next__
+        self.broker = SimulatedBroker(broker_config, len(universe.symbols), universe.symbols, buffer.add, self._seq)
+        execution.bind(self.broker, buffer.add, self._seq, universe.symbols)
+        self.last_ts: int | None = None
+
+    def _check_halt_file(self, ts: int) -> None:
+        if self.halt_file is not None and self.halt_file.exists():
+            reason = self.halt_file.read_text(errors="replace").strip() or f"halt file {self.halt_file.name}"
+            self.execution.activate_kill_switch(reason, ts, actor="halt_file")
+            self.halt_file = None
+
+    def run(self) -> LoopResult:
+        """Run every clock step; return the outcome. Exceptions propagate after the caller flushes."""
+        strategy, analytics, execution, broker, buffer = (
+            self.strategy, self.analytics, self.execution, self.broker, self.buffer)
+        ks = execution.kill_switch
+        assert ks is not None
+        metrics = execution.metrics
+        flags, add, seq, symbols, size = self.flags, buffer.add, self._seq, self.universe.symbols, self.order_size
+        name = strategy.name
+        strategy.start(symbols)
+        status = "completed"
+        step = 0
+        days: set[Any] = set()
+        previous_ts = -(2**63)
+        for chunk in self.market.chunks():
+            if int(chunk.step_ts[0]) <= previous_ts:
+                raise CausalityError(
+                    f"market provider {type(self.market).__name__} served ts {chunk.step_ts[0]} after "
+                    f"{previous_ts}: clock steps must strictly increase across chunks"
+                )
+            previous_ts = int(chunk.step_ts[-1])
+            strategy.on_chunk(chunk)
+            opens, closes, syms = chunk.open.tolist(), chunk.close.tolist(), chunk.sym.tolist()
+            bounds, stamps = chunk.bounds.tolist(), chunk.step_ts.tolist()
+            days.update(_trading_days(chunk.step_ts, self.day_tz))
+            self._check_halt_file(stamps[0])
+            for k, ts in enumerate(stamps):
+                if flags.stop_signal is not None:
+                    status = "interrupted"
+                    break
+                if flags.halt_reason is not None:
+                    execution.activate_kill_switch(flags.halt_reason, ts, actor="signal")
+                    flags.halt_reason = None
+                if self.before_step is not None:
+                    self.before_step(self, step, ts)
+                lo, hi = bounds[k], bounds[k + 1]
+                # (1) fills at this bar's open, (2) mark to close
+                if broker.pending:
+                    for r in range(lo, hi):
+                        s = syms[r]
+                        if s in broker.pending:
+                            broker.fill_at_open(s, ts, opens[r])
+                last_close = broker.last_close
+                for r in range(lo, hi):
+                    last_close[syms[r]] = closes[r]
+                equity = broker.equity()
+                add("equity", (ts, broker.cash, equity))
+                ks.on_equity(ts, equity)
+                # (3) snapshot, (4) insights, (5) signals, (6) execution
+                insights = strategy.on_step(k, lo, hi, ts, analytics.at(ts))
+                if insights:
+                    for ins in insights:
+                        iseq = seq()
+                        s, view = ins[1], ins[2]
+                        add("insights", (iseq, ts, symbols[s], name, view, ins[3], ins[4], ins[5]))
+                        held = broker.position[s] + broker.pending_quantity(s)
+                        if view == LONG and held <= 0:
+                            side, qty = "buy", size
+                        elif view == FLAT and held > 0:
+                            side, qty = "sell", held
+                        else:
+                            continue
+                        sseq = seq()
+                        add("signals", (sseq, ts, symbols[s], side, qty, ins[3], iseq))
+                        execution.submit(ts, s, side, qty, sseq)
+                if ks.state == KillState.HALTED and broker.pending:
+                    self._cancel_pending(ts)
+                step += 1
+                self.last_ts = ts
+            metrics.bars += len(chunk) if status == "completed" else bounds[k]
+            metrics.steps = step
+            if self.progress is not None:
+                self.progress(step, metrics.bars, ks.state.value)
+            if status != "completed":
+                break
+        if status == "completed" and ks.state != KillState.ACTIVE:
+            status = "halted"
+        metrics.trading_days = len(days)
+        metrics.fills, metrics.rejections = broker.fills, broker.rejections
+        metrics.market_queries = self.market.queries
+        metrics.analytics_queries = analytics.queries
+        metrics.cache_hits, metrics.cache_misses = analytics.hits, analytics.misses
+        metrics.finish()
+        return LoopResult(
+            status=status,
+            stopped_at_us=self.last_ts,
+            metrics=metrics.as_dict(),
+            open_positions=broker.open_positions(),
+            final_equity=broker.equity(),
+            realized_pnl=broker.realized_pnl,
+            n_trades=broker.trades,
+            unfilled_orders=sum(len(v) for v in broker.pending.values()),
+            kill_switch={"state": ks.state.value, "code": ks.code, "reason": ks.reason},
+            digest=buffer.digest.hexdigest(),
+            record_counts=dict(buffer.digest.counts),
+        )
+
+    def _cancel_pending(self, ts: int) -> None:
+        """Cancel orders still waiting for a fill: a halted kill switch lets nothing reach execution."""
+        broker = self.broker
+        for s in sorted(broker.pending):
+            for side, qty, _order_ts, signal_seq in broker.pending.pop(s):
+                self.execution.metrics.denied_by_reason["CANCELLED_BY_HALT"] = (
+                    self.execution.metrics.denied_by_reason.get("CANCELLED_BY_HALT", 0) + 1)
+                self.buffer.add("denials", (self._seq(), ts, self.universe.symbols[s], side, qty,
+                                            "CANCELLED_BY_HALT", None, None, signal_seq))
+
+
+def _trading_days(step_ts: np.ndarray, tz: str) -> set[Any]:
+    if not len(step_ts):
+        return set()
+    stamps = pd.to_datetime(step_ts, unit="us", utc=True)
+    if tz not in ("UTC", "Etc/UTC"):
+        stamps = stamps.tz_convert(tz)
+    return set(stamps.normalize().unique().tolist())
+
+
+def now_us() -> int:
+    return int(time.time() * 1e6)

@@ -1,0 +1,92 @@
+"""Component registry: ``(group, kind)`` -> typed config class + factory (STYLE P4).
+
+YAML names a component by ``kind:``, never by import path, so only registered components can be
+built: the runner cannot build a market-DB writer because none is registered.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from components.errors import ConfigError, UnknownComponentError
+
+
+@dataclass(frozen=True)
+class Entry:
+    group: str
+    kind: str
+    config_cls: type
+    factory: Callable[..., Any]
+
+
+_ENTRIES: dict[tuple[str, str], Entry] = {}
+
+
+def register(group: str, kind: str, config_cls: type) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register ``factory`` for ``(group, kind)`` and store ``<kind>_schema`` in Hydra's ConfigStore."""
+
+    def decorator(factory: Callable[..., Any]) -> Callable[..., Any]:
+        key = (group, kind)
+        if key in _ENTRIES and _ENTRIES[key].factory is not factory:
+            raise ValueError(f"{group}: kind={kind!r} is already registered by {_ENTRIES[key].factory!r}")
+        _ENTRIES[key] = Entry(group, kind, config_cls, factory)
+        ConfigStore.instance().store(group=group, name=f"{kind}_schema", node=config_cls)
+        return factory
+
+    return decorator
+
+
+def unregister(group: str, kind: str) -> None:
+    """Remove an entry (tests register throw-away components)."""
+    _ENTRIES.pop((group, kind), None)
+
+
+def known_kinds(group: str) -> list[str]:
+    """Return the kinds registered for ``group``, sorted."""
+    return sorted(kind for (g, kind) in _ENTRIES if g == group)
+
+
+def entries() -> list[Entry]:
+    """Return every registered entry, sorted by group then kind."""
+    return [_ENTRIES[key] for key in sorted(_ENTRIES)]
+
+
+def lookup(group: str, kind: str) -> Entry:
+    """Return the entry for ``(group, kind)`` or raise ``UnknownComponentError`` with suggestions."""
+    entry = _ENTRIES.get((group, kind))
+    if entry is not None:
+        return entry
+    known = known_kinds(group)
+    close = difflib.get_close_matches(str(kind), known, n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    raise UnknownComponentError(
+        f"{group}: no component registered as kind={kind!r} (known: {', '.join(known) or 'none'}).{hint} "
+        f"Pick one with `{group}=<name>` or fix `kind:` in conf/{group}/."
+    )
+
+
+def typed_config(group: str, node: DictConfig | dict[str, Any]) -> Any:
+    """Merge ``node`` into its registered schema and build the dataclass (runs ``__post_init__``)."""
+    kind = node.get("kind") if node is not None else None
+    entry = lookup(group, kind)
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(entry.config_cls), node)
+        return OmegaConf.to_object(merged)
+    except OmegaConfBaseException as exc:
+        key = getattr(exc, "full_key", None) or getattr(exc, "key", "") or ""
+        raise ConfigError(f"{group}.{key}: {exc.msg if hasattr(exc, 'msg') else exc}".rstrip()) from None
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def build(group: str, node: DictConfig | dict[str, Any], **deps: Any) -> Any:
+    """Build the component selected by ``node.kind`` in ``group``; ``deps`` go to the factory."""
+    config = typed_config(group, node)
+    return lookup(group, config.kind).factory(config, **deps)
