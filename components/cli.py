@@ -36,19 +36,48 @@ def describe_config_error(exc: BaseException) -> str | None:
         node = node.__cause__
     message = " ".join(" ".join(parts).split())
     message = message.replace("Could not override", "could not apply override")
-    if "not in struct" in message or "Key '" in message and "not found" in message:
-        fix = ("check the key's spelling against `python -m runner --help`; prefix with + only to add "
+    help_cmd = f"python -m {_program()} --help"
+    if "not in struct" in message or "Key '" in message and ("not found" in message or "not in '" in message):
+        fix = (f"check the key's spelling against `{help_cmd}`; prefix with + only to add "
                "a key that is really new")
     elif "Could not find" in message or "not found in" in message.lower() or "MissingConfig" in type(exc).__name__:
-        fix = "pick one of the options listed above (see `python -m runner --help`)"
+        fix = f"pick one of the options listed above (see `{help_cmd}`)"
     else:
-        fix = "fix the value (see `python -m runner --help` for each key's type and unit)"
+        fix = f"fix the value (see `{help_cmd}` for each key's type and unit)"
     return f"configuration error: {message} Fix: {fix}."
+
+
+def _program() -> str:
+    """Return the module run with ``python -m`` (runner, producers.ingest, ...)."""
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    name = getattr(spec, "name", "") or "runner"
+    return name.removesuffix(".__main__")
+
+
+class _DropHydraJobError:
+    """Stream wrapper that drops Hydra's unconditional "Error executing job with overrides" line.
+
+    Hydra writes it to stderr before re-raising a task's exception, so without this a user error
+    would print two lines instead of one.
+    """
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        if text.startswith("Error executing job with overrides:"):
+            return len(text)
+        return self._stream.write(text)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
 
 
 def run_cli(main: Callable[[], Any]) -> None:
     """Run a Hydra ``main`` and turn user errors into one line on stderr with exit code 2."""
     os.environ.setdefault("HYDRA_FULL_ERROR", "1")
+    if not isinstance(sys.stderr, _DropHydraJobError):
+        sys.stderr = _DropHydraJobError(sys.stderr)
     try:
         main()
     except UserFacingError as exc:

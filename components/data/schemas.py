@@ -99,6 +99,7 @@ def _compute_ts_steps(df: pd.DataFrame) -> np.ndarray | None:
     codes_sorted, ts_sorted = (codes, ts) if grouped else (codes[order], ts[order])
     ok_sorted = np.ones(len(codes), dtype=bool)
     ok_sorted[1:] = (codes_sorted[1:] != codes_sorted[:-1]) | (ts_sorted[1:] > ts_sorted[:-1])
+    ok_sorted |= ts_sorted == np.iinfo(np.int64).min  # NaT: reported once, as a null
     if grouped:
         return ok_sorted
     ok = np.empty(len(codes), dtype=bool)
@@ -287,6 +288,14 @@ def failure_report(errors: SchemaErrors, limit: int = 20) -> tuple[str, int]:
     return format_failures(table, limit), len(table)
 
 
+def collect_failures(schema: type[pa.DataFrameModel], df: pd.DataFrame) -> tuple[pd.DataFrame | None, pd.DataFrame]:
+    """Validate ``df`` lazily; return (validated frame or None, ``failure_table`` of every failure)."""
+    try:
+        return schema.validate(df, lazy=True), pd.DataFrame(columns=["index", "column", "check", "value"])
+    except SchemaErrors as errors:
+        return None, failure_table(errors)
+
+
 def validate_or_raise(
     schema: type[pa.DataFrameModel],
     df: pd.DataFrame,
@@ -298,14 +307,13 @@ def validate_or_raise(
     ``row_label`` turns an index value into the place a user can find the row; by default a
     RangeIndex straight from a file is shown as its line number (header = line 1).
     """
-    try:
-        return schema.validate(df, lazy=True)
-    except SchemaErrors as errors:
-        table = failure_table(errors)
-        report = format_failures(table, row_label=row_label)
-        raise DataValidationError(
-            f"{source}: {len(table)} invalid value(s) against {schema.__name__}; nothing was written. "
-            f"Fix the rows below and run again:\n{report}",
-            report=report,
-            n_failures=len(table),
-        ) from None
+    validated, table = collect_failures(schema, df)
+    if validated is not None:
+        return validated
+    report = format_failures(table, row_label=row_label)
+    raise DataValidationError(
+        f"{source}: {len(table)} invalid value(s) against {schema.__name__}; nothing was written. "
+        f"Fix the rows below and run again:\n{report}",
+        report=report,
+        n_failures=len(table),
+    )

@@ -29,7 +29,7 @@ class FlushError(UserFacingError, OSError):
 @dataclass
 class DuckDbBufferConfig:
     kind: str = "duckdb"
-    batch_size: int = 500  # pending rows (all tables together) that trigger a flush
+    batch_size: int = 5000  # pending rows (all tables together) that trigger a flush
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
@@ -42,7 +42,7 @@ class DuckDbBufferConfig:
 @dataclass
 class MemoryBufferConfig:
     kind: str = "memory"
-    batch_size: int = 500  # kept for symmetry; the memory buffer only counts and digests rows
+    batch_size: int = 5000  # kept for symmetry; the memory buffer only counts and digests rows
 
 
 class Digest:
@@ -106,10 +106,8 @@ class WriteBuffer:
             con.execute("BEGIN TRANSACTION")
             for name, rows in self.pending.items():
                 if rows:
-                    batch = _to_arrow(name, rows)
-                    con.register("_wb_batch", batch)
+                    _wb_batch = _to_arrow(name, rows)  # noqa: F841 - read by DuckDB's replacement scan
                     con.execute(f"INSERT INTO {name} SELECT * FROM _wb_batch")
-                    con.unregister("_wb_batch")
             con.execute("COMMIT")
         except (duckdb.Error, OSError) as exc:
             try:

@@ -84,30 +84,45 @@ class DirectMarketProvider(_ProviderBase):
 
 
 class ChunkedMarketProvider(_ProviderBase):
-    """Fetch ``chunk_size`` clock steps per query with keyset pagination (never OFFSET)."""
+    """Fetch ``chunk_size`` clock steps per query with keyset pagination (never OFFSET).
+
+    One page-index query first finds the last timestamp of every page (every chunk_size-th
+    distinct ts: memory grows with history / chunk_size, a few bytes per page). Each page is then
+    one bounded range query ``after < ts <= page_end``, which DuckDB prunes with ts zonemaps.
+    """
 
     def __init__(self, validate: bool, chunk_size: int) -> None:
         super().__init__(validate)
         self.chunk_size = chunk_size
+        self.index_queries = 0
+
+    def page_ends(self) -> list[int]:
+        """Return the last timestamp (epoch us) of every page, in ascending order."""
+        assert self._con is not None, "call open() before chunks()"
+        self.index_queries += 1
+        where = window_filter(self._universe)
+        rows = self._con.execute(
+            f"SELECT ts_us FROM (SELECT ts_us, row_number() OVER (ORDER BY ts_us) AS rn, count(*) OVER () AS n "
+            f"FROM (SELECT DISTINCT epoch_us(ts) AS ts_us FROM bars WHERE {where})) "
+            "WHERE rn % $n = 0 OR rn = n ORDER BY ts_us",
+            {**window_params(self._universe), "n": self.chunk_size},
+        ).fetchall()
+        return [int(r[0]) for r in rows]
 
     def chunks(self) -> Iterator[BarChunk]:
         where = window_filter(self._universe)
         sql = (
-            f"{BAR_SELECT} WHERE {where} AND ts > make_timestamptz($after_us) AND ts <= ("
-            f"SELECT max(ts) FROM (SELECT DISTINCT ts FROM bars WHERE {where} "
-            "AND ts > make_timestamptz($after_us) ORDER BY ts LIMIT $n)) ORDER BY ts, symbol"
+            f"{BAR_SELECT} WHERE {where} AND ts > make_timestamptz($after_us) "
+            "AND ts <= make_timestamptz($until_us) ORDER BY ts, symbol"
         )
-        params = {**window_params(self._universe), "n": self.chunk_size}
-        after, served, total = -(2**62), 0, self._universe.n_steps
-        while total is None or served < total:
-            chunk = self._fetch(sql, {**params, "after_us": after})
+        params = window_params(self._universe)
+        after = -(2**62)
+        for until in self.page_ends():
+            chunk = self._fetch(sql, {**params, "after_us": after, "until_us": until})
             if not len(chunk):
                 return
             yield chunk
-            served += chunk.n_steps
-            if chunk.n_steps < self.chunk_size:
-                return
-            after = int(chunk.step_ts[-1])
+            after = until
 
 
 @register("market", "direct", DirectMarketConfig)

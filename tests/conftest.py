@@ -1,0 +1,25 @@
+"""Shared fixtures. Real DuckDB files in tmp_path, no mocks; global state reset per test (STYLE P10)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hydra.core.global_hydra import GlobalHydra
+from loguru import logger
+
+import runner.components_index  # noqa: F401 - fills the registry and ConfigStore before composing
+
+REPO = Path(__file__).resolve().parents[1]
+CONF_DIR = REPO / "conf"
+SHARED_DATA = REPO.parent / "shared" / "data"
+SHARED_REFERENCE = REPO.parent / "shared" / "reference"
+
+
+@pytest.fixture(autouse=True)
+def _reset_global_state() -> None:
+    """Reset Hydra and loguru between tests so nothing leaks from one test into the next."""
+    GlobalHydra.instance().clear()
+    yield
+    GlobalHydra.instance().clear()
+    logger.remove()
