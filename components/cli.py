@@ -37,7 +37,7 @@ def describe_config_error(exc: BaseException) -> str | None:
     message = " ".join(" ".join(parts).split())
     message = message.replace("Could not override", "could not apply override")
     help_cmd = f"python -m {_program()} --help"
-    if "not in struct" in message or "Key '" in message and ("not found" in message or "not in '" in message):
+    if "not in struct" in message or ("Key '" in message and ("not found" in message or "not in '" in message)):
         fix = (f"check the key's spelling against `{help_cmd}`; prefix with + only to add "
                "a key that is really new")
     elif "Could not find" in message or "not found in" in message.lower() or "MissingConfig" in type(exc).__name__:
@@ -83,7 +83,7 @@ def run_cli(main: Callable[[], Any]) -> None:
     except UserFacingError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(exc.exit_code)
-    except Exception as exc:  # noqa: BLE001 - classify, re-raise what we cannot explain
+    except Exception as exc:
         message = describe_config_error(exc)
         if message is None:
             raise

@@ -203,7 +203,7 @@ class AnalyticsSnapshot(pa.DataFrameModel):
     class Config:
         strict = True
         ordered = False
-        unique = ["snapshot_ts", "symbol"]
+        unique = ["snapshot_ts", "symbol"]  # noqa: RUF012 - pandera reads a class attribute
 
     @pa.check("trailing_return", "volatility", "return_rank", name="finite", error=FINITE_ERROR)
     def metrics_are_finite(cls, series: pd.Series) -> Series[bool]:
