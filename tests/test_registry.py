@@ -1,0 +1,81 @@
+"""Registry: every experiment composes and builds; unknown kinds get a helpful message (STYLE P4, P10)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from components.errors import ConfigError, UnknownComponentError
+from runner import registry
+from tests.helpers import CONF_DIR, compose_config
+
+EXPERIMENTS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
+GROUPS = ("db", "market", "analytics", "strategy", "execution", "buffer", "broker")
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_experiment_when_composed_then_every_group_builds(experiment: str, tmp_path: Path) -> None:
+    cfg = compose_config([f"+experiment={experiment}", f"db.path={tmp_path / 'm.duckdb'}"])
+    for group in GROUPS:
+        assert registry.build(group, cfg[group]) is not None  # constructors do no I/O (P5)
+
+
+@pytest.mark.parametrize("group", ["market", "analytics", "strategy", "buffer"])
+def test_every_option_file_when_selected_then_builds(group: str) -> None:
+    for option in sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml")):
+        cfg = compose_config([f"{group}={option}"])
+        assert registry.build(group, cfg[group]) is not None
+
+
+def test_lookup_when_kind_misspelt_then_lists_known_and_suggests() -> None:
+    with pytest.raises(UnknownComponentError, match=re.escape(
+        "market: no component registered as kind='chunkd' (known: chunked, direct). Did you mean 'chunked'? "
+        "Pick one with `market=<name>` or fix `kind:` in conf/market/."
+    )):
+        registry.lookup("market", "chunkd")
+
+
+@dataclass
+class _DupConfig:
+    kind: str = "dup_test"
+
+
+def test_register_when_duplicate_kind_then_rejected() -> None:
+    @registry.register("market", "dup_test", _DupConfig)
+    def first(config: _DupConfig) -> _DupConfig:
+        return config
+
+    try:
+        with pytest.raises(ValueError, match="already registered"):
+            @registry.register("market", "dup_test", _DupConfig)
+            def second(config: _DupConfig) -> _DupConfig:
+                return config
+    finally:
+        registry.unregister("market", "dup_test")
+
+
+def test_typed_config_when_cross_field_rule_broken_then_config_error_names_key() -> None:
+    cfg = compose_config(["strategy.fast=40"])
+    with pytest.raises(ConfigError, match=r"^strategy.fast must be >= 1 and below strategy.slow \(30\), was 40"):
+        registry.build("strategy", cfg.strategy)
+
+
+def test_runner_packages_when_scanned_then_never_import_producers() -> None:
+    """runner/ and components/ never import producers/ (DESIGN section 2)."""
+    import ast
+
+    repo = CONF_DIR.parent
+    offenders = []
+    for package in ("runner", "components"):
+        for path in (repo / package).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                names = []
+                if isinstance(node, ast.Import):
+                    names = [a.name for a in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.module:
+                    names = [node.module]
+                offenders += [f"{path.relative_to(repo)}: {n}" for n in names if n.split(".")[0] == "producers"]
+    assert offenders == []
