@@ -94,12 +94,14 @@ def _execute(cfg: DictConfig, run_dir: Path, con: Any, plan: Plan, log_path: Pat
     except BaseException as exc:  # flush what we have synchronously, mark the run failed, re-raise
         progress.close()
         _fail(buffer, run_id, engine, exc)
+        flags.uninstall()
         raise
     progress.close()
     _finish_runs_row(buffer, run_id, result)
     summary = _write_outputs(cfg, run_dir, plan, engine, buffer, result, time.perf_counter() - started)
     buffer.close()
     _print_summary(summary, run_dir, log_path)
+    flags.uninstall()  # restore the caller's SIGINT/SIGTERM/SIGUSR1 handlers (in-process runs, tests)
     if result.status == "interrupted" and flags.stop_signal is not None:
         return 128 + int(flags.stop_signal)
     return 0

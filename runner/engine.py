@@ -37,6 +37,7 @@ class StopFlags:
 
     stop_signal: int | None = None  # SIGTERM / SIGINT: stop at the next bar, flush, exit
     halt_reason: str | None = None  # SIGUSR1 / halt file: activate the kill switch
+    _previous: dict[int, Any] = field(default_factory=dict, repr=False)
 
     def install(self) -> None:
         def stop(signum: int, _frame: Any) -> None:
@@ -45,9 +46,14 @@ class StopFlags:
         def halt(signum: int, _frame: Any) -> None:
             self.halt_reason = f"signal {signal.Signals(signum).name}"
 
-        signal.signal(signal.SIGTERM, stop)
-        signal.signal(signal.SIGINT, stop)
-        signal.signal(signal.SIGUSR1, halt)
+        for signum, handler in ((signal.SIGTERM, stop), (signal.SIGINT, stop), (signal.SIGUSR1, halt)):
+            self._previous[signum] = signal.signal(signum, handler)
+
+    def uninstall(self) -> None:
+        """Restore the handlers ``install`` replaced (in-process runs must not keep ours)."""
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous.clear()
 
 
 @dataclass
@@ -125,11 +131,15 @@ class Engine:
                 if flags.halt_reason is not None:
                     execution.activate_kill_switch(flags.halt_reason, ts, actor="signal")
                     flags.halt_reason = None
+                if not step & 255 and self.halt_file is not None:  # every 256 steps, besides each chunk
+                    self._check_halt_file(ts)
                 if self.before_step is not None:
                     self.before_step(self, step, ts)
                 lo, hi = bounds[k], bounds[k + 1]
                 # (1) fills at this bar's open, (2) mark to close
                 if broker.pending:
+                    if ks.state is not KillState.ACTIVE:  # halted before this open: nothing may fill
+                        execution.cancel_blocked_orders(ts)
                     for r in range(lo, hi):
                         s = syms[r]
                         if s in broker.pending:
@@ -157,8 +167,8 @@ class Engine:
                         sseq = seq()
                         add("signals", (sseq, ts, symbols[s], side, qty, ins[3], iseq))
                         execution.submit(ts, s, side, qty, sseq)
-                if ks.state == KillState.HALTED and broker.pending:
-                    self._cancel_pending(ts)
+                if broker.pending and ks.state is not KillState.ACTIVE:
+                    execution.cancel_blocked_orders(ts)
                 step += 1
                 self.last_ts = ts
             metrics.bars += len(chunk) if status == "completed" else bounds[k]
@@ -184,20 +194,10 @@ class Engine:
             realized_pnl=broker.realized_pnl,
             n_trades=broker.trades,
             unfilled_orders=sum(len(v) for v in broker.pending.values()),
-            kill_switch={"state": ks.state.value, "code": ks.code, "reason": ks.reason},
+            kill_switch=ks.describe(),
             digest=buffer.digest.hexdigest(),
             record_counts=dict(buffer.digest.counts),
         )
-
-    def _cancel_pending(self, ts: int) -> None:
-        """Cancel orders still waiting for a fill: a halted kill switch lets nothing reach execution."""
-        broker = self.broker
-        for s in sorted(broker.pending):
-            for side, qty, _order_ts, signal_seq in broker.pending.pop(s):
-                self.execution.metrics.denied_by_reason["CANCELLED_BY_HALT"] = (
-                    self.execution.metrics.denied_by_reason.get("CANCELLED_BY_HALT", 0) + 1)
-                self.buffer.add("denials", (self._seq(), ts, self.universe.symbols[s], side, qty,
-                                            "CANCELLED_BY_HALT", None, None, signal_seq))
 
 
 def _trading_days(step_ts: np.ndarray, tz: str) -> set[Any]:

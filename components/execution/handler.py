@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from loguru import logger
+
 from components.execution.broker import SimulatedBroker
-from components.execution.kill_switch import KillSwitch, KillSwitchConfig
+from components.execution.kill_switch import (
+    CANCELLED_BY_HALT,
+    CANCELLED_BY_REDUCE_ONLY,
+    KillState,
+    KillSwitch,
+    KillSwitchConfig,
+)
 from runner.registry import register
 
 
@@ -79,7 +88,15 @@ class ExecutionHandler:
     def bind(self, broker: SimulatedBroker, record: Any, next_seq: Any, symbols: tuple[str, ...]) -> None:
         """Attach the broker and the record sink (the write buffer) before the loop starts."""
         self.broker, self._record, self._seq, self._symbols = broker, record, next_seq, symbols
-        self.kill_switch = KillSwitch(self.config.kill_switch, sink=lambda row: record("kill_switch_events", row))
+        self.kill_switch = KillSwitch(self.config.kill_switch, sink=self._on_state_change)
+
+    def _on_state_change(self, event: tuple) -> None:
+        """Store the event (audit trail) and log it: every state change is visible in runner.log."""
+        ts, _wall, before, after, code, reason, observed, limit, actor = event
+        self._record("kill_switch_events", event)
+        figures = f" (observed {observed:g}, limit {limit:g})" if observed is not None and limit is not None else ""
+        logger.warning("kill switch {} -> {} at {} by {}: {}: {}{}", before, after, _iso(ts), actor, code, reason,
+                       figures)
 
     def activate_kill_switch(self, reason: str, ts: int, actor: str = "user") -> None:
         """Halt trading now; latches until ``reset_kill_switch``."""
@@ -87,8 +104,39 @@ class ExecutionHandler:
         self.kill_switch.activate(reason, ts, actor)
 
     def reset_kill_switch(self, reason: str, ts: int, actor: str = "user") -> None:
+        """Re-arm the kill switch; ``reason`` is required and stored in the audit trail."""
         assert self.kill_switch is not None
         self.kill_switch.reset(reason, ts, actor)
+
+    def cancel_blocked_orders(self, ts: int) -> int:
+        """Cancel orders at the broker that the current kill-switch state forbids; return how many.
+
+        Halted cancels every order; reduce-only cancels those that would not reduce the position.
+        Each cancellation is recorded as a denial, so nothing reaches a fill after a halt.
+        """
+        broker, ks = self.broker, self.kill_switch
+        assert broker is not None and ks is not None
+        code = CANCELLED_BY_HALT if ks.state == KillState.HALTED else CANCELLED_BY_REDUCE_ONLY
+        cancelled = 0
+        for sym in sorted(broker.pending):
+            keep = []
+            position = broker.position[sym]
+            for order in broker.pending[sym]:
+                side, qty, _order_ts, signal_seq = order
+                if not ks.blocks(side, qty, position):
+                    keep.append(order)
+                    position += qty if side == "buy" else -qty
+                    continue
+                cancelled += 1
+                self._record("denials", (self._seq(), ts, self._symbols[sym], side, qty, code, None, None,
+                                         signal_seq))
+            if keep:
+                broker.pending[sym] = keep
+            else:
+                del broker.pending[sym]
+        if cancelled:
+            self.metrics.denied_by_reason[code] = self.metrics.denied_by_reason.get(code, 0) + cancelled
+        return cancelled
 
     def submit(self, ts: int, sym: int, side: str, quantity: int, signal_seq: int) -> bool:
         """Route one signal: True when it became an order for the next open."""
@@ -106,6 +154,10 @@ class ExecutionHandler:
         metrics.signals_accepted += 1
         broker.submit(sym, side, quantity, ts, signal_seq)
         return True
+
+
+def _iso(ts_us: int) -> str:
+    return dt.datetime.fromtimestamp(ts_us / 1e6, tz=dt.UTC).isoformat()
 
 
 @register("execution", "default", ExecutionConfig)
