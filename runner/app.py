@@ -23,6 +23,7 @@ from runner.engine import Engine, LoopResult, StopFlags
 from runner.plan import Plan, make_plan, typed_configs
 from runner.progress import make_progress
 from runner.registry import build
+from runner.resources import peak_rss_mb
 
 
 def configure_logging(run_dir: Path, level: str) -> Path:
@@ -138,6 +139,7 @@ def _write_outputs(cfg: DictConfig, run_dir: Path, plan: Plan, engine: Engine, b
                    result: LoopResult, wall: float) -> dict[str, Any]:
     import pandas as pd
 
+    result.metrics["peak_rss_mb"] = peak_rss_mb()  # process high-water mark (the sweep report resets it per job)
     trades = engine.broker.closed
     cash = plan.configs["broker"].cash
     equity = pd.DataFrame(columns=["ts", "equity"])

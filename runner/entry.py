@@ -1,0 +1,64 @@
+"""The Hydra task function, in an importable module rather than ``runner/__main__``.
+
+Parallel launchers (``hydra/launcher=joblib``, ``submitit_local``, ``submitit_slurm``) pickle the
+task function and run it in other processes. A function defined in ``__main__`` is pickled by
+value together with its globals (loguru's logger holds stderr and cannot be pickled), and the
+worker would never import ``runner.components_index``, so its registry would be empty. Keeping
+the body here means the worker imports this module by name, which fills the registry first.
+
+``RUNNER_EXTRA_IMPORTS`` (comma-separated module names) is imported right after the built-in
+components, before Hydra composes: it lets a test register a throw-away component in a
+subprocess. It is a testing hook, not a plugin system; leave it unset in real runs.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from pathlib import Path
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from loguru import logger
+from omegaconf import DictConfig
+
+import runner.components_index  # noqa: F401 - fills the registry and ConfigStore before composing
+from components.errors import UserFacingError
+from runner.app import run_backtest
+
+EXTRA_IMPORTS_ENV = "RUNNER_EXTRA_IMPORTS"
+
+
+def import_extra_modules(spec: str | None = None) -> list[str]:
+    """Import every module named in ``spec`` (default: ``$RUNNER_EXTRA_IMPORTS``); return their names."""
+    names = [n.strip() for n in (os.environ.get(EXTRA_IMPORTS_ENV, "") if spec is None else spec).split(",")]
+    names = [n for n in names if n]
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:
+            raise UserFacingError(
+                f"{EXTRA_IMPORTS_ENV}: could not import {name!r} ({exc}); fix the module name or unset "
+                f"{EXTRA_IMPORTS_ENV}."
+            ) from None
+    return names
+
+
+def run_job(cfg: DictConfig) -> int:
+    """Run one backtest job (single run or one multirun job) in Hydra's output dir."""
+    hydra_cfg = HydraConfig.get()
+    multirun = hydra_cfg.mode == RunMode.MULTIRUN
+    run_dir = Path(hydra_cfg.runtime.output_dir)
+    try:
+        code = run_backtest(cfg, run_dir, quiet=multirun)
+    except UserFacingError:
+        raise
+    except Exception as exc:  # one line on the console, the traceback in runner.log
+        logger.error("run failed: {}: {} (traceback in {})", type(exc).__name__, exc, run_dir / "runner.log")
+        raise SystemExit(1) from None
+    if code != 0:
+        raise SystemExit(code)
+    return code
+
+
+import_extra_modules()
