@@ -7,6 +7,8 @@ a bad override, an unknown key, a wrong type, or any ``UserFacingError``. No tra
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
 import os
 import re
 import sys
@@ -18,33 +20,116 @@ from components.errors import UserFacingError
 EXIT_USER_ERROR = 2
 
 _HYDRA_NOISE = re.compile(r"\n\s*(full_key|reference_type|object_type)=?.*", re.MULTILINE)
+_SEARCH_PATH = re.compile(r"\s*Config search path:.*", re.DOTALL)
+_TYPE_NAMES = {"Integer": ("an integer", "100"), "Float": ("a number", "0.5"), "Boolean": ("true or false", "true")}
 
 
 def describe_config_error(exc: BaseException) -> str | None:
-    """Return a one-paragraph message for a Hydra/OmegaConf composition error, or None."""
-    from hydra.errors import HydraException
+    """Return a one-line message for a Hydra/OmegaConf composition error, or None.
+
+    The message names the override, the value, what was expected and the fix (STYLE P7): an
+    unknown option lists the group's options and suggests the closest, a wrong type names the
+    expected type with an example, an unknown key lists the keys the node has.
+    """
+    from hydra.errors import HydraException, MissingConfigException
     from omegaconf.errors import OmegaConfBaseException
 
     if not isinstance(exc, HydraException | OmegaConfBaseException):
         return None
-    parts = []
+    if isinstance(exc, MissingConfigException) and "/" in str(exc.missing_cfg_file or ""):
+        return _missing_option(exc)
+    cause = exc.__cause__ if isinstance(exc.__cause__, OmegaConfBaseException) else exc
+    full_key = getattr(cause, "full_key", None)
+    if full_key and "not in" in str(getattr(cause, "msg", "")) and "Could not override" in str(exc):
+        return _unknown_key(exc, cause)
+    if full_key and getattr(cause, "value", None) is not None:
+        return _wrong_value(cause)
+    return _generic(exc)
+
+
+def _missing_option(exc: Any) -> str:
+    """``market=chunkd``: list the group's options (not the ``*_schema`` nodes) and suggest one."""
+    group, _, option = str(exc.missing_cfg_file).rpartition("/")
+    options = [o for o in (exc.options or _listed_options(str(exc))) if not o.endswith("_schema")]
+    typed = _typed_override(group, option) or f"{group}={option}"
+    prefix = typed[: len(typed) - len(typed.lstrip("+~"))]
+    close = difflib.get_close_matches(option, options, n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    fix = f"{prefix}{group}={close[0]}" if close else f"{prefix}{group}=<one of the options above>"
+    where = "" if group.startswith("hydra/") else f", or add conf/{group}/{option}.yaml"
+    return (
+        f"{typed}: no option {option!r} in config group {group!r} (available: {', '.join(options) or 'none'})."
+        f"{hint} Fix: {fix}{where}."
+    )
+
+
+def _listed_options(text: str) -> list[str]:
+    block = text.split("Available options in", 1)[-1].split("Config search path:", 1)[0]
+    return [line.strip() for line in block.splitlines()[1:] if line.strip()]
+
+
+def _unknown_key(exc: BaseException, cause: Any) -> str:
+    """``market.chunk_sise=5``: name the node's real keys and suggest the closest."""
+    full_key, key = str(cause.full_key), str(cause.key)
+    node = full_key.rpartition(".")[0]
+    keys = _field_names(getattr(cause, "object_type", None))
+    close = difflib.get_close_matches(key, keys, n=1)
+    value = (_typed_override(full_key) or "=").split("=", 1)[1]
+    where = f"{node} ({cause.object_type.__name__})" if node and keys else (node or "the root config")
+    listed = f" (its keys: {', '.join(keys)})" if keys else ""
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    fix = f"{node + '.' if node else ''}{close[0]}={value}" if close else "use one of its keys, or drop the override"
+    return f"{full_key}={value}: {where} has no key {key!r}{listed}.{hint} Fix: {fix}."
+
+
+def _wrong_value(cause: Any) -> str:
+    """``market.chunk_size=abc``: say which type the key takes and give an example."""
+    full_key, value = str(cause.full_key), cause.value
+    text = str(getattr(cause, "msg", cause)).splitlines()[0]
+    match = re.search(r"converted to (\w+)", text)
+    if match and match.group(1) in _TYPE_NAMES:
+        expected, example = _TYPE_NAMES[match.group(1)]
+    elif "valid bool" in text:
+        expected, example = _TYPE_NAMES["Boolean"]
+    else:
+        return f"{full_key}={value}: {text}. Fix: give a value of the key's type (see `python -m {_program()} --help`)."
+    default = _field_default(getattr(cause, "object_type", None), str(cause.key))
+    example = default if default is not None else example
+    return f"{full_key}={value}: expected {expected}, got {value!r}. Fix: e.g. {full_key}={example}."
+
+
+def _generic(exc: BaseException) -> str:
+    parts: list[str] = []
     node: BaseException | None = exc
     while node is not None and len(parts) < 3:
-        text = _HYDRA_NOISE.sub("", str(node)).strip()
+        text = _SEARCH_PATH.sub("", _HYDRA_NOISE.sub("", str(node))).strip()
         if text and text not in parts:
             parts.append(text)
         node = node.__cause__
-    message = " ".join(" ".join(parts).split())
-    message = message.replace("Could not override", "could not apply override")
-    help_cmd = f"python -m {_program()} --help"
-    if "not in struct" in message or ("Key '" in message and ("not found" in message or "not in '" in message)):
-        fix = (f"check the key's spelling against `{help_cmd}`; prefix with + only to add "
-               "a key that is really new")
-    elif "Could not find" in message or "not found in" in message.lower() or "MissingConfig" in type(exc).__name__:
-        fix = f"pick one of the options listed above (see `{help_cmd}`)"
-    else:
-        fix = f"fix the value (see `{help_cmd}` for each key's type and unit)"
-    return f"configuration error: {message} Fix: {fix}."
+    message = " ".join(" ".join(parts).split()).rstrip(".")
+    return (f"configuration error: {message}. Fix: correct the override "
+            f"(see `python -m {_program()} --help` for each group, key, type and unit).")
+
+
+def _typed_override(key: str, value: str | None = None) -> str | None:
+    """Return the command-line override for ``key`` (and ``value``) as typed, with any + or ~."""
+    tail = re.escape(value) + "$" if value is not None else ""
+    pattern = re.compile(rf"^[+~]{{0,2}}{re.escape(key)}={tail}")
+    return next((arg for arg in sys.argv[1:] if pattern.match(arg)), None)
+
+
+def _field_names(config_cls: Any) -> list[str]:
+    return sorted(f.name for f in dataclasses.fields(config_cls)) if dataclasses.is_dataclass(config_cls) else []
+
+
+def _field_default(config_cls: Any, key: str) -> Any:
+    if not dataclasses.is_dataclass(config_cls):
+        return None
+    field = next((f for f in dataclasses.fields(config_cls) if f.name == key), None)
+    default = getattr(field, "default", None)
+    if default is None or default is dataclasses.MISSING:
+        return None
+    return str(default).lower() if isinstance(default, bool) else default
 
 
 def _program() -> str:

@@ -26,7 +26,15 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         if self.progress not in PROGRESS_MODES:
-            raise ValueError(f"run.progress must be one of {', '.join(PROGRESS_MODES)}, was {self.progress!r}")
+            raise ValueError(
+                f"run.progress must be one of {', '.join(PROGRESS_MODES)}, was {self.progress!r}; "
+                "e.g. run.progress=off"
+            )
+        if not self.metrics_every_s > 0:
+            raise ValueError(
+                f"run.metrics_every_s must be a positive number of seconds, was {self.metrics_every_s}; "
+                "e.g. run.metrics_every_s=5"
+            )
 
 
 @dataclass

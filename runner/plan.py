@@ -43,6 +43,10 @@ class Plan:
 def typed_configs(cfg: DictConfig) -> dict[str, Any]:
     """Build every group's typed config (types, ranges, cross-field rules); refuse db.mode=read_write."""
     configs = {group: typed_config(group, cfg[group]) for group in GROUPS}
+    try:
+        configs["run"] = OmegaConf.to_object(cfg.run)  # RunConfig.__post_init__ checks progress, metrics_every_s
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     if configs["db"].mode != "read_only":
         raise ConfigError(
             f"db.mode={configs['db'].mode!r}: the runner only reads the market DB and never opens it for "
@@ -94,13 +98,7 @@ def resolve_universe(con: duckdb.DuckDBPyConnection, cfg: DictConfig) -> tuple[U
         symbols = tuple(sorted({str(s) for s in requested}))
         missing = [s for s in symbols if s not in set(available)]
         if missing:
-            guess = difflib.get_close_matches(missing[0], available, n=1)
-            hint = f" Did you mean {guess[0]!r}?" if guess else ""
-            raise DataRangeError(
-                f"symbols: {', '.join(missing)} not in the market DB {db_path} (it has: "
-                f"{', '.join(available[:20]) or 'no symbols'}{' ...' if len(available) > 20 else ''}).{hint} "
-                "Fix symbols=[...] or ingest that symbol."
-            )
+            raise DataRangeError(_unknown_symbols(symbols, missing, available, db_path))
     if not symbols:
         raise DataRangeError(f"{db_path} holds no bars; ingest data first with `python -m producers.ingest`.")
     start_us, end_us = parse_window(cfg.start, cfg.end)
@@ -113,13 +111,33 @@ def resolve_universe(con: duckdb.DuckDBPyConnection, cfg: DictConfig) -> tuple[U
         lo, hi = con.execute(
             "SELECT min(ts), max(ts) FROM bars WHERE list_contains($symbols, symbol)", {"symbols": list(symbols)}
         ).fetchone()
+        first_day, last_day = pd.Timestamp(lo).date().isoformat(), pd.Timestamp(hi).date().isoformat()
         raise DataRangeError(
-            f"empty date range: no bars for {', '.join(symbols[:5])} between start={cfg.start} and end={cfg.end}; "
-            f"the market DB covers {pd.Timestamp(lo).isoformat()} to {pd.Timestamp(hi).isoformat()}. "
-            "Widen start/end."
+            f"empty date range: no bars for {', '.join(symbols[:5])}{' ...' if len(symbols) > 5 else ''} "
+            f"between start={_or_null(cfg.start)} and end={_or_null(cfg.end)}; {db_path} has them from "
+            f"{first_day} to {last_day}. Fix: choose start/end inside that range, e.g. "
+            f"start={first_day} end={last_day}."
         )
     universe = Universe(symbols=symbols, start_us=start_us, end_us=end_us, n_steps=int(steps))
     return universe, int(bars), pd.Timestamp(first), pd.Timestamp(last)
+
+
+def _unknown_symbols(symbols: tuple[str, ...], missing: list[str], available: list[str], db_path: str) -> str:
+    """Return the message for requested symbols the market DB lacks, with the closest known names."""
+    guesses = {s: difflib.get_close_matches(s, available, n=1) for s in missing}
+    hint = " ".join(f"Did you mean {g[0]!r}?" for g in guesses.values() if g)
+    fixed = sorted({(guesses[s] or [s])[0] if s in guesses else s for s in symbols})
+    fix = f"symbols=[{','.join(fixed)}]" if all(guesses.values()) else "symbols=[...] with names it has"
+    listed = ", ".join(available[:20]) + (" ..." if len(available) > 20 else "")
+    return (
+        f"symbols: {', '.join(missing)} not in the market DB {db_path} (it has: {listed or 'no symbols'})."
+        f"{' ' + hint if hint else ''} Fix: {fix}, or ingest the missing symbol with "
+        f"`python -m producers.ingest source=<file> db.path={db_path}`."
+    )
+
+
+def _or_null(value: Any) -> str:
+    return "null" if value is None else str(value)
 
 
 def make_plan(con: duckdb.DuckDBPyConnection, cfg: DictConfig, configs: dict[str, Any]) -> Plan:
