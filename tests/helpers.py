@@ -101,7 +101,8 @@ def run_in_process(run_dir: Path, overrides: Sequence[str], engine_hook: Any = N
     """Run a backtest in this process (fast) and return (exit code, summary.json or {})."""
     from runner.app import run_backtest
 
-    cfg = compose_config(["+experiment=backtest", *overrides])
+    plot = any(o.startswith("run.plot=") for o in overrides)
+    cfg = compose_config(["+experiment=backtest", *([] if plot else ["run.plot=false"]), *overrides])
     with open_dict(cfg):
         cfg.run.progress = "off"
     code = run_backtest(cfg, run_dir, quiet=True, engine_hook=engine_hook)

@@ -45,10 +45,20 @@ class CachedAnalyticsConfig:
     kind: str = "cached"
 
 
+def snapshot_satisfies_contract(cols: dict[str, np.ndarray]) -> bool:
+    """Return True when every ``AnalyticsSnapshot`` rule holds (numpy; pandera runs only on failure)."""
+    ret, vol, rank = (np.asarray(cols[c], dtype=np.float64) for c in ("trailing_return", "volatility", "return_rank"))
+    symbols = cols["symbol"].astype(str)
+    with np.errstate(invalid="ignore"):
+        values_ok = bool(np.all(np.isfinite(ret) & np.isfinite(vol) & np.isfinite(rank) & (vol >= 0) & (rank >= 1)))
+    unique = len(np.unique(symbols)) == len(symbols) and bool(np.all(np.char.str_len(symbols) > 0))
+    return values_ok and unique and len(np.unique(cols["snapshot_us"])) == 1
+
+
 def _to_snapshot(cols: dict[str, np.ndarray], validate: bool) -> Snapshot | None:
     if not len(cols["symbol"]):
         return None
-    if validate:
+    if validate and not snapshot_satisfies_contract(cols):
         frame = pd.DataFrame(
             {
                 "snapshot_ts": pd.to_datetime(cols["snapshot_us"], unit="us", utc=True),

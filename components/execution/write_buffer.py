@@ -66,6 +66,16 @@ class Digest:
         return combined.hexdigest()
 
 
+def digest_of_results(con: duckdb.DuckDBPyConnection) -> str:
+    """Recompute the parity digest from a results DB, proving what was persisted equals what ran."""
+    digest = Digest()
+    for name in DIGEST_TABLES:
+        cols = ", ".join(f"epoch_us({col})" if sql == "TIMESTAMPTZ" else col for col, (sql, _) in TABLES[name])
+        for row in con.execute(f"SELECT {cols} FROM {name} ORDER BY seq").fetchall():
+            digest.update(name, tuple(row))
+    return digest.hexdigest()
+
+
 class WriteBuffer:
     """Buffer rows per table and write them to ``results.duckdb`` in one transaction per flush."""
 
