@@ -161,8 +161,9 @@ class _DropHydraJobError:
 def run_cli(main: Callable[[], Any]) -> None:
     """Run a Hydra ``main`` and turn user errors into one line on stderr with exit code 2."""
     os.environ.setdefault("HYDRA_FULL_ERROR", "1")
-    if not isinstance(sys.stderr, _DropHydraJobError):
-        sys.stderr = _DropHydraJobError(sys.stderr)
+    stderr = sys.stderr
+    if not isinstance(stderr, _DropHydraJobError):
+        sys.stderr = _DropHydraJobError(stderr)
     try:
         main()
     except UserFacingError as exc:
@@ -174,3 +175,5 @@ def run_cli(main: Callable[[], Any]) -> None:
             raise
         print(f"error: {message}", file=sys.stderr)
         sys.exit(EXIT_USER_ERROR)
+    finally:
+        sys.stderr = stderr  # in-process callers (tests) get their stream back

@@ -42,7 +42,9 @@ _UNIT_SECONDS = {"s": 1, "min": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 @dataclass
 class AnalyticsConfig:
-    cadence: str = "1d"  # snapshot interval: <n>s|min|h|d|w (1d, 1h, 30min); buckets aligned to the UTC epoch
+    cadence: str = (
+        "1d"  # snapshot interval: <n>s|min|h|d|w (1d, 1h, 30min); buckets aligned to the UTC epoch
+    )
     lookback: int = 20  # bars per symbol behind each trailing return and volatility
 
     def __post_init__(self) -> None:
@@ -139,8 +141,13 @@ class AnalyticsResult:
 
 
 def _same_as_stored(con: duckdb.DuckDBPyConnection, config: AnalyticsConfig) -> bool:
-    settings = dict(con.execute("SELECT key, value FROM meta WHERE key LIKE 'analytics_%'").fetchall())
-    if settings != {"analytics_cadence": config.cadence, "analytics_lookback": str(config.lookback)}:
+    settings = dict(
+        con.execute("SELECT key, value FROM meta WHERE key LIKE 'analytics_%'").fetchall()
+    )
+    if settings != {
+        "analytics_cadence": config.cadence,
+        "analytics_lookback": str(config.lookback),
+    }:
         return False
     differ = con.execute(
         "SELECT (SELECT count(*) FROM (SELECT * FROM new_snapshots EXCEPT ALL SELECT * FROM analytics_snapshots))"
@@ -149,7 +156,9 @@ def _same_as_stored(con: duckdb.DuckDBPyConnection, config: AnalyticsConfig) -> 
     return differ == 0
 
 
-def run_analytics(db_path: str | Path, config: AnalyticsConfig, lock_timeout_s: float = 60.0) -> AnalyticsResult:
+def run_analytics(
+    db_path: str | Path, config: AnalyticsConfig, lock_timeout_s: float = 60.0
+) -> AnalyticsResult:
     """Recompute every snapshot and publish them (no-op when the stored ones are identical)."""
     if not Path(db_path).exists():
         raise MarketDbMissingError(
@@ -167,7 +176,9 @@ def run_analytics(db_path: str | Path, config: AnalyticsConfig, lock_timeout_s: 
             if _same_as_stored(con, config):
                 return Unchanged(result)
             con.execute("DELETE FROM analytics_snapshots")
-            con.execute("INSERT INTO analytics_snapshots SELECT * FROM new_snapshots ORDER BY snapshot_ts, symbol")
+            con.execute(
+                "INSERT INTO analytics_snapshots SELECT * FROM new_snapshots ORDER BY snapshot_ts, symbol"
+            )
         finally:
             con.unregister("new_snapshots")
         con.execute(
@@ -187,11 +198,18 @@ def main(cfg: DictConfig) -> None:
     configure_logging()
     config = typed(cfg.analytics, AnalyticsConfig, "analytics")
     publish_cfg = typed(cfg.publish, PublishConfig, "publish")
-    logger.info("analytics: cadence {}, lookback {} bars, from {}", config.cadence, config.lookback, cfg.db.path)
+    logger.info(
+        "analytics: cadence {}, lookback {} bars, from {}",
+        config.cadence,
+        config.lookback,
+        cfg.db.path,
+    )
     result = run_analytics(cfg.db.path, config, publish_cfg.lock_timeout_s)
     what = f"{result.rows} rows ({result.snapshots} snapshots x up to {result.symbols} symbols)"
     if not result.published:
-        print(f"analytics: snapshots in {cfg.db.path} are already up to date ({what}); nothing to do.")
+        print(
+            f"analytics: snapshots in {cfg.db.path} are already up to date ({what}); nothing to do."
+        )
         return
     print(f"analytics: wrote {what} to {cfg.db.path}, content version {result.content_version}")
 

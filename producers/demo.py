@@ -96,7 +96,9 @@ def generate_bars(
     step = pd.Timedelta(pd.tseries.frequencies.to_offset(freq))
     first = pd.Timestamp(start)
     first = first.tz_localize("UTC") if first.tzinfo is None else first.tz_convert("UTC")
-    clock = first.as_unit("us").to_datetime64() + np.arange(n_bars) * step.to_timedelta64().astype("m8[us]")
+    clock = first.as_unit("us").to_datetime64() + np.arange(n_bars) * step.to_timedelta64().astype(
+        "m8[us]"
+    )
     flat = present.ravel()  # C order: ts-major, then symbol, i.e. sorted by (ts, symbol)
     symbol_codes = np.tile(np.arange(n_symbols), n_bars)[flat]
     return pd.DataFrame(
@@ -118,7 +120,9 @@ def _random_walk(rng: np.random.Generator, n_bars: int, n_symbols: int) -> tuple
     start_price = rng.uniform(20.0, 500.0, n_symbols)
     sigma = rng.uniform(0.0005, 0.002, n_symbols)  # per-bar log-return volatility
     drift = rng.normal(0.0, 0.00005, n_symbols)
-    log_close = np.log(start_price) + np.cumsum(drift + sigma * rng.standard_normal((n_bars, n_symbols)), axis=0)
+    log_close = np.log(start_price) + np.cumsum(
+        drift + sigma * rng.standard_normal((n_bars, n_symbols)), axis=0
+    )
     close = np.exp(log_close)
     previous = np.vstack([start_price[None, :], close[:-1]])
     open_ = previous * np.exp(0.25 * sigma * rng.standard_normal((n_bars, n_symbols)))
@@ -130,7 +134,9 @@ def _random_walk(rng: np.random.Generator, n_bars: int, n_symbols: int) -> tuple
     return (*tuple(np.round(a, 4) for a in (close, open_, high, low)), volume)
 
 
-def _presence(rng: np.random.Generator, n_bars: int, n_symbols: int, stagger: float, gap_rate: float) -> np.ndarray:
+def _presence(
+    rng: np.random.Generator, n_bars: int, n_symbols: int, stagger: float, gap_rate: float
+) -> np.ndarray:
     """Return a (n_bars, n_symbols) mask: False before a symbol's start and inside its holes."""
     offsets = np.round(n_bars * stagger * np.arange(n_symbols) / n_symbols).astype(int)
     present = np.arange(n_bars)[:, None] >= offsets[None, :]
@@ -160,7 +166,12 @@ def run_demo(
     bars = generate_bars(**asdict(config))
     label = "demo:" + ",".join(f"{k}={v}" for k, v in asdict(config).items())
     return write_bars(
-        db_path, bars, label, sha256=settings_sha256(config), lock_timeout_s=lock_timeout_s, on_conflict=on_conflict
+        db_path,
+        bars,
+        label,
+        sha256=settings_sha256(config),
+        lock_timeout_s=lock_timeout_s,
+        on_conflict=on_conflict,
     )
 
 
@@ -170,7 +181,13 @@ def main(cfg: DictConfig) -> None:
     configure_logging()
     config = typed(cfg.demo, DemoConfig, "demo")
     publish_cfg = typed(cfg.publish, PublishConfig, "publish")
-    logger.info("demo: generating {} symbols x {} bars (seed {}) for {}", config.n_symbols, config.n_bars, config.seed, cfg.db.path)
+    logger.info(
+        "demo: generating {} symbols x {} bars (seed {}) for {}",
+        config.n_symbols,
+        config.n_bars,
+        config.seed,
+        cfg.db.path,
+    )
     on_conflict = check_on_conflict(cfg.on_conflict)
     result = run_demo(cfg.db.path, config, publish_cfg.lock_timeout_s, on_conflict)
     if not result.published:

@@ -93,7 +93,9 @@ class SourceFile:
         try:
             data = path.read_bytes()
         except OSError as exc:
-            raise SourceError(f"cannot read {path}: {exc.strerror}; check the path and its permissions.") from None
+            raise SourceError(
+                f"cannot read {path}: {exc.strerror}; check the path and its permissions."
+            ) from None
         return cls(path=path, data=data, sha256=hashlib.sha256(data).hexdigest())
 
     @property
@@ -138,9 +140,13 @@ def resolve_sources(source: str | None) -> list[Path]:
         return paths
     path = Path(source)
     if path.is_dir():
-        raise SourceError(f"source={source!r} is a directory; name the files, e.g. source='{source.rstrip('/')}/*.csv'.")
+        raise SourceError(
+            f"source={source!r} is a directory; name the files, e.g. source='{source.rstrip('/')}/*.csv'."
+        )
     if not path.exists():
-        raise SourceError(f"source file {source!r} not found (relative to {Path.cwd()}); check the path.")
+        raise SourceError(
+            f"source file {source!r} not found (relative to {Path.cwd()}); check the path."
+        )
     return [path]
 
 
@@ -165,7 +171,9 @@ def read_table(src: SourceFile) -> pa.Table:
         try:
             return pq.read_table(pa.BufferReader(src.data))
         except (pa.ArrowInvalid, OSError) as exc:
-            raise SourceError(f"{src.path}: not a readable Parquet file ({exc}); re-export it or check the file.") from None
+            raise SourceError(
+                f"{src.path}: not a readable Parquet file ({exc}); re-export it or check the file."
+            ) from None
     if suffix not in CSV_SUFFIXES:
         raise SourceError(
             f"{src.path}: unsupported file type {suffix or '(none)'!r}; give CSV ({', '.join(CSV_SUFFIXES)}) "
@@ -186,7 +194,9 @@ def _read_csv(src: SourceFile) -> pa.Table:
         ) from None
     header = next(csv.reader([text.split("\n", 1)[0].rstrip("\r")]), [])
     if not text.strip() or not any(name.strip() for name in header):
-        raise SourceError(f"{src.path}: the file is empty (no header line); expected the header {UNIFORM}.")
+        raise SourceError(
+            f"{src.path}: the file is empty (no header line); expected the header {UNIFORM}."
+        )
     try:
         return pcsv.read_csv(
             pa.BufferReader(data),
@@ -263,10 +273,20 @@ def parse_timestamps(values: pa.ChunkedArray, tz: str) -> tuple[np.ndarray, pd.D
     kind = values.type
     if pa.types.is_timestamp(kind):
         if kind.tz is not None:
-            return pc.cast(values, pa.timestamp("us", tz="UTC")).to_numpy(zero_copy_only=False), _no_failures()
-        return _localize(pc.cast(values, pa.timestamp("us")).to_numpy(zero_copy_only=False), tz, None)
+            return pc.cast(values, pa.timestamp("us", tz="UTC")).to_numpy(
+                zero_copy_only=False
+            ), _no_failures()
+        return _localize(
+            pc.cast(values, pa.timestamp("us")).to_numpy(zero_copy_only=False), tz, None
+        )
     if pa.types.is_date(kind):
-        return _localize(pc.cast(pc.cast(values, pa.timestamp("s")), pa.timestamp("us")).to_numpy(zero_copy_only=False), tz, None)
+        return _localize(
+            pc.cast(pc.cast(values, pa.timestamp("s")), pa.timestamp("us")).to_numpy(
+                zero_copy_only=False
+            ),
+            tz,
+            None,
+        )
     text = pc.cast(values, pa.string())
     try:
         naive = pc.cast(text, pa.timestamp("us")).to_numpy(zero_copy_only=False)
@@ -274,20 +294,29 @@ def parse_timestamps(values: pa.ChunkedArray, tz: str) -> tuple[np.ndarray, pd.D
     except pa.ArrowInvalid:
         pass
     try:
-        return pc.cast(text, pa.timestamp("us", tz="UTC")).to_numpy(zero_copy_only=False), _no_failures()
+        return pc.cast(text, pa.timestamp("us", tz="UTC")).to_numpy(
+            zero_copy_only=False
+        ), _no_failures()
     except pa.ArrowInvalid:
         return _parse_timestamps_slowly(text, tz)
 
 
 def _parse_timestamps_slowly(text: pa.ChunkedArray, tz: str) -> tuple[np.ndarray, pd.DataFrame]:
     """Parse row by row to name every unparsable stamp and every row that mixes naive and offset."""
-    raw = pd.Series(text.to_numpy(zero_copy_only=False), dtype=object).fillna("").astype(str).str.strip()
+    raw = (
+        pd.Series(text.to_numpy(zero_copy_only=False), dtype=object)
+        .fillna("")
+        .astype(str)
+        .str.strip()
+    )
     has_offset = raw.str.contains(_OFFSET).to_numpy(dtype=bool)
     aware = pd.to_datetime(raw.where(has_offset), errors="coerce", utc=True, format="ISO8601")
     naive = pd.to_datetime(raw.where(~has_offset), errors="coerce", format="ISO8601")
     parsed_ok = (aware.notna() | naive.notna()).to_numpy()
     result = aware.dt.tz_localize(None).to_numpy(dtype="datetime64[us]")
-    localized, dst_failures = _localize(naive.to_numpy(dtype="datetime64[us]"), tz, pa.chunked_array([raw.to_numpy()]))
+    localized, dst_failures = _localize(
+        naive.to_numpy(dtype="datetime64[us]"), tz, pa.chunked_array([raw.to_numpy()])
+    )
     result = np.where(has_offset, result, localized)
     n_aware, n_naive = int((parsed_ok & has_offset).sum()), int((parsed_ok & ~has_offset).sum())
     mixed = np.zeros(len(raw), dtype=bool)
@@ -296,17 +325,25 @@ def _parse_timestamps_slowly(text: pa.ChunkedArray, tz: str) -> tuple[np.ndarray
     result[~parsed_ok | mixed] = np.datetime64("NaT")
     rows = np.flatnonzero(~parsed_ok | mixed)
     checks = [
-        "missing value" if raw.iat[r] == "" else
-        "unparsable timestamp (write ISO-8601, e.g. 2024-01-31T09:30:00)" if not parsed_ok[r] else
-        "mixed time zones: some stamps carry a UTC offset and others do not; use one convention"
+        "missing value"
+        if raw.iat[r] == ""
+        else "unparsable timestamp (write ISO-8601, e.g. 2024-01-31T09:30:00)"
+        if not parsed_ok[r]
+        else "mixed time zones: some stamps carry a UTC offset and others do not; use one convention"
         for r in rows
     ]
     failures = _failures(rows, "ts", checks, raw.to_numpy()[rows])
-    dst_failures = dst_failures[~dst_failures["index"].isin(rows) & ~has_offset[dst_failures["index"].astype(int)]]
-    return result, pd.concat([f for f in (failures, dst_failures) if len(f)] or [_no_failures()], ignore_index=True)
+    dst_failures = dst_failures[
+        ~dst_failures["index"].isin(rows) & ~has_offset[dst_failures["index"].astype(int)]
+    ]
+    return result, pd.concat(
+        [f for f in (failures, dst_failures) if len(f)] or [_no_failures()], ignore_index=True
+    )
 
 
-def _localize(naive: np.ndarray, tz: str, text: pa.ChunkedArray | None) -> tuple[np.ndarray, pd.DataFrame]:
+def _localize(
+    naive: np.ndarray, tz: str, text: pa.ChunkedArray | None
+) -> tuple[np.ndarray, pd.DataFrame]:
     """Return naive local stamps in ``tz`` as UTC; DST gaps and repeats are failures."""
     index = pd.DatetimeIndex(naive)
     if tz == "UTC":
@@ -315,12 +352,21 @@ def _localize(naive: np.ndarray, tz: str, text: pa.ChunkedArray | None) -> tuple
     lost = np.flatnonzero(local.isna() & index.notna())
     utc = local.tz_convert("UTC").tz_localize(None).as_unit("us").to_numpy()
     shown = [str(index[r]) if text is None else str(text[int(r)]) for r in lost]
-    check = f"ambiguous or non-existent local time in {tz} (DST change); give stamps with a UTC offset"
+    check = (
+        f"ambiguous or non-existent local time in {tz} (DST change); give stamps with a UTC offset"
+    )
     return utc, _failures(lost, "ts", [check] * len(lost), shown)
 
 
 def _failures(rows: np.ndarray, column: str, checks: list[str], values: object) -> pd.DataFrame:
-    return pd.DataFrame({"index": np.asarray(rows, dtype=np.int64), "column": column, "check": checks, "value": list(values)})  # type: ignore[call-overload]
+    return pd.DataFrame(
+        {
+            "index": np.asarray(rows, dtype=np.int64),
+            "column": column,
+            "check": checks,
+            "value": list(values),
+        }
+    )  # type: ignore[call-overload]
 
 
 def _no_failures() -> pd.DataFrame:
@@ -332,13 +378,19 @@ def parse_source(src: SourceFile, symbol: str | None, tz: str) -> None:
     table = read_table(src)
     columns = column_map(src, table.column_names, symbol)
     if table.num_rows == 0:
-        raise SourceError(f"{src.path}: has a header but no data rows; give a file with bars or leave it out.")
+        raise SourceError(
+            f"{src.path}: has a header but no data rows; give a file with bars or leave it out."
+        )
     failures = []
     data: dict[str, object] = {}
     if symbol:
         data["symbol"] = pd.array(np.full(table.num_rows, symbol, dtype=object), dtype="str")
     else:
-        data["symbol"] = pc.cast(table[columns["symbol"]], pa.string()).to_pandas(types_mapper=pd.ArrowDtype).astype("str")
+        data["symbol"] = (
+            pc.cast(table[columns["symbol"]], pa.string())
+            .to_pandas(types_mapper=pd.ArrowDtype)
+            .astype("str")
+        )
     ts, ts_failures = parse_timestamps(table[columns["ts"]], tz)
     data["ts"] = pd.DatetimeIndex(ts).tz_localize("UTC")  # parse_timestamps returns naive UTC
     failures.append(ts_failures)
@@ -347,7 +399,9 @@ def parse_source(src: SourceFile, symbol: str | None, tz: str) -> None:
         data[name] = values
         failures.append(number_failures)
     frame = pd.DataFrame(data, columns=BAR_COLUMNS)
-    parse_failures = pd.concat([f for f in failures if len(f)] or [_no_failures()], ignore_index=True)
+    parse_failures = pd.concat(
+        [f for f in failures if len(f)] or [_no_failures()], ignore_index=True
+    )
     validated, schema_failures = collect_failures(OhlcvBars, frame)
     src.frame = validated if validated is not None else frame
     src.failures = _merge_failures(parse_failures, schema_failures)
@@ -364,7 +418,9 @@ def _merge_failures(parse: pd.DataFrame, schema: pd.DataFrame) -> pd.DataFrame:
             return any((int(row["index"]), c) in bad_cells for c in str(row["column"]).split(","))
 
         schema = schema[~schema.apply(about_bad_cell, axis=1)]
-    merged = pd.concat([f for f in (parse, schema) if len(f)] or [_no_failures()], ignore_index=True)
+    merged = pd.concat(
+        [f for f in (parse, schema) if len(f)] or [_no_failures()], ignore_index=True
+    )
     order = pd.to_numeric(merged["index"], errors="coerce").fillna(-1).to_numpy()
     return merged.iloc[np.argsort(order, kind="stable")].reset_index(drop=True)
 
@@ -385,7 +441,10 @@ def cross_file_duplicates(sources: list[SourceFile]) -> list[pd.DataFrame]:
     if len(sources) < 2:
         return [_no_failures() for _ in sources]
     keys = pd.concat(
-        [pd.DataFrame({"symbol": s.frame["symbol"], "ts": s.frame["ts"], "file": k}) for k, s in enumerate(sources)],  # type: ignore[index]
+        [
+            pd.DataFrame({"symbol": s.frame["symbol"], "ts": s.frame["ts"], "file": k})
+            for k, s in enumerate(sources)
+        ],  # type: ignore[index]
         ignore_index=True,
     )
     keys["row"] = np.concatenate([np.arange(len(s.frame)) for s in sources])  # type: ignore[arg-type]
@@ -395,7 +454,10 @@ def cross_file_duplicates(sources: list[SourceFile]) -> list[pd.DataFrame]:
     for k, _src in enumerate(sources):
         mine = dup[dup["file"] == k]
         others = [sources[j].path.name for j in sorted(set(dup["file"]) - {k})]
-        values = [f"symbol={s}, ts={t.isoformat()}" for s, t in zip(mine["symbol"], mine["ts"], strict=True)]
+        values = [
+            f"symbol={s}, ts={t.isoformat()}"
+            for s, t in zip(mine["symbol"], mine["ts"], strict=True)
+        ]
         check = f"(symbol, ts) also in another input file ({', '.join(others)})"
         out.append(_failures(mine["row"].to_numpy(), "symbol,ts", [check] * len(mine), values))
     return out
@@ -477,7 +539,9 @@ def ingest(
     def apply(con: duckdb.DuckDBPyConnection) -> WriteResult | Unchanged[WriteResult]:
         if _known(con, [r.sha256 for r in records]) == {r.sha256 for r in records}:
             return Unchanged(result)
-        result.rows_new, result.rows_identical, result.rows_replaced = merge_bars(con, bars, label, on_conflict)
+        result.rows_new, result.rows_identical, result.rows_replaced = merge_bars(
+            con, bars, label, on_conflict
+        )
         for record in records:
             record_dataset(con, record)
         result.published = True
@@ -517,7 +581,10 @@ def main(cfg: DictConfig) -> None:
     )
     print(summary(result, plan))
     if result.published:
-        logger.info("refresh the analytics snapshots with `python -m producers.analytics db.path={}`", cfg.db.path)
+        logger.info(
+            "refresh the analytics snapshots with `python -m producers.analytics db.path={}`",
+            cfg.db.path,
+        )
 
 
 if __name__ == "__main__":

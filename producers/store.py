@@ -109,11 +109,15 @@ def known_hashes(db_path: str | Path, hashes: list[str]) -> set[str]:
 def _known(con: duckdb.DuckDBPyConnection, hashes: list[str]) -> set[str]:
     if not has_table(con, "datasets"):
         return set()
-    rows = con.execute("SELECT sha256 FROM datasets WHERE list_contains(?, sha256)", [hashes]).fetchall()
+    rows = con.execute(
+        "SELECT sha256 FROM datasets WHERE list_contains(?, sha256)", [hashes]
+    ).fetchall()
     return {r[0] for r in rows}
 
 
-def merge_bars(con: duckdb.DuckDBPyConnection, bars: pd.DataFrame, source: str, on_conflict: str) -> tuple[int, int, int]:
+def merge_bars(
+    con: duckdb.DuckDBPyConnection, bars: pd.DataFrame, source: str, on_conflict: str
+) -> tuple[int, int, int]:
     """Insert validated ``bars``; return (new, identical, replaced) row counts.
 
     Raises ``DataValidationError`` naming the first conflicting symbol and ts when a row exists
@@ -143,7 +147,9 @@ def merge_bars(con: duckdb.DuckDBPyConnection, bars: pd.DataFrame, source: str, 
     return len(bars) - identical - differing, identical, differing
 
 
-def _conflict_error(con: duckdb.DuckDBPyConnection, source: str, differing: int) -> DataValidationError:
+def _conflict_error(
+    con: duckdb.DuckDBPyConnection, source: str, differing: int
+) -> DataValidationError:
     row = con.execute(
         f"SELECT i.symbol, i.ts, {', '.join(f'b.{c}, i.{c}' for c in PRICE_COLUMNS)} "
         f"FROM incoming_bars i JOIN bars b ON b.symbol = i.symbol AND b.ts = i.ts WHERE {_DIFFERS} "
