@@ -7,7 +7,7 @@ line, no traceback); 1 the run failed (traceback in runner.log only); 128+N stop
 from __future__ import annotations
 
 import hashlib
-import sys
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,7 @@ from components.execution.write_buffer import FlushError, WriteBuffer
 from runner import outputs
 from runner.engine import Engine, LoopResult, StopFlags
 from runner.plan import Plan, make_plan, typed_configs
-from runner.progress import make_progress
+from runner.progress import console_sink, make_progress
 from runner.registry import build
 from runner.resources import peak_rss_mb
 
@@ -30,7 +30,7 @@ def configure_logging(run_dir: Path, level: str) -> Path:
     """Console: concise; runner.log in the run dir: everything (STYLE P9)."""
     log_path = run_dir / "runner.log"
     logger.remove()
-    logger.add(sys.stderr, level=level, format="{time:HH:mm:ss} | {level: <7} | {message}")
+    logger.add(console_sink, level=level, format="{time:HH:mm:ss} | {level: <7} | {message}")  # tqdm-safe
     logger.add(log_path, level="DEBUG", backtrace=True, diagnose=False, enqueue=False)
     return log_path
 
@@ -44,14 +44,18 @@ def run_backtest(cfg: DictConfig, run_dir: Path, *, quiet: bool = False, engine_
     run_dir.mkdir(parents=True, exist_ok=True)
     configs = typed_configs(cfg)
     log_path = configure_logging(run_dir, configs_level(cfg))
-    logger.info("run dir {} (config {})", run_dir, run_dir / ".hydra" / "config.yaml")
+    logger.debug("run dir {} (config {})", run_dir, run_dir / ".hydra" / "config.yaml")
+    logger.debug("resolved config:\n{}", OmegaConf.to_yaml(cfg, resolve=True))
     con = get_connection(configs["db"].path, read_only=True)
     try:
         plan = make_plan(con, cfg, configs)
-        logger.info(plan.describe())
         if cfg.run.dry_run:
+            logger.debug(plan.describe())
             print(f"dry run OK: {plan.describe()}")
             return 0
+        logger.info(plan.describe())
+        logger.info("run dir {} (to halt: touch {} or kill -USR1 {})", run_dir, run_dir / cfg.run.halt_file,
+                    os.getpid())
         return _execute(cfg, run_dir, con, plan, log_path, quiet=quiet, engine_hook=engine_hook)
     finally:
         con.close()
@@ -83,7 +87,8 @@ def _execute(cfg: DictConfig, run_dir: Path, con: Any, plan: Plan, log_path: Pat
         )
     flags = StopFlags()
     flags.install()
-    progress = make_progress(cfg.run.progress, plan.universe.n_steps or 0, quiet=quiet)
+    progress = make_progress(cfg.run.progress, plan.n_bars, quiet=quiet, execution=execution,
+                             metrics_every_s=cfg.run.metrics_every_s, total_steps=plan.universe.n_steps or 0)
     engine = Engine(universe=plan.universe, market=market, analytics=analytics, strategy=strategy,
                     execution=execution, buffer=buffer, broker_config=configs["broker"], flags=flags,
                     halt_file=run_dir / cfg.run.halt_file, progress=progress.update,
@@ -174,8 +179,7 @@ def _write_outputs(cfg: DictConfig, run_dir: Path, plan: Plan, engine: Engine, b
     outputs.write_json(run_dir / "metrics.json", result.metrics)
     has_plot = False
     if cfg.run.plot and len(equity):
-        has_plot = outputs.plot_equity(run_dir / "equity.png", equity, trades,
-                                       f"{summary['strategy']} on {', '.join(summary['symbols'][:6])}")
+        has_plot = outputs.plot_equity(run_dir / "equity.png", equity, trades, summary)
     outputs.atomic_write(run_dir / "summary.md", outputs.summary_markdown(summary, trades, has_plot))
     outputs.write_json(run_dir / "summary.json", summary)
     return summary

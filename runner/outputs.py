@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import json
 import os
 from pathlib import Path
@@ -13,11 +14,14 @@ import pandas as pd
 TRADE_COLUMNS = ["symbol", "entry_ts", "entry_price", "exit_ts", "exit_price", "size", "pnl"]
 
 
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
 def iso(ts_us: int | None) -> str | None:
     """Return an ISO-8601 timestamp with offset for epoch microseconds (UTC)."""
     if ts_us is None:
         return None
-    return pd.Timestamp(int(ts_us), unit="us", tz="UTC").isoformat()
+    return (_EPOCH + dt.timedelta(microseconds=int(ts_us))).isoformat()
 
 
 def atomic_write(path: Path, text: str) -> None:
@@ -94,8 +98,18 @@ def summary_markdown(summary: dict[str, Any], trades: list[tuple], has_plot: boo
     return "\n".join(lines)
 
 
-def plot_equity(path: Path, equity: pd.DataFrame, trades: list[tuple], title: str) -> bool:
-    """Draw equity (top) and drawdown (bottom) with trade exits marked; return True when written."""
+MAX_MARKED_TRADES = 150  # more round trips than this are summarised per period, not marked one by one
+PLOT_POINTS = 4000  # equity points drawn at most (min and max of each bucket, so no extreme is lost)
+_ENTRY, _WIN, _LOSS, _OPEN, _LINE = "#1f4e79", "#2ca02c", "#d62728", "#ff7f0e", "#4a90c8"
+
+
+def plot_equity(path: Path, equity: pd.DataFrame, trades: list[tuple], summary: dict[str, Any]) -> bool:
+    """Draw equity with entries and exits marked, and drawdown below; return True when written.
+
+    ``equity`` has ``ts`` and ``equity`` columns (one row per clock step), ``trades`` are the
+    broker's closed round trips and ``summary`` the run's summary (title, open positions). With
+    more than ``MAX_MARKED_TRADES`` trades a middle panel counts wins and losses per period instead.
+    """
     if equity.empty:
         return False
     import matplotlib
@@ -103,30 +117,169 @@ def plot_equity(path: Path, equity: pd.DataFrame, trades: list[tuple], title: st
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    step = max(1, len(equity) // 5000)
-    eq = equity.iloc[::step]
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(11, 6), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
-    top.plot(eq["ts"], eq["equity"], color="#1f77b4", linewidth=1.0, label="equity")
-    if trades:
-        frame = pd.DataFrame(trades, columns=["seq", "symbol", "entry_ts", "entry_price", "exit_ts", "exit_price",
-                                              "size", "pnl"])
-        exits = pd.to_datetime(frame["exit_ts"], unit="us", utc=True)
-        marks = pd.merge_asof(pd.DataFrame({"ts": exits}).sort_values("ts"),
-                              equity[["ts", "equity"]].sort_values("ts"), on="ts")
-        colours = ["#2ca02c" if p > 0 else "#d62728" for p in frame.loc[marks.index, "pnl"]]
-        top.scatter(marks["ts"], marks["equity"], c=colours, s=14, zorder=3, label="trade exit (green win / red loss)")
-    top.set_ylabel("equity")
-    top.set_title(title)
-    top.legend(loc="upper left", fontsize=8)
-    top.grid(alpha=0.3)
-    peak = equity["equity"].cummax()
-    dd = (equity["equity"] / peak - 1.0) * 100
-    bottom.fill_between(equity["ts"].iloc[::step], dd.iloc[::step], 0, color="#d62728", alpha=0.4)
-    bottom.set_ylabel("drawdown %")
-    bottom.grid(alpha=0.3)
+    curve = _naive_utc(equity)
+    many = len(trades) > MAX_MARKED_TRADES
+    ratios = [3, 1, 1.2] if many else [3, 1.2]
+    fig, axes = plt.subplots(len(ratios), 1, figsize=(12, 7.5 if many else 6.5), sharex=True,
+                             gridspec_kw={"height_ratios": ratios})
+    top, bottom = axes[0], axes[-1]
+    _draw_equity(top, curve, summary)
+    frame = _trade_frame(trades)
+    if many:
+        _draw_trade_counts(axes[1], frame, curve)
+    else:
+        _mark_trades(top, curve, frame, summary.get("open_positions", []))
+    top.legend(loc="best", fontsize=8, framealpha=0.9)
+    _draw_drawdown(bottom, curve)
+    _format_time_axis(bottom)
+    fig.suptitle(_title(summary), fontsize=12, fontweight="bold", x=0.01, ha="left")
+    top.set_title(_subtitle(summary), fontsize=9, loc="left", color="#444444")
     fig.tight_layout()
     tmp = path.with_name("equity.tmp.png")
     fig.savefig(tmp, dpi=110)
     plt.close(fig)
     os.replace(tmp, path)
     return True
+
+
+def _naive_utc(equity: pd.DataFrame) -> pd.DataFrame:
+    """Return ts (naive UTC, for matplotlib's date axis), equity and drawdown % per clock step."""
+    ts = pd.to_datetime(equity["ts"], utc=True).dt.tz_localize(None)
+    values = equity["equity"].astype(float).to_numpy()
+    peak = pd.Series(values).cummax().to_numpy()
+    return pd.DataFrame({"ts": ts.to_numpy(), "equity": values, "drawdown": (values / peak - 1.0) * 100})
+
+
+def _thin(curve: pd.DataFrame, column: str) -> pd.DataFrame:
+    """Keep at most ``PLOT_POINTS`` rows: the min and max of ``column`` in each bucket."""
+    if len(curve) <= PLOT_POINTS:
+        return curve
+    bucket = pd.Series(range(len(curve))) * (PLOT_POINTS // 2) // len(curve)
+    grouped = curve[column].reset_index(drop=True).groupby(bucket)
+    keep = sorted(set(grouped.idxmin()) | set(grouped.idxmax()))
+    return curve.iloc[keep]
+
+
+def _draw_equity(ax: Any, curve: pd.DataFrame, summary: dict[str, Any]) -> None:
+    from matplotlib.ticker import FuncFormatter
+
+    thin = _thin(curve, "equity")
+    ax.plot(thin["ts"], thin["equity"], color=_LINE, linewidth=1.1, label="equity", zorder=2)
+    cash = summary.get("initial_cash")
+    if cash:
+        ax.axhline(cash, color="#888888", linewidth=0.8, linestyle="--", label=f"starting cash {cash:,.0f}",
+                   zorder=1)
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:,.0f}"))
+    ax.set_ylabel("equity")
+    ax.grid(alpha=0.3)
+
+
+def _trade_frame(trades: list[tuple]) -> pd.DataFrame:
+    columns = ["seq", "symbol", "entry_ts", "entry_price", "exit_ts", "exit_price", "size", "pnl"]
+    frame = pd.DataFrame(trades, columns=columns)
+    for col in ("entry_ts", "exit_ts"):
+        frame[col] = pd.to_datetime(frame[col].astype("int64"), unit="us")
+    return frame
+
+
+def _equity_at(curve: pd.DataFrame, stamps: pd.Series) -> pd.Series:
+    """Return the equity at each of ``stamps`` (the last clock step at or before it)."""
+    idx = curve["ts"].searchsorted(stamps.to_numpy(), side="right") - 1
+    return pd.Series(curve["equity"].to_numpy()[idx.clip(0)], index=stamps.index)
+
+
+def _mark_trades(ax: Any, curve: pd.DataFrame, frame: pd.DataFrame, open_positions: list[dict[str, Any]]) -> None:
+    """Mark each entry (triangle up) and exit (triangle down: green win, red loss) on the curve."""
+    if len(frame):
+        ax.scatter(frame["entry_ts"], _equity_at(curve, frame["entry_ts"]), marker="^", s=42, color=_ENTRY,
+                   edgecolor="white", linewidth=0.5, zorder=4, label="entry (buy)")
+        wins = frame["pnl"] > 0
+        for mask, colour, label in ((wins, _WIN, "exit, win"), (~wins, _LOSS, "exit, loss")):
+            if mask.any():
+                exits = frame.loc[mask, "exit_ts"]
+                ax.scatter(exits, _equity_at(curve, exits), marker="v", s=42, color=colour, edgecolor="white",
+                           linewidth=0.5, zorder=5, label=label)
+    if open_positions:
+        stamps = pd.Series(pd.to_datetime([p["entry_ts"] for p in open_positions], utc=True).tz_localize(None))
+        ax.scatter(stamps, _equity_at(curve, stamps), marker="^", s=60, facecolor="none", edgecolor=_OPEN,
+                   linewidth=1.4, zorder=5, label="entry still open at the end")
+
+
+def _draw_trade_counts(ax: Any, frame: pd.DataFrame, curve: pd.DataFrame) -> None:
+    """Too many trades to mark: count wins (up) and losses (down) closed in each period."""
+    import numpy as np
+    from matplotlib.ticker import FuncFormatter
+
+    lo, hi = curve["ts"].iloc[0], curve["ts"].iloc[-1]
+    edges = pd.date_range(lo, hi if hi > lo else lo + pd.Timedelta(seconds=1), periods=61)
+    exits = frame["exit_ts"]
+    win_counts, _ = np.histogram(exits[frame["pnl"] > 0].astype("int64"), bins=edges.astype("int64"))
+    loss_counts, _ = np.histogram(exits[frame["pnl"] <= 0].astype("int64"), bins=edges.astype("int64"))
+    width = (edges[1] - edges[0]) * 0.9
+    ax.bar(edges[:-1], win_counts, width=width, align="edge", color=_WIN)
+    ax.bar(edges[:-1], -loss_counts, width=width, align="edge", color=_LOSS)
+    ax.axhline(0, color="#444444", linewidth=0.6)
+    ax.set_ylabel("trades closed")
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{abs(v):,.0f}"))
+    ax.set_title(f"{len(frame):,} round trips, too many to mark: wins (up, green) and losses (down, red) "
+                 f"closed per {_duration_text(edges[1] - edges[0])}", fontsize=8, loc="left", color="#444444")
+    ax.grid(alpha=0.3)
+
+
+def _duration_text(span: pd.Timedelta) -> str:
+    seconds = span.total_seconds()
+    for unit, size in (("days", 86400), ("hours", 3600), ("minutes", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.3g} {unit}"
+    return f"{seconds:.3g} seconds"
+
+
+def _draw_drawdown(ax: Any, curve: pd.DataFrame) -> None:
+    thin = _thin(curve, "drawdown")
+    ax.fill_between(thin["ts"], thin["drawdown"], 0, color=_LOSS, alpha=0.35, linewidth=0)
+    ax.plot(thin["ts"], thin["drawdown"], color=_LOSS, linewidth=0.6)
+    worst = curve["drawdown"].idxmin()
+    low = curve["drawdown"].iloc[worst]
+    if low < 0:
+        when = curve["ts"].iloc[worst]
+        ax.scatter([when], [low], color="#7f0000", s=16, zorder=3)
+        right_half = when > curve["ts"].iloc[0] + (curve["ts"].iloc[-1] - curve["ts"].iloc[0]) / 2
+        ax.annotate(f"max drawdown {low:.2f} % ({when:%Y-%m-%d})", (when, low), textcoords="offset points",
+                    xytext=(-8 if right_half else 8, -2), ha="right" if right_half else "left", va="top",
+                    fontsize=8, color="#7f0000")
+    ax.set_ylabel("drawdown %")
+    ax.set_ylim(min(low * 1.35, -0.01), 0)
+    ax.grid(alpha=0.3)
+
+
+def _format_time_axis(ax: Any) -> None:
+    import matplotlib.dates as mdates
+
+    locator = mdates.AutoDateLocator(minticks=4, maxticks=10)
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+    ax.set_xlabel("time (UTC)")
+
+
+def _title(summary: dict[str, Any]) -> str:
+    symbols = list(summary.get("symbols", []))
+    if len(symbols) <= 4:
+        universe = ", ".join(symbols)
+    else:
+        universe = f"{len(symbols)} symbols ({', '.join(symbols[:3])}, ... {symbols[-1]})"
+    return f"{summary.get('strategy', '?')} on {universe}: return {summary.get('return_pct', 0.0):+.2f} %"
+
+
+def _subtitle(summary: dict[str, Any]) -> str:
+    ks = summary.get("kill_switch") or {}
+    parts = [
+        f"{summary.get('n_trades', 0):,} closed trades, win rate {summary.get('win_rate_pct', 0.0):.0f} %",
+        f"max drawdown {summary.get('max_drawdown_pct', 0.0):.2f} %",
+        f"final equity {summary.get('final_equity', 0.0):,.2f}",
+        f"{len(summary.get('open_positions', []))} open at the end",
+    ]
+    status = summary.get("status", "completed")
+    if status != "completed" or ks.get("state", "active") != "active":
+        parts.append(f"status {status.upper()}, kill switch {ks.get('state', '?')}"
+                     + (f" ({ks['code']})" if ks.get("code") else ""))
+    return " | ".join(parts) + f"\nrun {summary.get('run_id', '')}"
