@@ -1,0 +1,392 @@
+"""Sweep report: a Hydra callback that proves a multirun kept parity (DESIGN section 6).
+
+Registered in ``conf/config.yaml`` under ``hydra.callbacks``. After a multirun it reads every job's
+``.hydra/config.yaml``, ``.hydra/overrides.yaml`` and ``summary.json`` from the sweep dir and writes
+``sweep_report.csv``, ``sweep_report.md`` and ``sweep_report.png`` there. Jobs whose configs agree
+on every behaviour key (``conf/parity.yaml`` lists the others) form one group and must share one
+digest; when they do not, the report names the jobs and the performance keys that differ, one
+line goes to stderr and the multirun exits with ``PARITY_EXIT_CODE``.
+
+It reads files rather than in-memory job returns because parallel launchers (joblib, submitit) run
+``on_job_end`` in other processes; only ``on_multirun_start``/``on_multirun_end`` run here. When a
+job fails, Hydra stops before ``on_multirun_end``; an ``atexit`` hook then writes the report anyway.
+"""
+
+from __future__ import annotations
+
+import atexit
+import csv
+import io
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
+
+from runner.parity import ABSENT, flatten, override_key, split_config
+from runner.resources import reset_peak_rss
+
+PARITY_EXIT_CODE = 3  # 0 ok, 1 a job failed, 2 bad configuration, 3 parity violated
+JOB_RECORD = "sweep_job.json"
+REPORT_NAMES = ("sweep_report.csv", "sweep_report.md", "sweep_report.png")
+BASIC_LAUNCHER = "hydra._internal.core_plugins.basic_launcher.BasicLauncher"
+CSV_COLUMNS = [
+    "job", "overrides", "group", "status", "parity", "digest", "wall_seconds", "job_seconds", "bars",
+    "bars_per_second", "peak_rss_mb", "market_db_queries", "analytics_queries", "cache_hits", "launcher",
+    "run_dir",
+]
+OK_STATUSES = ("completed", "halted")  # runs whose digest covers the whole window
+
+
+@dataclass
+class JobRow:
+    """One job of the sweep, as read back from its run dir."""
+
+    num: int
+    run_dir: Path
+    overrides: list[str]
+    status: str
+    digest: str | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    job_seconds: float | None = None
+    behaviour: dict[str, Any] = field(default_factory=dict)
+    performance: dict[str, Any] = field(default_factory=dict)
+    group: str = ""
+    parity: str = "n/a"
+    error: str = ""
+
+
+@dataclass
+class Violation:
+    """A behaviour group whose jobs produced more than one digest."""
+
+    group: str
+    jobs_by_digest: dict[str, list[int]]
+    keys: list[str]  # performance keys whose values differ inside the group
+    suspects: list[str]  # ...of which these never vary between jobs that share a digest
+
+    def describe(self) -> str:
+        classes = "; ".join(f"job(s) {', '.join(map(str, jobs))} -> {digest[:12]}"
+                            for digest, jobs in self.jobs_by_digest.items())
+        keys = ", ".join(f"{k} (changes the digest)" if k in self.suspects else k for k in self.keys)
+        return (f"group {self.group}: jobs that differ only in performance keys produced "
+                f"{len(self.jobs_by_digest)} digests: {classes}; performance keys that differ: {keys or 'none'}")
+
+
+class SweepReport(Callback):
+    """Write the sweep report after a multirun and fail it when parity is violated."""
+
+    def __init__(self, fail_on_mismatch: bool = True, plot: bool = True) -> None:
+        self.fail_on_mismatch = fail_on_mismatch
+        self.plot = plot
+        self._pending: tuple[Path, DictConfig] | None = None
+        self._job_started = 0.0
+        self._rss_reset = False
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = Path(str(config.hydra.sweep.dir)).absolute()  # resolves ${now:}/${uid:} once, here
+        self._pending = (sweep_dir, config)
+        atexit.register(self._write_at_exit)
+
+    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._rss_reset = reset_peak_rss()  # per-job peak even when jobs share a process
+        self._job_started = time.perf_counter()
+
+    def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
+        if config.hydra.mode != RunMode.MULTIRUN:
+            return
+        record = {
+            "num": int(config.hydra.job.num),
+            "status": job_return.status.name.lower(),
+            "error": "" if job_return.status.name == "COMPLETED" else _error_text(job_return),
+            "job_seconds": round(time.perf_counter() - self._job_started, 3),
+            "peak_rss_reset": self._rss_reset,
+            "pid": os.getpid(),
+        }
+        _write_text(Path(config.hydra.runtime.output_dir) / JOB_RECORD, json.dumps(record, indent=2) + "\n")
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        if self._pending is None:
+            return
+        sweep_dir, _ = self._pending
+        self._pending = None
+        report = write_report(sweep_dir, config, plot=self.plot)
+        print(report.verdict_line(), file=sys.stderr)
+        if report.violations and self.fail_on_mismatch:
+            raise SystemExit(PARITY_EXIT_CODE)
+
+    def _write_at_exit(self) -> None:
+        """Write the report when the multirun ended without ``on_multirun_end`` (a job failed)."""
+        if self._pending is None:
+            return
+        sweep_dir, config = self._pending
+        self._pending = None
+        try:
+            report = write_report(sweep_dir, config, plot=self.plot, note="The sweep stopped early because a job "
+                                  "failed; jobs that never started are not listed.")
+            print(report.verdict_line(), file=sys.stderr)
+        except Exception as exc:  # never mask the error that ended the sweep
+            print(f"sweep report: could not write it to {sweep_dir}: {exc}", file=sys.stderr)
+
+
+@dataclass
+class Report:
+    sweep_dir: Path
+    rows: list[JobRow]
+    violations: list[Violation]
+    launcher: str
+    parallel: bool
+
+    def verdict_line(self) -> str:
+        where = self.sweep_dir / "sweep_report.md"
+        failed = [r.num for r in self.rows if r.status not in OK_STATUSES]
+        if self.violations:
+            v = self.violations[0]
+            jobs = sorted(j for js in v.jobs_by_digest.values() for j in js)
+            keys = ", ".join(v.suspects or v.keys) or "none"
+            more = f" (and {len(self.violations) - 1} more group(s))" if len(self.violations) > 1 else ""
+            return (f"error: sweep parity violated: jobs {', '.join(map(str, jobs))} differ only in performance "
+                    f"key(s) {keys} but produced {len(v.jobs_by_digest)} different digests{more}; see {where}")
+        groups = len({r.group for r in self.rows if r.digest})
+        tail = f"; job(s) {', '.join(map(str, failed))} did not complete" if failed else ""
+        return f"sweep report: {len(self.rows)} job(s), parity OK in {groups} behaviour group(s){tail} -> {where}"
+
+
+def write_report(sweep_dir: Path, config: DictConfig | None = None, *, plot: bool = True,
+                 note: str = "") -> Report:
+    """Read every job under ``sweep_dir``, check parity, write the CSV, Markdown and PNG; return it."""
+    rows = read_jobs(sweep_dir)
+    violations = check_parity(rows)
+    launcher, parallel = describe_launcher(config)
+    report = Report(sweep_dir, rows, violations, launcher, parallel)
+    _write_text(sweep_dir / "sweep_report.csv", report_csv(report))
+    has_plot = plot and bool(rows) and plot_report(report, sweep_dir / "sweep_report.png")
+    _write_text(sweep_dir / "sweep_report.md", report_markdown(report, has_plot, note))
+    return report
+
+
+def read_jobs(sweep_dir: Path) -> list[JobRow]:
+    """Return one row per job dir under ``sweep_dir`` (any dir holding ``.hydra/overrides.yaml``)."""
+    rows = []
+    for overrides_file in sorted(sweep_dir.rglob(".hydra/overrides.yaml")):
+        run_dir = overrides_file.parent.parent
+        if ".submitit" in run_dir.relative_to(sweep_dir).parts:
+            continue
+        rows.append(read_job(run_dir))
+    rows.sort(key=lambda r: (r.num, str(r.run_dir)))
+    return rows
+
+
+def read_job(run_dir: Path) -> JobRow:
+    """Read one job's overrides, config, record and summary."""
+    hydra_dir = run_dir / ".hydra"
+    overrides = [str(o) for o in OmegaConf.to_container(OmegaConf.load(hydra_dir / "overrides.yaml"))]
+    record = _read_json(run_dir / JOB_RECORD)
+    summary = _read_json(run_dir / "summary.json")
+    num = record.get("num", _job_num(hydra_dir, run_dir))
+    status = summary.get("status") or ("failed" if record.get("status") == "failed" or not record
+                                       else "no summary")
+    flat = flatten(OmegaConf.to_container(OmegaConf.load(hydra_dir / "config.yaml"), resolve=False))
+    behaviour, performance = split_config(flat)
+    return JobRow(num=int(num), run_dir=run_dir, overrides=overrides, status=status, digest=summary.get("digest"),
+                  metrics=summary.get("metrics") or {}, job_seconds=record.get("job_seconds"),
+                  behaviour=behaviour, performance=performance, error=record.get("error", ""))
+
+
+def check_parity(rows: list[JobRow]) -> list[Violation]:
+    """Group rows by behaviour config; return a violation per group with more than one digest."""
+    groups: dict[str, list[JobRow]] = {}
+    for row in rows:
+        signature = json.dumps(row.behaviour, sort_keys=True, default=str)
+        groups.setdefault(signature, []).append(row)
+    violations = []
+    for index, members in enumerate(groups.values(), start=1):
+        name = f"B{index}"
+        by_digest: dict[str, list[JobRow]] = {}
+        for row in members:
+            row.group = name
+            if row.status in OK_STATUSES and row.digest:
+                by_digest.setdefault(row.digest, []).append(row)
+        for row in members:
+            if row.status in OK_STATUSES and row.digest:
+                row.parity = "ok" if len(by_digest) == 1 else "MISMATCH"
+        if len(by_digest) > 1:
+            violations.append(_violation(name, by_digest))
+    return violations
+
+
+def _violation(group: str, by_digest: dict[str, list[JobRow]]) -> Violation:
+    members = [row for rows in by_digest.values() for row in rows]
+    keys = sorted({k for row in members for k in row.performance})
+    differ = [k for k in keys if len({_value(row, k) for row in members}) > 1]
+    harmless = {k for k in differ for rows in by_digest.values() if len({_value(row, k) for row in rows}) > 1}
+    return Violation(group=group, jobs_by_digest={d: [r.num for r in rs] for d, rs in by_digest.items()},
+                     keys=differ, suspects=[k for k in differ if k not in harmless])
+
+
+def _value(row: JobRow, key: str) -> str:
+    return repr(row.performance.get(key, ABSENT))
+
+
+def describe_launcher(config: DictConfig | None) -> tuple[str, bool]:
+    """Return (launcher description, whether jobs ran in parallel)."""
+    if config is None:
+        return "unknown", False
+    target = str(OmegaConf.select(config, "hydra.launcher._target_", default="") or "")
+    if not target or target == BASIC_LAUNCHER:
+        return "basic (sequential, one process)", False
+    name = target.rsplit(".", 1)[-1]
+    n_jobs = OmegaConf.select(config, "hydra.launcher.n_jobs", default=None)
+    tasks = OmegaConf.select(config, "hydra.launcher.tasks_per_node", default=None)
+    detail = f"n_jobs={n_jobs}" if n_jobs is not None else (f"tasks_per_node={tasks}" if tasks else "")
+    return f"{name} ({detail}, parallel)" if detail else f"{name} (parallel)", True
+
+
+def duplicate_configs(rows: list[JobRow]) -> list[list[int]]:
+    """Return sets of jobs (2 or more) whose whole configs are equal although their overrides differ."""
+    seen: dict[str, list[JobRow]] = {}
+    for row in rows:
+        key = json.dumps([row.behaviour, row.performance], sort_keys=True, default=str)
+        seen.setdefault(key, []).append(row)
+    return [[r.num for r in same] for same in seen.values()
+            if len(same) > 1 and len({tuple(sorted(r.overrides)) for r in same}) > 1]
+
+
+def varying_overrides(rows: list[JobRow]) -> dict[int, list[str]]:
+    """Return each job's overrides whose key takes more than one value across the sweep."""
+    values: dict[str, set[str]] = {}
+    for row in rows:
+        for o in row.overrides:
+            values.setdefault(override_key(o), set()).add(o)
+    varying = {k for k, v in values.items() if len(v) > 1 or any(k not in {override_key(o) for o in r.overrides}
+                                                                   for r in rows)}
+    return {row.num: [o for o in row.overrides if override_key(o) in varying] for row in rows}
+
+
+def _row_values(row: JobRow, launcher: str) -> list[Any]:
+    m = row.metrics
+    return [row.num, " ".join(row.overrides), row.group, row.status, row.parity, row.digest or "",
+            m.get("wall_seconds", ""), row.job_seconds if row.job_seconds is not None else "", m.get("bars", ""),
+            m.get("bars_per_second", ""), m.get("peak_rss_mb", ""), m.get("market_db_queries", ""),
+            m.get("analytics_queries", ""), m.get("cache_hits", ""), launcher, str(row.run_dir)]
+
+
+def report_csv(report: Report) -> str:
+    """Return the CSV text: one row per job, every override, the full digest."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for row in report.rows:
+        writer.writerow(_row_values(row, report.launcher))
+    return out.getvalue()
+
+
+def report_markdown(report: Report, has_plot: bool, note: str = "") -> str:
+    """Return the human report: verdict, notes, one table row per job, the violations."""
+    rows, labels = report.rows, varying_overrides(report.rows)
+    common = sorted({o for r in rows for o in r.overrides} - {o for v in labels.values() for o in v})
+    verdict = "**FAILED: parity violated**" if report.violations else "**OK: parity holds**"
+    lines = [f"# Sweep report: {report.sweep_dir.name}", "", f"{verdict} - {len(rows)} job(s) in "
+             f"{len({r.group for r in rows})} behaviour group(s); launcher: {report.launcher}.", ""]
+    if common:
+        lines += [f"Common overrides: `{' '.join(common)}`", ""]
+    notes = [note] if note else []
+    if report.parallel:
+        notes.append("Timings come from jobs that ran in parallel and shared the CPUs: compare bars/s only "
+                     "within this sweep, and rerun with the basic launcher for clean figures.")
+    notes.append("Peak RSS is per job (reset at job start on Linux); otherwise it is the process high-water mark.")
+    notes += [f"Jobs {', '.join(map(str, jobs))} ran the same configuration although their overrides differ: "
+              "an experiment that pins a group (`override /market: ...`) beats a preset's choice; set it on the "
+              "command line instead." for jobs in duplicate_configs(rows)]
+    lines += [f"> {n}" for n in notes] + [""]
+    lines += ["| job | overrides | group | status | parity | digest | loop s | bars/s | peak RSS MB | "
+              "market queries | analytics queries | cache hits |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for row in rows:
+        m = row.metrics
+        lines.append(
+            f"| {row.num} | `{' '.join(labels[row.num]) or '-'}` | {row.group} | {row.status} | {row.parity} | "
+            f"`{(row.digest or '-')[:12]}` | {_fmt(m.get('wall_seconds'), '.2f')} | "
+            f"{_fmt(m.get('bars_per_second'), ',.0f')} | {_fmt(m.get('peak_rss_mb'), '.0f')} | "
+            f"{m.get('market_db_queries', '-')} | {m.get('analytics_queries', '-')} | {m.get('cache_hits', '-')} |")
+    lines.append("")
+    if report.violations:
+        lines += ["## Parity violations", ""] + [f"- {v.describe()}" for v in report.violations] + [""]
+    failed = [r for r in rows if r.status not in OK_STATUSES]
+    if failed:
+        lines += ["## Jobs without a complete run", ""]
+        lines += [f"- job {r.num} ({r.status}): {r.error or 'see ' + str(r.run_dir / 'runner.log')}" for r in failed]
+        lines.append("")
+    if has_plot:
+        lines += ["![bars/s and peak RSS per job](sweep_report.png)", ""]
+    lines += ["Files: `sweep_report.csv` (every override, full digests), each job's `summary.json` and `runner.log`.",
+              ""]
+    return "\n".join(lines)
+
+
+def plot_report(report: Report, path: Path) -> bool:
+    """Draw bars/s and peak RSS against the swept values (one bar per job); return True when written."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows, labels = report.rows, varying_overrides(report.rows)
+    names = ["\n".join(labels[r.num]) or f"job {r.num}" for r in rows]
+    colours = ["#d62728" if r.parity == "MISMATCH" else "#7f7f7f" if r.status not in OK_STATUSES else "#1f77b4"
+               for r in rows]
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(max(6.0, 1.1 * len(rows) + 2), 6), sharex=True)
+    x = range(len(rows))
+    top.bar(x, [float(r.metrics.get("bars_per_second") or 0) for r in rows], color=colours)
+    top.set_ylabel("bars/s")
+    title = "parity violated (red)" if report.violations else "parity OK"
+    top.set_title(f"{report.sweep_dir.name}: {title}" + (" - parallel jobs" if report.parallel else ""))
+    bottom.bar(x, [float(r.metrics.get("peak_rss_mb") or 0) for r in rows], color=colours)
+    bottom.set_ylabel("peak RSS (MB)")
+    bottom.set_xticks(list(x), names, rotation=30, ha="right", fontsize=7)
+    for axis in (top, bottom):
+        axis.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    tmp = path.with_name(path.stem + ".tmp.png")
+    fig.savefig(tmp, dpi=90)
+    plt.close(fig)
+    os.replace(tmp, path)
+    return True
+
+
+def _fmt(value: Any, spec: str) -> str:
+    return "-" if value in (None, "") else format(value, spec)
+
+
+def _job_num(hydra_dir: Path, run_dir: Path) -> int:
+    try:
+        return int(OmegaConf.select(OmegaConf.load(hydra_dir / "hydra.yaml"), "hydra.job.num"))
+    except Exception:  # fall back to the dir name (the default subdir is the job number)
+        return int(run_dir.name) if run_dir.name.isdigit() else -1
+
+
+def _error_text(job_return: Any) -> str:
+    try:
+        value = job_return._return_value  # the exception; ``return_value`` would re-raise it
+    except AttributeError:
+        return "failed"
+    return f"{type(value).__name__}: {value}"[:300]
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
