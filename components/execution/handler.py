@@ -91,12 +91,14 @@ class ExecutionHandler:
         self.kill_switch = KillSwitch(self.config.kill_switch, sink=self._on_state_change)
 
     def _on_state_change(self, event: tuple) -> None:
-        """Store the event (audit trail) and log it: every state change is visible in runner.log."""
+        """Store the event (audit trail), log it, and cancel the orders the new state forbids."""
         ts, _wall, before, after, code, reason, observed, limit, actor = event
         self._record("kill_switch_events", event)
         figures = f" (observed {observed:g}, limit {limit:g})" if observed is not None and limit is not None else ""
         logger.warning("kill switch {} -> {} at {} by {}: {}: {}{}", before, after, _iso(ts), actor, code, reason,
                        figures)
+        if after != KillState.ACTIVE and self.broker is not None and self.broker.pending:
+            self.cancel_blocked_orders(ts)  # at the moment of the change, so no later open can fill them
 
     def activate_kill_switch(self, reason: str, ts: int, actor: str = "user") -> None:
         """Halt trading now; latches until ``reset_kill_switch``."""
