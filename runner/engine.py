@@ -184,6 +184,7 @@ class Engine:
         metrics.market_queries = self.market.queries
         metrics.analytics_queries = analytics.queries
         metrics.cache_hits, metrics.cache_misses = analytics.hits, analytics.misses
+        buffer.flush()  # the digest covers every emitted row, so fold in (and persist) the last batch
         metrics.finish()
         return LoopResult(
             status=status,

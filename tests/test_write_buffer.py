@@ -73,6 +73,7 @@ def test_buffer_when_any_batch_size_then_every_row_written_once_in_order(tmp_pat
         buffer.add("signals", signal_row(i))
         memory.add("signals", signal_row(i))
     buffer.flush()
+    memory.flush()
     assert digest_of_results(buffer.con) == buffer.digest.hexdigest() == memory.digest.hexdigest()
     assert buffer.flushes == -(-n_rows // batch_size)
     buffer.close()

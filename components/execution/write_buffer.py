@@ -53,11 +53,14 @@ class Digest:
         self.counts = dict.fromkeys(DIGEST_TABLES, 0)
 
     def update(self, table: str, row: tuple) -> None:
+        self.update_many(table, [row])
+
+    def update_many(self, table: str, rows: list[tuple]) -> None:
+        """Hash rows in order; one call per batch equals one call per row (sha256 streams)."""
         hasher = self._hashers.get(table)
-        if hasher is not None:
-            hasher.update(repr(row).encode())
-            hasher.update(b"\n")
-            self.counts[table] += 1
+        if hasher is not None and rows:
+            hasher.update(("\n".join(map(repr, rows)) + "\n").encode())
+            self.counts[table] += len(rows)
 
     def hexdigest(self) -> str:
         combined = hashlib.sha256()
@@ -88,6 +91,7 @@ class WriteBuffer:
         self.rows_written = 0
         self.flushes = 0
         self.digest = Digest()
+        self._digested = dict.fromkeys(TABLES, 0)  # pending rows already folded into the digest
         self.con: duckdb.DuckDBPyConnection | None = None
         self.path: Path | None = None
 
@@ -102,13 +106,19 @@ class WriteBuffer:
     def add(self, table: str, row: tuple) -> None:
         """Queue one row; flush when ``batch_size`` rows are pending."""
         self.pending[table].append(row)
-        self.digest.update(table, row)
         self.n_pending += 1
         if self.n_pending >= self.batch_size:
             self.flush()
 
+    def _digest_pending(self) -> None:
+        """Fold pending rows into the digest (emission order per table, whatever the batch size)."""
+        for name, rows in self.pending.items():
+            self.digest.update_many(name, rows[self._digested[name]:])
+            self._digested[name] = len(rows)
+
     def flush(self) -> int:
         """Write every pending row in one transaction; clear the buffer only after COMMIT."""
+        self._digest_pending()
         if not self.n_pending or self.con is None:
             return 0
         con = self.con
@@ -131,6 +141,7 @@ class WriteBuffer:
         written = self.n_pending
         for rows in self.pending.values():
             rows.clear()
+        self._digested = dict.fromkeys(TABLES, 0)
         self.rows_written += written
         self.n_pending = 0
         self.flushes += 1
@@ -151,9 +162,15 @@ class MemoryBuffer(WriteBuffer):
         self.path = path
         return None
 
-    def add(self, table: str, row: tuple) -> None:
-        self.digest.update(table, row)
-        self.rows_written += 1
+    def flush(self) -> int:
+        self._digest_pending()
+        written = self.n_pending
+        for rows in self.pending.values():
+            rows.clear()
+        self._digested = dict.fromkeys(TABLES, 0)
+        self.rows_written += written
+        self.n_pending = 0
+        return written
 
 
 def _to_arrow(table: str, rows: list[tuple]) -> pa.Table:
