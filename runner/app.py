@@ -179,7 +179,8 @@ def _write_outputs(cfg: DictConfig, run_dir: Path, plan: Plan, engine: Engine, b
     outputs.write_json(run_dir / "metrics.json", result.metrics)
     has_plot = False
     if cfg.run.plot and len(equity):
-        has_plot = outputs.plot_equity(run_dir / "equity.png", equity, trades, summary)
+        events = outputs.kill_switch_events(buffer.con if buffer.persistent else None)
+        has_plot = outputs.plot_equity(run_dir / "equity.png", equity, trades, summary, events)
     outputs.atomic_write(run_dir / "summary.md", outputs.summary_markdown(summary, trades, has_plot))
     outputs.write_json(run_dir / "summary.json", summary)
     return summary

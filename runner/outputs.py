@@ -103,12 +103,22 @@ PLOT_POINTS = 4000  # equity points drawn at most (min and max of each bucket, s
 _ENTRY, _WIN, _LOSS, _OPEN, _LINE = "#1f4e79", "#2ca02c", "#d62728", "#ff7f0e", "#4a90c8"
 
 
-def plot_equity(path: Path, equity: pd.DataFrame, trades: list[tuple], summary: dict[str, Any]) -> bool:
+def kill_switch_events(con: Any) -> pd.DataFrame:
+    """Return the run's kill-switch state changes (ts, state_to, code) from the results DB, if any."""
+    columns = ["ts", "state_to", "code"]
+    if con is None:
+        return pd.DataFrame(columns=columns)
+    return con.execute("SELECT ts, state_to, code FROM kill_switch_events ORDER BY ts").df()[columns]
+
+
+def plot_equity(path: Path, equity: pd.DataFrame, trades: list[tuple], summary: dict[str, Any],
+                events: pd.DataFrame | None = None) -> bool:
     """Draw equity with entries and exits marked, and drawdown below; return True when written.
 
     ``equity`` has ``ts`` and ``equity`` columns (one row per clock step), ``trades`` are the
-    broker's closed round trips and ``summary`` the run's summary (title, open positions). With
-    more than ``MAX_MARKED_TRADES`` trades a middle panel counts wins and losses per period instead.
+    broker's closed round trips, ``summary`` the run's summary (title, open positions) and
+    ``events`` the kill-switch state changes (a vertical line each). With more than
+    ``MAX_MARKED_TRADES`` trades a middle panel counts wins and losses per period instead.
     """
     if equity.empty:
         return False
@@ -129,6 +139,7 @@ def plot_equity(path: Path, equity: pd.DataFrame, trades: list[tuple], summary: 
         _draw_trade_counts(axes[1], frame, curve)
     else:
         _mark_trades(top, curve, frame, summary.get("open_positions", []))
+    _mark_kill_switch(axes, events)
     top.legend(loc="best", fontsize=8, framealpha=0.9)
     _draw_drawdown(bottom, curve)
     _format_time_axis(bottom)
@@ -203,6 +214,23 @@ def _mark_trades(ax: Any, curve: pd.DataFrame, frame: pd.DataFrame, open_positio
         stamps = pd.Series(pd.to_datetime([p["entry_ts"] for p in open_positions], utc=True).tz_localize(None))
         ax.scatter(stamps, _equity_at(curve, stamps), marker="^", s=60, facecolor="none", edgecolor=_OPEN,
                    linewidth=1.4, zorder=5, label="entry still open at the end")
+
+
+def _mark_kill_switch(axes: Any, events: pd.DataFrame | None) -> None:
+    """Draw a vertical line where the kill switch changed state: red when it tripped, green on reset."""
+    if events is None or events.empty:
+        return
+    stamps = pd.to_datetime(events["ts"], utc=True).dt.tz_localize(None)
+    labelled: set[str] = set()
+    for when, state, code in zip(stamps, events["state_to"], events["code"], strict=True):
+        colour = "#2ca02c" if state == "active" else "#7f0000"
+        label = f"kill switch -> {state}" + (f" ({code})" if code and state != "active" else "")
+        if len(events) <= 3:
+            label += f", {when:%Y-%m-%d %H:%M}"
+        for k, ax in enumerate(axes):
+            first = k == 0 and label not in labelled
+            ax.axvline(when, color=colour, linewidth=1.2, linestyle="--", zorder=6, label=label if first else None)
+        labelled.add(label)
 
 
 def _draw_trade_counts(ax: Any, frame: pd.DataFrame, curve: pd.DataFrame) -> None:

@@ -179,3 +179,18 @@ def test_plot_subtitle_when_kill_switch_halted_then_says_so() -> None:
     subtitle = outputs._subtitle(_summary(status="halted", kill_switch={"state": "halted", "code": "MAX_DAILY_TRADES"}))
 
     assert "status HALTED, kill switch halted (MAX_DAILY_TRADES)" in subtitle
+
+
+def test_plot_equity_when_kill_switch_tripped_then_written_with_event_line(tmp_path: Path) -> None:
+    bars = synthetic_bars(n_symbols=1, n_steps=300, holes=False)
+    equity = pd.DataFrame({"ts": bars["ts"], "equity": 1_000_000 + (bars["close"] - bars["close"].iloc[0]) * 100})
+    events = pd.DataFrame({"ts": [bars["ts"].iloc[100]], "state_to": ["halted"], "code": ["MAX_DRAWDOWN"]})
+
+    written = outputs.plot_equity(tmp_path / "equity.png", equity, _trades(3, bars["ts"].iloc[0]),
+                                  _summary(n_trades=3, status="halted"), events)
+
+    assert written and (tmp_path / "equity.png").stat().st_size > 10_000
+
+
+def test_kill_switch_events_when_no_results_db_then_empty_frame() -> None:
+    assert list(outputs.kill_switch_events(None).columns) == ["ts", "state_to", "code"]
