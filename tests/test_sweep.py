@@ -243,3 +243,18 @@ def test_describe_launcher_when_basic_or_joblib_then_parallel_is_flagged() -> No
         "_target_": "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher", "n_jobs": 2}}})
     assert describe_launcher(basic) == ("basic (sequential, one process)", False)
     assert describe_launcher(joblib) == ("JoblibLauncher (n_jobs=2, parallel)", True)
+
+
+def test_slurm_example_when_selected_then_it_composes_to_a_submitit_slurm_launcher() -> None:
+    """The documented SLURM launcher (conf/hydra/launcher/slurm_example.yaml) composes; no cluster needed."""
+    from hydra import compose, initialize_config_dir
+
+    from tests.helpers import CONF_DIR
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose("config", overrides=["+experiment=backtest", "hydra/launcher=slurm_example",
+                                           "hydra.launcher.partition=cpu"], return_hydra_config=True)
+    launcher = cfg.hydra.launcher
+    assert launcher._target_ == "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"
+    assert launcher.partition == "cpu" and launcher.timeout_min == 60
+    assert launcher.submitit_folder.startswith(f"{cfg.hydra.sweep.dir}/.submitit/")  # job logs beside the jobs
