@@ -4,12 +4,11 @@ from components.analytics import providers as _analytics  # noqa: F401
 from components.data import config as _db  # noqa: F401
 from components.execution import handler as _execution  # noqa: F401
 from components.execution import write_buffer as _buffer  # noqa: F401
+from components.execution.broker import BrokerConfig, SimulatedBroker
 from components.market import providers as _market  # noqa: F401
 from components.strategies import builtin as _strategies  # noqa: F401
 from runner.config import register_root
 from runner.registry import register
-
-from components.execution.broker import BrokerConfig, SimulatedBroker  # noqa: E402
 
 register_root()
 

@@ -45,7 +45,6 @@ def universe_of(path: Path, start: str | None = None, end: str | None = None) ->
     symbols = tuple(s for (s,) in con.execute("SELECT DISTINCT symbol FROM bars ORDER BY 1").fetchall())
     start_us = pd.Timestamp(start, tz="UTC").value // 1000 if start else None
     end_us = pd.Timestamp(end, tz="UTC").value // 1000 if end else None
-    u = Universe(symbols, start_us, end_us)
     (steps,) = con.execute(
         "SELECT count(DISTINCT ts) FROM bars WHERE ($s IS NULL OR ts >= make_timestamptz($s)) "
         "AND ($e IS NULL OR ts < make_timestamptz($e))", {"s": start_us, "e": end_us}).fetchone()

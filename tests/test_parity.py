@@ -13,7 +13,13 @@ from hypothesis import strategies as st
 
 from components.execution.records import DIGEST_TABLES
 from components.execution.write_buffer import digest_of_results
-from tests.helpers import make_market_db, results_rows, run_in_process, synthetic_bars, synthetic_snapshots
+from tests.helpers import (
+    make_market_db,
+    results_rows,
+    run_in_process,
+    synthetic_bars,
+    synthetic_snapshots,
+)
 
 MOMENTUM = ["strategy=momentum_rotation", "strategy.top_n=2"]
 SMA_WITH_DENIALS = ["strategy=sma_cross", "strategy.fast=3", "strategy.slow=8",

@@ -9,7 +9,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from components.execution.write_buffer import FlushError, MemoryBuffer, WriteBuffer, digest_of_results
+from components.execution.write_buffer import (
+    FlushError,
+    MemoryBuffer,
+    WriteBuffer,
+    digest_of_results,
+)
 
 
 def equity_row(i: int) -> tuple:

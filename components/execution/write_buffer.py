@@ -8,6 +8,7 @@ order, so it does not depend on the batch size.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -128,14 +129,12 @@ class WriteBuffer:
             con.execute("BEGIN TRANSACTION")
             for name, rows in self.pending.items():
                 if rows:
-                    _wb_batch = _to_arrow(name, rows)  # noqa: F841 - read by DuckDB's replacement scan
+                    _wb_batch = _to_arrow(name, rows)
                     con.execute(f"INSERT INTO {name} SELECT * FROM _wb_batch")
             con.execute("COMMIT")
         except (duckdb.Error, OSError) as exc:
-            try:
+            with contextlib.suppress(duckdb.Error):
                 con.execute("ROLLBACK")
-            except duckdb.Error:
-                pass
             raise FlushError(
                 f"could not commit {self.n_pending} buffered row(s) to {self.path} ({exc}); the rows "
                 "are kept in memory and the run stops. Free disk space or fix permissions, then rerun."
