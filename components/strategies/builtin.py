@@ -187,14 +187,11 @@ class MomentumRotation:
                 if name in self._index
             )
         )
-        chosen = {name: (ret, rank) for _, name, ret, rank in ranked[: self.top_n] if ret > self.min_return}
-        target = {self._index[name] for name in chosen}
-        out: list[Insight] = []
-        for s in sorted(target - self._held):
-            ret, rank = chosen[next(n for n in chosen if self._index[n] == s)]
-            out.append((ts, s, LONG, "momentum_enter", ret, rank))
-        for s in sorted(self._held - target):
-            out.append((ts, s, FLAT, "momentum_exit", 0.0, 0.0))
+        chosen = {self._index[name]: (ret, rank) for _, name, ret, rank in ranked[: self.top_n]
+                  if ret > self.min_return}
+        target = set(chosen)
+        out: list[Insight] = [(ts, s, FLAT, "momentum_exit", 0.0, 0.0) for s in sorted(self._held - target)]
+        out += [(ts, s, LONG, "momentum_enter", *chosen[s]) for s in sorted(target - self._held)]  # exits free cash first
         self._held = target
         return out or None
 
