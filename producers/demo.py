@@ -17,13 +17,13 @@ from dataclasses import asdict, dataclass, field
 import hydra
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from hydra.core.config_store import ConfigStore
 from loguru import logger
 from omegaconf import DictConfig
 
 from components.cli import run_cli
 from components.data.config import DbConfig
-from components.data.schemas import BAR_COLUMNS
 from producers.common import CONF_DIR, configure_logging, typed
 from producers.publish import PublishConfig
 from producers.store import WriteResult, check_on_conflict, write_bars
@@ -100,19 +100,23 @@ def generate_bars(
         "m8[us]"
     )
     flat = present.ravel()  # C order: ts-major, then symbol, i.e. sorted by (ts, symbol)
-    symbol_codes = np.tile(np.arange(n_symbols), n_bars)[flat]
-    return pd.DataFrame(
+    codes = np.tile(np.arange(n_symbols, dtype=np.int32), n_bars)[flat]
+    stamps = np.repeat(clock.astype("datetime64[us]").view("int64"), n_symbols)[flat]
+    # Build through Arrow: one copy per column, and the symbol column stays Arrow-backed text.
+    table = pa.table(
         {
-            "symbol": pd.Categorical.from_codes(symbol_codes, categories=names).astype("str"),
-            "ts": pd.DatetimeIndex(np.repeat(clock, n_symbols)[flat]).tz_localize("UTC"),
+            "symbol": pa.DictionaryArray.from_arrays(
+                codes, pa.array(names.tolist())
+            ).dictionary_decode(),
+            "ts": pa.array(stamps, type=pa.timestamp("us", tz="UTC")),
             "open": open_.ravel()[flat],
             "high": high.ravel()[flat],
             "low": low.ravel()[flat],
             "close": close.ravel()[flat],
             "volume": volume.ravel()[flat],
-        },
-        columns=BAR_COLUMNS,
+        }
     )
+    return table.to_pandas(split_blocks=True)  # one block per column: no consolidation copy
 
 
 def _random_walk(rng: np.random.Generator, n_bars: int, n_symbols: int) -> tuple[np.ndarray, ...]:

@@ -183,17 +183,15 @@ def read_table(src: SourceFile) -> pa.Table:
 
 
 def _read_csv(src: SourceFile) -> pa.Table:
+    """Read every column as text; only on failure decode in Python to say what is wrong and where."""
     data = src.data.removeprefix(b"\xef\xbb\xbf")
+    end = data.find(b"\n")
     try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise SourceError(
-            f"{src.path}: not UTF-8 text (byte 0x{data[exc.start]:02x} on line {line}); re-save it as "
-            "UTF-8 CSV, or give a Parquet file a .parquet name."
-        ) from None
-    header = next(csv.reader([text.split("\n", 1)[0].rstrip("\r")]), [])
-    if not text.strip() or not any(name.strip() for name in header):
+        header_line = (data if end < 0 else data[:end]).decode("utf-8").rstrip("\r")
+    except UnicodeDecodeError:
+        raise _not_utf8(src, data) from None
+    header = next(csv.reader([header_line]), [])
+    if not any(name.strip() for name in header):
         raise SourceError(
             f"{src.path}: the file is empty (no header line); expected the header {UNIFORM}."
         )
@@ -207,7 +205,24 @@ def _read_csv(src: SourceFile) -> pa.Table:
             ),
         )
     except pa.ArrowInvalid as exc:
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise _not_utf8(src, data) from None
         raise SourceError(f"{src.path}: malformed CSV: {_csv_problem(str(exc), text)}") from None
+
+
+def _not_utf8(src: SourceFile, data: bytes) -> SourceError:
+    try:
+        data.decode("utf-8")
+        start = 0
+    except UnicodeDecodeError as exc:
+        start = exc.start
+    line = data[:start].count(b"\n") + 1
+    return SourceError(
+        f"{src.path}: not UTF-8 text (byte 0x{data[start]:02x} on line {line}); re-save it as "
+        "UTF-8 CSV, or give a Parquet file a .parquet name."
+    )
 
 
 def _csv_problem(message: str, text: str) -> str:
@@ -384,25 +399,22 @@ def parse_source(src: SourceFile, symbol: str | None, tz: str) -> None:
     failures = []
     data: dict[str, object] = {}
     if symbol:
-        data["symbol"] = pd.array(np.full(table.num_rows, symbol, dtype=object), dtype="str")
+        data["symbol"] = pa.array([symbol] * table.num_rows, type=pa.string())
     else:
-        data["symbol"] = (
-            pc.cast(table[columns["symbol"]], pa.string())
-            .to_pandas(types_mapper=pd.ArrowDtype)
-            .astype("str")
-        )
+        data["symbol"] = pc.cast(table[columns["symbol"]], pa.string())
     ts, ts_failures = parse_timestamps(table[columns["ts"]], tz)
-    data["ts"] = pd.DatetimeIndex(ts).tz_localize("UTC")  # parse_timestamps returns naive UTC
+    # parse_timestamps returns naive UTC datetime64[us]; tag it as UTC without a copy
+    data["ts"] = pa.array(ts.view("int64"), type=pa.timestamp("us", tz="UTC"), mask=np.isnat(ts))
     failures.append(ts_failures)
     for name in NUMBER_COLUMNS:
         values, number_failures = parse_numbers(table[columns[name]], name)
         data[name] = values
         failures.append(number_failures)
-    frame = pd.DataFrame(data, columns=BAR_COLUMNS)
+    frame = pa.table(data).to_pandas(split_blocks=True)  # zero-copy floats; str symbols; UTC ts
     parse_failures = pd.concat(
         [f for f in failures if len(f)] or [_no_failures()], ignore_index=True
     )
-    validated, schema_failures = collect_failures(OhlcvBars, frame)
+    validated, schema_failures = collect_failures(OhlcvBars, frame, inplace=True)
     src.frame = validated if validated is not None else frame
     src.failures = _merge_failures(parse_failures, schema_failures)
 

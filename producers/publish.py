@@ -157,11 +157,12 @@ def _build_staging(
         try:
             ensure_schema(con)
             bump_content_version(con)
+            last_rowid = _max_rowid(con)
             result = apply(con)
             if isinstance(result, Unchanged):
                 con.execute("ROLLBACK")
                 return result
-            order_bars(con)
+            order_bars(con, since_rowid=last_rowid)
             con.execute("COMMIT")
         except BaseException:
             _rollback(con)
@@ -178,19 +179,29 @@ def _rollback(con: duckdb.DuckDBPyConnection) -> None:
         con.execute("ROLLBACK")
 
 
-def order_bars(con: duckdb.DuckDBPyConnection) -> bool:
+def _max_rowid(con: duckdb.DuckDBPyConnection) -> int:
+    return int(con.execute("SELECT coalesce(max(rowid), -1) FROM bars").fetchall()[0][0])
+
+
+def order_bars(con: duckdb.DuckDBPyConnection, since_rowid: int = -1) -> bool:
     """Rewrite ``bars`` in (ts, symbol) order when rows are out of that order; return True if so.
 
     The runner's chunked reader scans ts ranges, and DuckDB skips row groups by their ts min/max
-    (zonemaps) only when the table is physically ordered by ts.
+    (zonemaps) only when the table is physically ordered by ts. Rows up to ``since_rowid`` are
+    known to be ordered (deletes and updates keep the order), so only the rows appended after
+    it, and the last older row before them, are checked.
     """
+    if _max_rowid(con) <= since_rowid:
+        return False  # nothing appended
     unordered = con.execute(
         """
         SELECT count(*) FROM (
             SELECT ts, symbol, lag(ts) OVER w AS prev_ts, lag(symbol) OVER w AS prev_symbol
-            FROM bars WINDOW w AS (ORDER BY rowid)
+            FROM bars WHERE rowid >= (SELECT coalesce(max(rowid), -1) FROM bars WHERE rowid <= $since)
+            WINDOW w AS (ORDER BY rowid)
         ) WHERE prev_ts IS NOT NULL AND (ts < prev_ts OR (ts = prev_ts AND symbol <= prev_symbol))
-        """
+        """,
+        {"since": since_rowid},
     ).fetchall()
     if not unordered[0][0]:
         return False

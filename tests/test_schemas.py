@@ -303,3 +303,14 @@ def test_analytics_snapshot_when_bad_value_then_row_reported(
     with pytest.raises(DataValidationError) as caught:
         validate_or_raise(AnalyticsSnapshot, df, "snapshots")
     assert f"row 3: column {column}: check {check}" in caught.value.report
+
+
+def test_ohlcv_bars_when_frame_changed_in_place_between_validations_then_rechecked() -> None:
+    """The ts-order result shared by two checks must never be reused for a later validation."""
+    # Arrange
+    df = valid_bars()
+    validate_or_raise(OhlcvBars, df, "bars")
+    df.loc[BAD_ROW, "ts"] = df.loc[BAD_ROW - 1, "ts"]
+    # Act / Assert
+    with pytest.raises(DataValidationError, match=r"\(symbol, ts\) must be unique"):
+        validate_or_raise(OhlcvBars, df, "bars")

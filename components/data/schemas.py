@@ -73,17 +73,19 @@ def _symbol_codes(df: pd.DataFrame) -> np.ndarray:
 _STEPS_CACHE: list[tuple[weakref.ref[pd.DataFrame], np.ndarray | None]] = []
 
 
-def _ts_steps_positive(df: pd.DataFrame) -> np.ndarray | None:
+def _ts_steps_positive(df: pd.DataFrame, *, reuse: bool) -> np.ndarray | None:
     """Return, per row, whether ts is later than the previous row of the same symbol.
 
     Rows are grouped by symbol in input order (a stable sort on the symbol code), so one
     vectorised comparison covers every symbol. None when ``ts`` is not a datetime column.
-    Two checks need this within one validation, so the last result is kept for the same frame.
+    Two checks need this within one validation: the first computes and keeps it
+    (``reuse=False``), the second takes it for the same frame object and clears it
+    (``reuse=True``), so a frame changed in place between validations is never served stale.
     """
-    if _STEPS_CACHE and _STEPS_CACHE[0][0]() is df:
-        return _STEPS_CACHE[0][1]
+    if reuse and _STEPS_CACHE and _STEPS_CACHE[0][0]() is df:
+        return _STEPS_CACHE.pop()[1]
     ok = _compute_ts_steps(df)
-    _STEPS_CACHE[:] = [(weakref.ref(df), ok)]
+    _STEPS_CACHE[:] = [] if reuse else [(weakref.ref(df), ok)]
     return ok
 
 
@@ -174,14 +176,14 @@ class OhlcvBars(pa.DataFrameModel):
 
     @pa.dataframe_check(name="ts_increases_per_symbol", error=TS_ORDER_ERROR)
     def ts_increases_per_symbol(cls, df: pd.DataFrame) -> Series[bool]:
-        ok = _ts_steps_positive(df)
+        ok = _ts_steps_positive(df, reuse=False)
         return pd.Series(True if ok is None else ok, index=df.index)
 
     @pa.dataframe_check(name="unique_symbol_ts", error=UNIQUE_ERROR)
     def symbol_ts_unique(cls, df: pd.DataFrame) -> Series[bool]:
         # Strictly increasing ts per symbol implies uniqueness, so the exact (slower) duplicate
         # search runs only when some step is not positive.
-        steps = _ts_steps_positive(df)
+        steps = _ts_steps_positive(df, reuse=True)
         if steps is not None and steps.all():
             return pd.Series(True, index=df.index)
         return ~df.duplicated(["symbol", "ts"], keep=False)
@@ -288,10 +290,16 @@ def failure_report(errors: SchemaErrors, limit: int = 20) -> tuple[str, int]:
     return format_failures(table, limit), len(table)
 
 
-def collect_failures(schema: type[pa.DataFrameModel], df: pd.DataFrame) -> tuple[pd.DataFrame | None, pd.DataFrame]:
-    """Validate ``df`` lazily; return (validated frame or None, ``failure_table`` of every failure)."""
+def collect_failures(
+    schema: type[pa.DataFrameModel], df: pd.DataFrame, inplace: bool = False
+) -> tuple[pd.DataFrame | None, pd.DataFrame]:
+    """Validate ``df`` lazily; return (validated frame or None, ``failure_table`` of every failure).
+
+    ``inplace=True`` skips pandera's defensive copy (coercion then changes ``df`` itself): only
+    for a caller that owns the frame.
+    """
     try:
-        return schema.validate(df, lazy=True), pd.DataFrame(columns=["index", "column", "check", "value"])
+        return schema.validate(df, lazy=True, inplace=inplace), pd.DataFrame(columns=["index", "column", "check", "value"])
     except SchemaErrors as errors:
         return None, failure_table(errors)
 
