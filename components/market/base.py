@@ -129,15 +129,27 @@ class MarketProvider(Protocol):
         """Yield chunks of whole clock steps in ascending ts; each step appears exactly once."""
 
 
+# The universe joins in as a tiny table (symbol -> index); a hash join is ~3x cheaper than calling
+# list_position() per row, and it selects the universe's symbols by itself.
 BAR_SELECT = (
-    "SELECT epoch_us(ts) AS ts_us, list_position($symbols, symbol) - 1 AS sym, "
-    "open, high, low, close, volume FROM bars"
+    "WITH u AS (SELECT unnest($symbols) AS symbol, generate_subscripts($symbols, 1) - 1 AS sym) "
+    "SELECT epoch_us(ts) AS ts_us, u.sym, open, high, low, close, volume FROM bars JOIN u USING (symbol)"
 )
 
 
 def window_filter(universe: Universe) -> str:
     """Return the SQL predicate selecting the universe's symbols and [start, end) window."""
     clauses = ["list_contains($symbols, symbol)"]
+    if universe.start_us is not None:
+        clauses.append("ts >= make_timestamptz($start_us)")
+    if universe.end_us is not None:
+        clauses.append("ts < make_timestamptz($end_us)")
+    return " AND ".join(clauses)
+
+
+def time_filter(universe: Universe) -> str:
+    """Return the SQL predicate of the [start, end) window alone (symbols come from the join)."""
+    clauses = ["TRUE"]
     if universe.start_us is not None:
         clauses.append("ts >= make_timestamptz($start_us)")
     if universe.end_us is not None:

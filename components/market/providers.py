@@ -16,6 +16,7 @@ from components.market.base import (
     BarChunk,
     Universe,
     chunk_from_columns,
+    time_filter,
     validate_chunk,
     window_filter,
     window_params,
@@ -69,7 +70,7 @@ class DirectMarketProvider(_ProviderBase):
     def chunks(self) -> Iterator[BarChunk]:
         where = window_filter(self._universe)
         sql = (
-            f"{BAR_SELECT} WHERE {where} AND ts = (SELECT min(ts) FROM bars WHERE {where} "
+            f"{BAR_SELECT} WHERE ts = (SELECT min(ts) FROM bars WHERE {where} "
             "AND ts > make_timestamptz($after_us)) ORDER BY ts, symbol"
         )
         params = window_params(self._universe)
@@ -110,9 +111,8 @@ class ChunkedMarketProvider(_ProviderBase):
         return [int(r[0]) for r in rows]
 
     def chunks(self) -> Iterator[BarChunk]:
-        where = window_filter(self._universe)
         sql = (
-            f"{BAR_SELECT} WHERE {where} AND ts > make_timestamptz($after_us) "
+            f"{BAR_SELECT} WHERE {time_filter(self._universe)} AND ts > make_timestamptz($after_us) "
             "AND ts <= make_timestamptz($until_us) ORDER BY ts, symbol"
         )
         params = window_params(self._universe)
