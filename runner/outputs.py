@@ -82,11 +82,24 @@ def summary_markdown(summary: dict[str, Any], trades: list[tuple], has_plot: boo
         f"| bars | {m['bars']:,} in {m['wall_seconds']:.2f} s ({m['bars_per_second']:,.0f} bars/s) |",
         f"| signals | {m['signals_received']} received, {m['signals_accepted']} accepted, {m['signals_denied']} denied |",
         f"| market DB queries | {m['market_db_queries']} (analytics {m['analytics_queries']}, cache hits {m['cache_hits']}) |",
+        f"| market DB | `{summary.get('market_db', '?')}` version {summary.get('market_db_version', '?')} |",
         f"| digest | `{summary['digest']}` |",
         "",
     ]
+    denied = m.get("denied_by_reason") or {}
+    if denied:
+        lines.insert(-3, f"| denials by reason | {', '.join(f'{code} {n}' for code, n in denied.items())} |")
+    if summary.get("status") == "interrupted" and summary.get("stopped_at"):
+        lines.insert(-3, f"| stopped at | {summary['stopped_at']} |")
     if has_plot:
         lines += ["![equity and drawdown](equity.png)", ""]
+    if summary.get("open_positions"):
+        lines += ["## Open at the end (not trades; marked at the last close)", "",
+                  "| symbol | entry | entry price | size | mark price | unrealized pnl |", "|---|---|---|---|---|---|"]
+        for pos in summary["open_positions"]:
+            lines.append(f"| {pos['symbol']} | {pos['entry_ts']} | {pos['entry_price']:g} | {pos['size']} | "
+                         f"{pos['mark_price']:g} | {pos['unrealized_pnl']:,.2f} |")
+        lines.append("")
     if trades:
         lines += ["## Trades (first 20)", "", "| symbol | entry | entry price | exit | exit price | size | pnl |",
                   "|---|---|---|---|---|---|---|"]
@@ -94,7 +107,7 @@ def summary_markdown(summary: dict[str, Any], trades: list[tuple], has_plot: boo
             lines.append(f"| {sym} | {iso(ets)} | {ep:g} | {iso(xts)} | {xp:g} | {size} | {pnl:,.2f} |")
         lines.append("")
     lines += ["Files: `trades.csv`, `summary.json`, `metrics.json`, `results.duckdb` (query with DuckDB SQL), "
-              "`runner.log`.", ""]
+              "`runner.log`; the overrides you typed are in `.hydra/overrides.yaml`.", ""]
     return "\n".join(lines)
 
 

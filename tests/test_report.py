@@ -44,6 +44,8 @@ def test_run_when_completed_then_equity_png_and_summary_md_written(goog_run: Pat
     assert "![equity and drawdown](equity.png)" in summary
     assert "| closed trades | 32 |" in summary
     assert "| total pnl | 66,275.00 |" in summary
+    assert re.search(r"\| market DB \| `\S+goog\.duckdb` version 1 \|", summary)
+    assert "| GOOG | 2012-12-04T00:00:00+00:00 | 695 | 100 |" in summary  # the position still open at the end
 
 
 def test_run_log_when_completed_then_has_config_db_version_and_metrics_lines(goog_run: Path) -> None:
