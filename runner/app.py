@@ -12,10 +12,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+import duckdb
 from loguru import logger
 from omegaconf import DictConfig, OmegaConf
 
-from components.data.duckdb_client import get_connection
+from components.data.duckdb_client import get_connection, translate_error
 from components.errors import UserFacingError
 from components.execution.write_buffer import FlushError, WriteBuffer
 from runner import outputs
@@ -57,8 +58,19 @@ def run_backtest(cfg: DictConfig, run_dir: Path, *, quiet: bool = False, engine_
         logger.info("run dir {} (to halt: touch {} or kill -USR1 {})", run_dir, run_dir / cfg.run.halt_file,
                     os.getpid())
         return _execute(cfg, run_dir, con, plan, log_path, quiet=quiet, engine_hook=engine_hook)
+    except duckdb.Error as exc:  # a market DB that opens but fails on read (truncated): exit 2, one line
+        translated = _market_db_error(exc, Path(configs["db"].path))
+        if translated is None:
+            raise
+        logger.opt(exception=exc).debug("market DB error")
+        raise translated from None
     finally:
         con.close()
+
+
+def _market_db_error(exc: duckdb.Error, db_path: Path) -> UserFacingError | None:
+    """Return the user-facing error for a DuckDB failure that names the market DB file, else None."""
+    return translate_error(exc, db_path) if str(db_path) in str(exc) else None
 
 
 def configs_level(cfg: DictConfig) -> str:
@@ -117,8 +129,8 @@ def _fail(buffer: WriteBuffer, run_id: str, engine: Engine, exc: BaseException) 
     logger.opt(exception=exc).debug("run failed")
     try:
         buffer.flush()
-    except FlushError as flush_exc:
-        logger.error("{}", flush_exc)
+    except FlushError as flush_exc:  # the CLI prints a FlushError itself: log it once, not twice
+        (logger.debug if isinstance(exc, FlushError) else logger.error)("{}", flush_exc)
     if buffer.persistent and buffer.con is not None:
         try:
             buffer.con.execute(

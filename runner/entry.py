@@ -54,6 +54,8 @@ def run_job(cfg: DictConfig) -> int:
     except UserFacingError:
         raise
     except Exception as exc:  # one line on the console, the traceback in runner.log
+        if (run_dir / "runner.log").exists():  # the console handler is INFO: DEBUG reaches runner.log only
+            logger.opt(exception=exc).debug("run failed")
         logger.error("run failed: {}: {} (traceback in {})", type(exc).__name__, exc, run_dir / "runner.log")
         raise SystemExit(1) from None
     if code != 0:
