@@ -41,8 +41,17 @@ def write_trades_csv(path: Path, trades: list[tuple]) -> None:
         writer = csv.writer(handle)
         writer.writerow(TRADE_COLUMNS)
         for _seq, symbol, entry_ts, entry_price, exit_ts, exit_price, size, pnl in trades:
-            writer.writerow([symbol, iso(entry_ts), repr(float(entry_price)), iso(exit_ts),
-                             repr(float(exit_price)), int(size), repr(float(pnl))])
+            writer.writerow(
+                [
+                    symbol,
+                    iso(entry_ts),
+                    repr(float(entry_price)),
+                    iso(exit_ts),
+                    repr(float(exit_price)),
+                    int(size),
+                    repr(float(pnl)),
+                ]
+            )
     os.replace(tmp, path)
 
 
@@ -88,31 +97,52 @@ def summary_markdown(summary: dict[str, Any], trades: list[tuple], has_plot: boo
     ]
     denied = m.get("denied_by_reason") or {}
     if denied:
-        lines.insert(-3, f"| denials by reason | {', '.join(f'{code} {n}' for code, n in denied.items())} |")
+        lines.insert(
+            -3, f"| denials by reason | {', '.join(f'{code} {n}' for code, n in denied.items())} |"
+        )
     if summary.get("status") == "interrupted" and summary.get("stopped_at"):
         lines.insert(-3, f"| stopped at | {summary['stopped_at']} |")
     if has_plot:
         lines += ["![equity and drawdown](equity.png)", ""]
     if summary.get("open_positions"):
-        lines += ["## Open at the end (not trades; marked at the last close)", "",
-                  "| symbol | entry | entry price | size | mark price | unrealized pnl |", "|---|---|---|---|---|---|"]
+        lines += [
+            "## Open at the end (not trades; marked at the last close)",
+            "",
+            "| symbol | entry | entry price | size | mark price | unrealized pnl |",
+            "|---|---|---|---|---|---|",
+        ]
         for pos in summary["open_positions"]:
-            lines.append(f"| {pos['symbol']} | {pos['entry_ts']} | {pos['entry_price']:g} | {pos['size']} | "
-                         f"{pos['mark_price']:g} | {pos['unrealized_pnl']:,.2f} |")
+            lines.append(
+                f"| {pos['symbol']} | {pos['entry_ts']} | {pos['entry_price']:g} | {pos['size']} | "
+                f"{pos['mark_price']:g} | {pos['unrealized_pnl']:,.2f} |"
+            )
         lines.append("")
     if trades:
-        lines += ["## Trades (first 20)", "", "| symbol | entry | entry price | exit | exit price | size | pnl |",
-                  "|---|---|---|---|---|---|---|"]
+        lines += [
+            "## Trades (first 20)",
+            "",
+            "| symbol | entry | entry price | exit | exit price | size | pnl |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for _s, sym, ets, ep, xts, xp, size, pnl in trades[:20]:
-            lines.append(f"| {sym} | {iso(ets)} | {ep:g} | {iso(xts)} | {xp:g} | {size} | {pnl:,.2f} |")
+            lines.append(
+                f"| {sym} | {iso(ets)} | {ep:g} | {iso(xts)} | {xp:g} | {size} | {pnl:,.2f} |"
+            )
         lines.append("")
-    lines += ["Files: `trades.csv`, `summary.json`, `metrics.json`, `results.duckdb` (query with DuckDB SQL), "
-              "`runner.log`; the overrides you typed are in `.hydra/overrides.yaml`.", ""]
+    lines += [
+        "Files: `trades.csv`, `summary.json`, `metrics.json`, `results.duckdb` (query with DuckDB SQL), "
+        "`runner.log`; the overrides you typed are in `.hydra/overrides.yaml`.",
+        "",
+    ]
     return "\n".join(lines)
 
 
-MAX_MARKED_TRADES = 150  # more round trips than this are summarised per period, not marked one by one
-PLOT_POINTS = 4000  # equity points drawn at most (min and max of each bucket, so no extreme is lost)
+MAX_MARKED_TRADES = (
+    150  # more round trips than this are summarised per period, not marked one by one
+)
+PLOT_POINTS = (
+    4000  # equity points drawn at most (min and max of each bucket, so no extreme is lost)
+)
 _ENTRY, _WIN, _LOSS, _OPEN, _LINE = "#1f4e79", "#2ca02c", "#d62728", "#ff7f0e", "#4a90c8"
 
 
@@ -121,11 +151,18 @@ def kill_switch_events(con: Any) -> pd.DataFrame:
     columns = ["ts", "state_to", "code"]
     if con is None:
         return pd.DataFrame(columns=columns)
-    return con.execute("SELECT ts, state_to, code FROM kill_switch_events ORDER BY ts").df()[columns]
+    return con.execute("SELECT ts, state_to, code FROM kill_switch_events ORDER BY ts").df()[
+        columns
+    ]
 
 
-def plot_equity(path: Path, equity: pd.DataFrame, trades: list[tuple], summary: dict[str, Any],
-                events: pd.DataFrame | None = None) -> bool:
+def plot_equity(
+    path: Path,
+    equity: pd.DataFrame,
+    trades: list[tuple],
+    summary: dict[str, Any],
+    events: pd.DataFrame | None = None,
+) -> bool:
     """Draw equity with entries and exits marked, and drawdown below; return True when written.
 
     ``equity`` has ``ts`` and ``equity`` columns (one row per clock step), ``trades`` are the
@@ -143,8 +180,13 @@ def plot_equity(path: Path, equity: pd.DataFrame, trades: list[tuple], summary: 
     curve = _naive_utc(equity)
     many = len(trades) > MAX_MARKED_TRADES
     ratios = [3, 1, 1.2] if many else [3, 1.2]
-    fig, axes = plt.subplots(len(ratios), 1, figsize=(12, 7.5 if many else 6.5), sharex=True,
-                             gridspec_kw={"height_ratios": ratios})
+    fig, axes = plt.subplots(
+        len(ratios),
+        1,
+        figsize=(12, 7.5 if many else 6.5),
+        sharex=True,
+        gridspec_kw={"height_ratios": ratios},
+    )
     top, bottom = axes[0], axes[-1]
     _draw_equity(top, curve, summary)
     frame = _trade_frame(trades)
@@ -171,7 +213,9 @@ def _naive_utc(equity: pd.DataFrame) -> pd.DataFrame:
     ts = pd.to_datetime(equity["ts"], utc=True).dt.tz_localize(None)
     values = equity["equity"].astype(float).to_numpy()
     peak = pd.Series(values).cummax().to_numpy()
-    return pd.DataFrame({"ts": ts.to_numpy(), "equity": values, "drawdown": (values / peak - 1.0) * 100})
+    return pd.DataFrame(
+        {"ts": ts.to_numpy(), "equity": values, "drawdown": (values / peak - 1.0) * 100}
+    )
 
 
 def _thin(curve: pd.DataFrame, column: str) -> pd.DataFrame:
@@ -191,8 +235,14 @@ def _draw_equity(ax: Any, curve: pd.DataFrame, summary: dict[str, Any]) -> None:
     ax.plot(thin["ts"], thin["equity"], color=_LINE, linewidth=1.1, label="equity", zorder=2)
     cash = summary.get("initial_cash")
     if cash:
-        ax.axhline(cash, color="#888888", linewidth=0.8, linestyle="--", label=f"starting cash {cash:,.0f}",
-                   zorder=1)
+        ax.axhline(
+            cash,
+            color="#888888",
+            linewidth=0.8,
+            linestyle="--",
+            label=f"starting cash {cash:,.0f}",
+            zorder=1,
+        )
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:,.0f}"))
     ax.set_ylabel("equity")
     ax.grid(alpha=0.3)
@@ -212,21 +262,52 @@ def _equity_at(curve: pd.DataFrame, stamps: pd.Series) -> pd.Series:
     return pd.Series(curve["equity"].to_numpy()[idx.clip(0)], index=stamps.index)
 
 
-def _mark_trades(ax: Any, curve: pd.DataFrame, frame: pd.DataFrame, open_positions: list[dict[str, Any]]) -> None:
+def _mark_trades(
+    ax: Any, curve: pd.DataFrame, frame: pd.DataFrame, open_positions: list[dict[str, Any]]
+) -> None:
     """Mark each entry (triangle up) and exit (triangle down: green win, red loss) on the curve."""
     if len(frame):
-        ax.scatter(frame["entry_ts"], _equity_at(curve, frame["entry_ts"]), marker="^", s=42, color=_ENTRY,
-                   edgecolor="white", linewidth=0.5, zorder=4, label="entry (buy)")
+        ax.scatter(
+            frame["entry_ts"],
+            _equity_at(curve, frame["entry_ts"]),
+            marker="^",
+            s=42,
+            color=_ENTRY,
+            edgecolor="white",
+            linewidth=0.5,
+            zorder=4,
+            label="entry (buy)",
+        )
         wins = frame["pnl"] > 0
         for mask, colour, label in ((wins, _WIN, "exit, win"), (~wins, _LOSS, "exit, loss")):
             if mask.any():
                 exits = frame.loc[mask, "exit_ts"]
-                ax.scatter(exits, _equity_at(curve, exits), marker="v", s=42, color=colour, edgecolor="white",
-                           linewidth=0.5, zorder=5, label=label)
+                ax.scatter(
+                    exits,
+                    _equity_at(curve, exits),
+                    marker="v",
+                    s=42,
+                    color=colour,
+                    edgecolor="white",
+                    linewidth=0.5,
+                    zorder=5,
+                    label=label,
+                )
     if open_positions:
-        stamps = pd.Series(pd.to_datetime([p["entry_ts"] for p in open_positions], utc=True).tz_localize(None))
-        ax.scatter(stamps, _equity_at(curve, stamps), marker="^", s=60, facecolor="none", edgecolor=_OPEN,
-                   linewidth=1.4, zorder=5, label="entry still open at the end")
+        stamps = pd.Series(
+            pd.to_datetime([p["entry_ts"] for p in open_positions], utc=True).tz_localize(None)
+        )
+        ax.scatter(
+            stamps,
+            _equity_at(curve, stamps),
+            marker="^",
+            s=60,
+            facecolor="none",
+            edgecolor=_OPEN,
+            linewidth=1.4,
+            zorder=5,
+            label="entry still open at the end",
+        )
 
 
 def _mark_kill_switch(axes: Any, events: pd.DataFrame | None) -> None:
@@ -242,7 +323,14 @@ def _mark_kill_switch(axes: Any, events: pd.DataFrame | None) -> None:
             label += f", {when:%Y-%m-%d %H:%M}"
         for k, ax in enumerate(axes):
             first = k == 0 and label not in labelled
-            ax.axvline(when, color=colour, linewidth=1.2, linestyle="--", zorder=6, label=label if first else None)
+            ax.axvline(
+                when,
+                color=colour,
+                linewidth=1.2,
+                linestyle="--",
+                zorder=6,
+                label=label if first else None,
+            )
         labelled.add(label)
 
 
@@ -254,16 +342,25 @@ def _draw_trade_counts(ax: Any, frame: pd.DataFrame, curve: pd.DataFrame) -> Non
     lo, hi = curve["ts"].iloc[0], curve["ts"].iloc[-1]
     edges = pd.date_range(lo, hi if hi > lo else lo + pd.Timedelta(seconds=1), periods=61)
     exits = frame["exit_ts"]
-    win_counts, _ = np.histogram(exits[frame["pnl"] > 0].astype("int64"), bins=edges.astype("int64"))
-    loss_counts, _ = np.histogram(exits[frame["pnl"] <= 0].astype("int64"), bins=edges.astype("int64"))
+    win_counts, _ = np.histogram(
+        exits[frame["pnl"] > 0].astype("int64"), bins=edges.astype("int64")
+    )
+    loss_counts, _ = np.histogram(
+        exits[frame["pnl"] <= 0].astype("int64"), bins=edges.astype("int64")
+    )
     width = (edges[1] - edges[0]) * 0.9
     ax.bar(edges[:-1], win_counts, width=width, align="edge", color=_WIN)
     ax.bar(edges[:-1], -loss_counts, width=width, align="edge", color=_LOSS)
     ax.axhline(0, color="#444444", linewidth=0.6)
     ax.set_ylabel("trades closed")
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{abs(v):,.0f}"))
-    ax.set_title(f"{len(frame):,} round trips, too many to mark: wins (up, green) and losses (down, red) "
-                 f"closed per {_duration_text(edges[1] - edges[0])}", fontsize=8, loc="left", color="#444444")
+    ax.set_title(
+        f"{len(frame):,} round trips, too many to mark: wins (up, green) and losses (down, red) "
+        f"closed per {_duration_text(edges[1] - edges[0])}",
+        fontsize=8,
+        loc="left",
+        color="#444444",
+    )
     ax.grid(alpha=0.3)
 
 
@@ -285,9 +382,16 @@ def _draw_drawdown(ax: Any, curve: pd.DataFrame) -> None:
         when = curve["ts"].iloc[worst]
         ax.scatter([when], [low], color="#7f0000", s=16, zorder=3)
         right_half = when > curve["ts"].iloc[0] + (curve["ts"].iloc[-1] - curve["ts"].iloc[0]) / 2
-        ax.annotate(f"max drawdown {low:.2f} % ({when:%Y-%m-%d})", (when, low), textcoords="offset points",
-                    xytext=(-8 if right_half else 8, -2), ha="right" if right_half else "left", va="top",
-                    fontsize=8, color="#7f0000")
+        ax.annotate(
+            f"max drawdown {low:.2f} % ({when:%Y-%m-%d})",
+            (when, low),
+            textcoords="offset points",
+            xytext=(-8 if right_half else 8, -2),
+            ha="right" if right_half else "left",
+            va="top",
+            fontsize=8,
+            color="#7f0000",
+        )
     ax.set_ylabel("drawdown %")
     ax.set_ylim(min(low * 1.35, -0.01), 0)
     ax.grid(alpha=0.3)
@@ -321,6 +425,8 @@ def _subtitle(summary: dict[str, Any]) -> str:
     ]
     status = summary.get("status", "completed")
     if status != "completed" or ks.get("state", "active") != "active":
-        parts.append(f"status {status.upper()}, kill switch {ks.get('state', '?')}"
-                     + (f" ({ks['code']})" if ks.get("code") else ""))
+        parts.append(
+            f"status {status.upper()}, kill switch {ks.get('state', '?')}"
+            + (f" ({ks['code']})" if ks.get("code") else "")
+        )
     return " | ".join(parts) + f"\nrun {summary.get('run_id', '')}"

@@ -55,9 +55,18 @@ class _Bar:
     def __init__(self, total_bars: int) -> None:
         from tqdm import tqdm
 
-        self._bar: Any = tqdm(total=total_bars, unit=" bars", unit_scale=True, dynamic_ncols=True,
-                              file=sys.stderr, leave=False, mininterval=0.5, delay=BAR_DELAY_S,
-                              desc="backtest ", bar_format=BAR_FORMAT)
+        self._bar: Any = tqdm(
+            total=total_bars,
+            unit=" bars",
+            unit_scale=True,
+            dynamic_ncols=True,
+            file=sys.stderr,
+            leave=False,
+            mininterval=0.5,
+            delay=BAR_DELAY_S,
+            desc="backtest ",
+            bar_format=BAR_FORMAT,
+        )
         self._state = ""
 
     def update(self, bars: int, state: str) -> None:
@@ -79,8 +88,16 @@ class RunMonitor:
     the engine calls it on every clock step (``market=direct``).
     """
 
-    def __init__(self, bar: _Bar | _NoBar, *, total_bars: int, total_steps: int, execution: Any = None,
-                 every_s: float = 5.0, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        bar: _Bar | _NoBar,
+        *,
+        total_bars: int,
+        total_steps: int,
+        execution: Any = None,
+        every_s: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.bar = bar
         self.total_bars, self.total_steps = total_bars, total_steps
         self.execution = execution
@@ -133,9 +150,21 @@ def _clock_text(seconds: float) -> str:
     return f"{whole // 3600}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
 
 
-def make_progress(mode: str, total_bars: int, *, quiet: bool, execution: Any = None,
-                  metrics_every_s: float = 5.0, total_steps: int = 0) -> RunMonitor:
+def make_progress(
+    mode: str,
+    total_bars: int,
+    *,
+    quiet: bool,
+    execution: Any = None,
+    metrics_every_s: float = 5.0,
+    total_steps: int = 0,
+) -> RunMonitor:
     """Return the run's progress sink: a bar when ``show_bar`` says so, metrics lines always."""
     bar: _Bar | _NoBar = _Bar(total_bars) if show_bar(mode, quiet=quiet) else _NoBar()
-    return RunMonitor(bar, total_bars=total_bars, total_steps=total_steps, execution=execution,
-                      every_s=metrics_every_s)
+    return RunMonitor(
+        bar,
+        total_bars=total_bars,
+        total_steps=total_steps,
+        execution=execution,
+        every_s=metrics_every_s,
+    )

@@ -40,7 +40,13 @@ def bash_blocks(text: str) -> list[Block]:
         if match.group(1) != "bash":
             continue
         before = text[: match.start()].rstrip("\n").rsplit("\n", 1)[-1]
-        blocks.append(Block(text.count("\n", 0, match.start()) + 1, match.group(2), before.strip() == FAST_MARKER))
+        blocks.append(
+            Block(
+                text.count("\n", 0, match.start()) + 1,
+                match.group(2),
+                before.strip() == FAST_MARKER,
+            )
+        )
     return blocks
 
 
@@ -56,11 +62,18 @@ def _workspace(tmp_path: Path) -> tuple[Path, dict[str, str]]:
 
 def _run(blocks: list[Block], cwd: Path, env: dict[str, str]) -> None:
     for block in blocks:
-        proc = subprocess.run(["bash", "-euo", "pipefail", "-c", block.code], cwd=cwd, env=env, text=True,
-                              capture_output=True, timeout=600)
+        proc = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", block.code],
+            cwd=cwd,
+            env=env,
+            text=True,
+            capture_output=True,
+            timeout=600,
+        )
         assert proc.returncode == 0, (
             f"README.md block at line {block.line} exited {proc.returncode}:\n{block.code}\n"
-            f"--- stdout\n{proc.stdout[-3000:]}\n--- stderr\n{proc.stderr[-3000:]}")
+            f"--- stdout\n{proc.stdout[-3000:]}\n--- stderr\n{proc.stderr[-3000:]}"
+        )
 
 
 def _summary(run_dir: Path) -> dict[str, object]:
@@ -78,19 +91,27 @@ def test_readme_when_read_then_set_up_section_comes_first_with_make_run_and_make
 
 def test_readme_runner_commands_when_composed_then_every_override_is_valid(tmp_path: Path) -> None:
     """Fast guard: every ``python -m runner`` line in a bash block composes (no DB, no run)."""
-    commands = [line for block in bash_blocks(README.read_text()) for line in block.code.splitlines()
-                if line.startswith("python -m runner ")]
+    commands = [
+        line
+        for block in bash_blocks(README.read_text())
+        for line in block.code.splitlines()
+        if line.startswith("python -m runner ")
+    ]
     assert len(commands) >= 5
 
     for command in commands:
         args = [a for a in shlex.split(command.rstrip("&").strip())[3:] if a != "-m"]
         # a sweep (key=1,2,3) composes with its first value; hydra.* keys are not part of the job config
-        overrides = [re.sub(r"=([^\[\],]+),.*$", r"=\1", a) for a in args if not a.startswith("hydra.")]
+        overrides = [
+            re.sub(r"=([^\[\],]+),.*$", r"=\1", a) for a in args if not a.startswith("hydra.")
+        ]
         cfg = compose_config(overrides)
         assert cfg.run.name == "backtest", command
 
 
-def test_readme_fast_blocks_when_run_as_written_then_succeed_and_write_reports(tmp_path: Path) -> None:
+def test_readme_fast_blocks_when_run_as_written_then_succeed_and_write_reports(
+    tmp_path: Path,
+) -> None:
     cwd, env = _workspace(tmp_path)
     blocks = [b for b in bash_blocks(README.read_text()) if b.fast]
     assert len(blocks) >= 3
@@ -103,7 +124,9 @@ def test_readme_fast_blocks_when_run_as_written_then_succeed_and_write_reports(t
 
 
 @pytest.mark.slow
-def test_readme_every_block_when_run_in_order_then_succeeds_with_the_outcomes_it_describes(tmp_path: Path) -> None:
+def test_readme_every_block_when_run_in_order_then_succeeds_with_the_outcomes_it_describes(
+    tmp_path: Path,
+) -> None:
     cwd, env = _workspace(tmp_path)
 
     _run(bash_blocks(README.read_text()), cwd, env)
@@ -113,6 +136,9 @@ def test_readme_every_block_when_run_in_order_then_succeeds_with_the_outcomes_it
     guarded = _summary(outputs / "demo_guarded")
     assert guarded["status"] == "halted" and guarded["kill_switch"]["code"] == "MAX_DAILY_TRADES"
     halted = _summary(outputs / "halted")
-    assert halted["status"] == "halted" and halted["kill_switch"]["reason"] == "manual halt: checking a data issue"
+    assert (
+        halted["status"] == "halted"
+        and halted["kill_switch"]["reason"] == "manual halt: checking a data issue"
+    )
     reports = sorted((cwd / "multirun").glob("backtest/*/*/sweep_report.md"))
     assert len(reports) == 1 and "parity holds" in reports[0].read_text()
