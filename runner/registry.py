@@ -6,6 +6,7 @@ built: the runner cannot build a market-DB writer because none is registered.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -76,12 +77,22 @@ def typed_config(group: str, node: DictConfig | dict[str, Any]) -> Any:
     """Merge ``node`` into its registered schema and build the dataclass (runs ``__post_init__``)."""
     kind = node.get("kind") if node is not None else None
     entry = lookup(group, kind)
+    known = [f.name for f in dataclasses.fields(entry.config_cls)]
+    unknown = sorted(str(k) for k in node.keys() if k not in known)
+    if unknown:
+        guess = difflib.get_close_matches(unknown[0], known, n=1)
+        hint = f" Did you mean {group}.{guess[0]}?" if guess else ""
+        raise ConfigError(
+            f"{group}.{unknown[0]}: no such key for {group} kind={kind!r} (keys: {', '.join(known)}).{hint} "
+            "Fix or remove the override."
+        )
     try:
         merged = OmegaConf.merge(OmegaConf.structured(entry.config_cls), node)
         return OmegaConf.to_object(merged)
     except OmegaConfBaseException as exc:
         key = getattr(exc, "full_key", None) or getattr(exc, "key", "") or ""
-        raise ConfigError(f"{group}.{key}: {exc.msg if hasattr(exc, 'msg') else exc}".rstrip()) from None
+        detail = str(getattr(exc, "msg", exc)).splitlines()[0]
+        raise ConfigError(f"{group}.{key}: {detail}; fix the value (see `python -m runner --help`)") from None
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
 

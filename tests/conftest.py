@@ -18,8 +18,13 @@ SHARED_REFERENCE = REPO.parent / "shared" / "reference"
 
 @pytest.fixture(autouse=True)
 def _reset_global_state() -> None:
-    """Reset Hydra and loguru between tests so nothing leaks from one test into the next."""
+    """Reset Hydra, loguru and test-only registry entries so nothing leaks between tests."""
+    from runner import registry
+
+    entries = dict(registry._ENTRIES)
     GlobalHydra.instance().clear()
     yield
     GlobalHydra.instance().clear()
     logger.remove()
+    registry._ENTRIES.clear()
+    registry._ENTRIES.update(entries)

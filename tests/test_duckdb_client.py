@@ -106,7 +106,7 @@ def test_get_connection_when_other_process_holds_write_lock_then_db_locked_error
         # Act / Assert
         with pytest.raises(
             DbLockedError,
-            match=rf"^{re.escape(str(path))} is locked by another process \(PID {holder.pid}\), ",
+            match=rf"^{re.escape(str(path))} \(db.path\) is locked by another process \(PID {holder.pid}\) that has it open for writing; ",
         ):
             get_connection(path, read_only=True)
     finally:

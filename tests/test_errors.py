@@ -176,8 +176,9 @@ def outcomes(
         "runner",
         ("+experiment=backtest", f"db.path={locked_db}", f"hydra.run.dir={tmp / 'run_locked'}"),
         (
-            rf"error: {re.escape(str(locked_db))} is locked by another process \(PID {holder.pid}\), a producer or a "
-            r"backtest that holds it; wait for it to finish or stop that process, then retry\."
+            rf"error: {re.escape(str(locked_db))} \(db.path\) is locked by another process \(PID {holder.pid}\) that "
+            rf"has it open for writing; DuckDB admits readers only when no writer is open, so wait for PID "
+            rf"{holder.pid} to finish or stop it, then retry\."
         ),
     )
     bad_csv = tmp / "bad.csv"

@@ -423,8 +423,9 @@ def test_run_backtest_when_market_db_held_read_write_by_another_process_then_loc
     holder = subprocess.Popen(
         [sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('open', flush=True);"
          " time.sleep(120)", str(held)], stdout=subprocess.PIPE, text=True)
-    expected = (f"{held} is locked by another process (PID {holder.pid}), a producer or a backtest that holds it; "
-                "wait for it to finish or stop that process, then retry.")
+    expected = (f"{held} (db.path) is locked by another process (PID {holder.pid}) that has it open for writing; "
+                f"DuckDB admits readers only when no writer is open, so wait for PID {holder.pid} to finish or stop "
+                "it, then retry.")
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "open"
         # Act / Assert (the CLI prints this one line and exits 2, like every DbLockedError)

@@ -28,7 +28,7 @@ _STATEMENT = re.compile(r'statement of type "(\w+)"')
 _PID = re.compile(r"\(PID (\d+)\)")
 
 
-def translate_error(exc: BaseException, path: Path) -> UserFacingError | None:
+def translate_error(exc: BaseException, path: Path, read_only: bool | None = None) -> UserFacingError | None:
     """Return the user-facing error for a DuckDB exception about ``path``, or None if unknown."""
     text = str(exc)
     if "read-only mode" in text:
@@ -43,8 +43,12 @@ def translate_error(exc: BaseException, path: Path) -> UserFacingError | None:
         match = _PID.search(text)
         pid = match.group(1) if match else "unknown"
         return DbLockedError(
-            f"{path} is locked by another process (PID {pid}), a producer or a backtest that holds "
-            "it; wait for it to finish or stop that process, then retry."
+            f"{path} (db.path) is locked by another process (PID {pid}) that has it open for writing; "
+            f"DuckDB admits readers only when no writer is open, so wait for PID {pid} to finish or stop it, "
+            "then retry."
+            if read_only
+            else f"{path} (db.path) is locked by another process (PID {pid}); wait for it to finish or stop it, "
+            "then retry."
         )
     if "different configuration than existing connections" in text:
         return DbModeConflictError(
@@ -81,7 +85,7 @@ def get_connection(path: str | Path, *, read_only: bool = True) -> duckdb.DuckDB
     try:
         return duckdb.connect(str(path), read_only=read_only)
     except duckdb.Error as exc:
-        translated = translate_error(exc, path)
+        translated = translate_error(exc, path, read_only)
         if translated is not None:
             raise translated from exc
         raise
@@ -94,7 +98,7 @@ def db_cursor(path: str | Path, *, read_only: bool = True) -> Iterator[duckdb.Du
     try:
         yield con
     except duckdb.Error as exc:
-        translated = translate_error(exc, Path(path))
+        translated = translate_error(exc, Path(path), read_only)
         if translated is not None:
             raise translated from exc
         raise
