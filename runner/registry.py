@@ -78,7 +78,7 @@ def typed_config(group: str, node: DictConfig | dict[str, Any]) -> Any:
     kind = node.get("kind") if node is not None else None
     entry = lookup(group, kind)
     known = [f.name for f in dataclasses.fields(entry.config_cls)]
-    unknown = sorted(str(k) for k in node.keys() if k not in known)
+    unknown = sorted(str(k) for k in node if k not in known)
     if unknown:
         guess = difflib.get_close_matches(unknown[0], known, n=1)
         hint = f" Did you mean {group}.{guess[0]}?" if guess else ""
