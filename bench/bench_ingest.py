@@ -119,6 +119,9 @@ def main() -> None:
         },
         "machine": {
             "cpus": os.cpu_count(),
+            "load_avg_1m_at_end": round(
+                os.getloadavg()[0], 2
+            ),  # other work on the box skews timings
             "python": platform.python_version(),
             "duckdb": duckdb.__version__,
             "pandas": pd.__version__,
