@@ -335,6 +335,7 @@ def plot_report(report: Report, path: Path) -> bool:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     rows, labels = report.rows, varying_overrides(report.rows)
     names = ["\n".join(labels[r.num]) or f"job {r.num}" for r in rows]
@@ -345,7 +346,9 @@ def plot_report(report: Report, path: Path) -> bool:
     top.bar(x, [float(r.metrics.get("bars_per_second") or 0) for r in rows], color=colours)
     top.set_ylabel("bars/s")
     title = "parity violated (red)" if report.violations else "parity OK"
-    top.set_title(f"{report.sweep_dir.name}: {title}" + (" - parallel jobs" if report.parallel else ""))
+    top.set_title(f"sweep {report.sweep_dir.name}: {len(rows)} jobs, {title}"
+                  + (" (parallel jobs: timings share CPUs)" if report.parallel else ""))
+    top.yaxis.set_major_formatter(matplotlib.ticker.StrMethodFormatter("{x:,.0f}"))
     bottom.bar(x, [float(r.metrics.get("peak_rss_mb") or 0) for r in rows], color=colours)
     bottom.set_ylabel("peak RSS (MB)")
     bottom.set_xticks(list(x), names, rotation=30, ha="right", fontsize=7)
