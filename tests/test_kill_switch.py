@@ -504,3 +504,96 @@ def test_halt_file_when_created_mid_chunk_then_picked_up_within_256_steps(
     assert_halted_at(run_dir, summary, "MANUAL", stamps[512], fills_at_halt=False)
     events = results_rows(run_dir, "kill_switch_events")
     assert (events[0][5], events[0][8]) == ("ops: stop trading now", "halt_file")
+
+
+# -- trading days end to end -------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def hourly_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Hourly bars from 2024-03-08 to 2024-11-08: both New York DST changes, every local midnight."""
+    path = tmp_path_factory.mktemp("hourly") / "market.duckdb"
+    return make_market_db(path, synthetic_bars(n_symbols=3, n_steps=5900, seed=9, holes=False, freq="h"))
+
+
+@pytest.mark.parametrize("tz", ["America/New_York", "UTC"])
+def test_max_daily_trades_when_reset_every_new_day_then_exactly_n_pass_per_local_day(
+        tz: str, hourly_db: Path, tmp_path: Path) -> None:
+    """The (N+1)-th order of each local trading day is denied and halts; a reset opens the next day."""
+    # Arrange: reset at the first bar of each local day, when the switch is halted
+    n, zone = 2, ZoneInfo(tz)
+    current: dict[str, Any] = {"day": None}
+
+    def reset_each_day(engine: Any, step: int, ts: int) -> None:
+        day = dt.datetime.fromtimestamp(ts / 1e6, tz=zone).date()
+        if day != current["day"]:
+            current["day"] = day
+            if engine.execution.kill_switch.halted:
+                engine.execution.reset_kill_switch(f"new trading day {day}", ts, actor="ops")
+
+    # Act
+    code, _summary = run(hourly_db, tmp_path / "run", "strategy.fast=2", "strategy.slow=5",
+                        f"execution.kill_switch.max_daily_trades={n}", f"execution.kill_switch.day_tz={tz}",
+                        hook=reset_each_day)
+    # Assert: per local day, signals 1..N pass, N+1 is MAX_DAILY_TRADES, the rest HALTED
+    assert code == 0
+    signals = pd.DataFrame(results_rows(tmp_path / "run", "signals"), columns=["seq", "ts", "symbol", "side", "qty",
+                                                                                "reason", "insight_seq"])
+    codes = {d[8]: d[5] for d in results_rows(tmp_path / "run", "denials") if not d[5].startswith("CANCELLED")}
+    signals["code"] = signals["seq"].map(codes).fillna("passed")
+    signals["day"] = pd.to_datetime(signals["ts"], utc=True).dt.tz_convert(tz).dt.date
+    breached_days = 0
+    for day, group in signals.groupby("day"):
+        expected = ["passed"] * min(n, len(group)) + (["MAX_DAILY_TRADES"] if len(group) > n else [])
+        expected += ["HALTED"] * (len(group) - len(expected))
+        assert group["code"].tolist() == expected, f"trading day {day}"
+        breached_days += len(group) > n
+    days = set(signals["day"])
+    assert {dt.date(2024, 3, 10), dt.date(2024, 11, 3)} <= days and breached_days >= 50
+    events = results_rows(tmp_path / "run", "kill_switch_events")
+    assert [e[4] for e in events] == ["MAX_DAILY_TRADES", "RESET"] * (len(events) // 2) + (
+        ["MAX_DAILY_TRADES"] if len(events) % 2 else [])
+
+
+# -- audit trail -------------------------------------------------------------------------------------
+def test_audit_trail_when_trip_halt_and_reset_then_every_change_and_denial_is_a_row(
+        market_db: Path, tmp_path: Path) -> None:
+    # Arrange: trip to reduce-only on the 4th order, then ops halt at step 700 and reset at step 900
+    def operate(engine: Any, step: int, ts: int) -> None:
+        if step == 700:
+            engine.execution.activate_kill_switch("ops: unexpected fills", ts, actor="ops")
+        elif step == 900:
+            engine.execution.reset_kill_switch("ops: reviewed, resume", ts, actor="ops")
+
+    # Act
+    code, summary = run(market_db, tmp_path / "run", "execution.kill_switch.max_daily_trades=3",
+                        "execution.kill_switch.on_breach=reduce_only", hook=operate)
+    # Assert: the state changes, in order, each with reason, figures and actor
+    assert code == 0
+    events = results_rows(tmp_path / "run", "kill_switch_events")
+    assert [(e[2], e[3], e[4], e[6], e[7], e[8]) for e in events[:3]] == [
+        ("active", "reduce_only", "MAX_DAILY_TRADES", 4.0, 3.0, "threshold"),
+        ("reduce_only", "halted", "MANUAL", None, None, "ops"),
+        ("halted", "active", "RESET", None, None, "ops")]
+    state = "active"
+    for event in events:  # one chain of changes, in time order, nothing skipped
+        assert event[2] == state and event[3] != state
+        state = event[3]
+        assert (event[6] is None) == (event[4] in ("MANUAL", "RESET"))
+        assert event[6] is None or event[6] > event[7]
+    assert state == summary["kill_switch"]["state"] and len(events) == summary["kill_switch"]["events"]
+    assert [e[0] for e in events] == sorted(e[0] for e in events)
+    assert [e[1] for e in events] == sorted(e[1] for e in events)
+    # ... and every change is also a WARNING line in runner.log
+    log = (tmp_path / "run" / "runner.log").read_text()
+    assert log.count("kill switch active -> reduce_only") + log.count("kill switch reduce_only -> halted") + \
+        log.count("kill switch halted -> active") + log.count("kill switch reduce_only -> active") == len(events)
+    # ... every refused signal is a denial with its code (and figures where a limit was crossed)
+    signals, denials = results_rows(tmp_path / "run", "signals"), results_rows(tmp_path / "run", "denials")
+    metrics = summary["metrics"]
+    refused = [d for d in denials if not d[5].startswith("CANCELLED_BY_")]
+    assert metrics["signals_received"] == len(signals) == metrics["signals_accepted"] + len(refused)
+    by_code: dict[str, int] = {}
+    for d in denials:
+        by_code[d[5]] = by_code.get(d[5], 0) + 1
+        assert (d[6] is not None and d[7] is not None) == (d[5] in ("MAX_DAILY_TRADES", "REDUCE_ONLY"))
+    assert by_code == metrics["denied_by_reason"]
+    assert {"MAX_DAILY_TRADES", "REDUCE_ONLY", "HALTED"} <= set(by_code)
