@@ -23,9 +23,9 @@ from runner.sweep import (
     duplicate_configs,
 )
 from tests.helpers import REPO, make_market_db, run_cli, synthetic_bars
-from tests.plugins.lookahead_market import OPTION_YAML
 
-LOOKAHEAD_ENV = {"RUNNER_EXTRA_IMPORTS": "tests.plugins.lookahead_market"}
+LOOKAHEAD_ENV = {"RUNNER_EXTRA_IMPORTS": "tests.plugins.lookahead_market"}  # never imported here: it registers
+LOOKAHEAD_CONF = REPO / "tests" / "plugins" / "conf"  # market/lookahead.yaml
 
 
 @pytest.fixture(scope="module")
@@ -68,13 +68,10 @@ def test_sweep_when_chunk_sizes_vary_then_digests_match_and_report_is_written(ma
 def test_sweep_when_provider_peeks_ahead_then_exit_3_naming_jobs_and_keys(market_db: Path, tmp_path: Path) -> None:
     """A lookahead bug only chunk boundaries expose: the sweep must fail and say where."""
     # Arrange
-    extra_conf = tmp_path / "extra_conf"
-    (extra_conf / "market").mkdir(parents=True)
-    (extra_conf / "market" / "lookahead.yaml").write_text(OPTION_YAML)
     sweep_dir = tmp_path / "sweep"
     # Act
     proc = _sweep(market_db, sweep_dir, "market=lookahead", "market.chunk_size=40,400",
-                  f"hydra.searchpath=[file://{extra_conf}]", env=LOOKAHEAD_ENV)
+                  f"hydra.searchpath=[file://{LOOKAHEAD_CONF}]", env=LOOKAHEAD_ENV)
     # Assert
     assert proc.returncode == PARITY_EXIT_CODE, proc.stderr
     error_lines = [line for line in proc.stderr.splitlines() if line.startswith("error:")]

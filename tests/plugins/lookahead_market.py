@@ -3,13 +3,15 @@
 It serves every bar with the values of the same symbol's next bar in the chunk, a peek-ahead bug.
 Within a chunk the shifted bars are still valid OHLCV, so validation passes; only the chunk
 boundaries (where nothing is left to peek at) show it, so the digest changes with
-``market.chunk_size``. The sweep report must catch exactly that.
+``market.chunk_size``. The sweep report must catch exactly that. Import it only in runner
+subprocesses (``RUNNER_EXTRA_IMPORTS``): importing registers it for the whole process.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -17,13 +19,7 @@ from components.market.base import BarChunk
 from components.market.providers import ChunkedMarketConfig, ChunkedMarketProvider
 from runner.registry import register
 
-OPTION_YAML = """\
-# market/lookahead.yaml (test-only): chunked, but every bar shows its symbol's next bar
-defaults: [lookahead_schema, _self_]
-kind: lookahead
-chunk_size: 1000
-validate: true
-"""
+CONF_DIR = Path(__file__).resolve().parent / "conf"  # market/lookahead.yaml, for hydra.searchpath
 
 
 @dataclass
