@@ -276,7 +276,8 @@ CLI_CASES = {
 }
 
 
-@pytest.mark.parametrize("name", list(CLI_CASES))
+@pytest.mark.parametrize("name", [pytest.param(name, marks=[pytest.mark.slow] if name in ("utf16", "missing_column")
+                                                else []) for name in CLI_CASES])
 def test_ingest_cli_when_malformed_file_then_exit_2_no_traceback_db_unchanged(
         name: str, base_db: Path, tmp_path: Path) -> None:
     # Arrange
