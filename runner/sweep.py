@@ -42,6 +42,7 @@ CSV_COLUMNS = [
     "run_dir",
 ]
 OK_STATUSES = ("completed", "halted")  # runs whose digest covers the whole window
+MANUAL_HALT = "MANUAL"  # kill-switch code of a halt from outside the run (halt file, SIGUSR1)
 
 
 @dataclass
@@ -192,6 +193,8 @@ def read_job(run_dir: Path) -> JobRow:
     num = record.get("num", _job_num(hydra_dir, run_dir))
     status = summary.get("status") or ("failed" if record.get("status") == "failed" or not record
                                        else "no summary")
+    if status == "halted" and (summary.get("kill_switch") or {}).get("code") == MANUAL_HALT:
+        status = "halted (manual)"  # stopped from outside (halt file, signal): not comparable
     flat = flatten(OmegaConf.to_container(OmegaConf.load(hydra_dir / "config.yaml"), resolve=False))
     behaviour, performance = split_config(flat)
     return JobRow(num=int(num), run_dir=run_dir, overrides=overrides, status=status, digest=summary.get("digest"),

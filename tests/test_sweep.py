@@ -255,3 +255,22 @@ def test_slurm_example_when_selected_then_it_composes_to_a_submitit_slurm_launch
     assert launcher._target_ == "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"
     assert launcher.partition == "cpu" and launcher.timeout_min == 60
     assert launcher.submitit_folder.startswith(f"{cfg.hydra.sweep.dir}/.submitit/")  # job logs beside the jobs
+
+
+def test_read_job_when_halted_from_outside_then_it_is_not_compared(tmp_path: Path) -> None:
+    """A HALT file or SIGUSR1 in one job changes its digest legitimately; that is not a parity break."""
+    # Arrange
+    from runner.sweep import read_job
+
+    (tmp_path / ".hydra").mkdir()
+    (tmp_path / ".hydra" / "overrides.yaml").write_text("- market.chunk_size=100\n")
+    (tmp_path / ".hydra" / "config.yaml").write_text("market:\n  kind: chunked\n  chunk_size: 100\n")
+    (tmp_path / "summary.json").write_text(json.dumps(
+        {"status": "halted", "digest": "d", "metrics": {}, "kill_switch": {"state": "halted", "code": "MANUAL"}}))
+    # Act
+    row = read_job(tmp_path)
+    other = _row(1, "other digest", 1000)
+    other.behaviour = row.behaviour  # same behaviour group, different digest
+    # Assert
+    assert row.status == "halted (manual)"
+    assert check_parity([row, other]) == [] and row.parity == "n/a" and row.group == other.group
