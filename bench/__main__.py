@@ -30,19 +30,35 @@ from typing import Any
 from bench import ceiling, data, e2e, micro
 
 RESULTS = Path(__file__).resolve().parent / "results" / "bench.json"
-TARGETS = {"e2e_bars_per_s": 250_000, "e2e_stretch_bars_per_s": 400_000, "peak_rss_mb_1m": 500,
-           "writer_rows_per_s": 400_000, "validation_s_per_1m": 0.5, "lookup_us": 10}
+TARGETS = {
+    "e2e_bars_per_s": 250_000,
+    "e2e_stretch_bars_per_s": 400_000,
+    "peak_rss_mb_1m": 500,
+    "writer_rows_per_s": 400_000,
+    "validation_s_per_1m": 0.5,
+    "lookup_us": 10,
+}
 CHUNK, BIG_CHUNK = 1000, 10_000
 CACHED = ("market=chunked", "analytics=cached")
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--repeat", type=int, default=2, help="runs per headline figure (best is reported)")
-    parser.add_argument("--direct-steps", type=int, default=10_000, help="clock steps of the direct window")
-    parser.add_argument("--skip-ingest", action="store_true", help="skip bench.bench_ingest (producer side)")
-    parser.add_argument("--quick", action="store_true", help="--direct-steps 2000 --repeat 1 --skip-ingest")
-    parser.add_argument("--profile", action="store_true", help="cProfile the headline run in this process")
+    parser.add_argument(
+        "--repeat", type=int, default=2, help="runs per headline figure (best is reported)"
+    )
+    parser.add_argument(
+        "--direct-steps", type=int, default=10_000, help="clock steps of the direct window"
+    )
+    parser.add_argument(
+        "--skip-ingest", action="store_true", help="skip bench.bench_ingest (producer side)"
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="--direct-steps 2000 --repeat 1 --skip-ingest"
+    )
+    parser.add_argument(
+        "--profile", action="store_true", help="cProfile the headline run in this process"
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.direct_steps, args.repeat, args.skip_ingest = 2000, 1, True
@@ -60,14 +76,43 @@ def run_e2e(db: Path, args: argparse.Namespace) -> dict[str, Any]:
     plan = [
         (spec("chunked+cached duckdb", *CACHED, "buffer=duckdb"), None, args.repeat, CHUNK),
         (spec("chunked+cached memory", *CACHED, "buffer=memory"), None, args.repeat, CHUNK),
-        (spec("direct duckdb", "market=direct", "analytics=direct", "buffer=duckdb", window=n), end, 1, None),
-        (spec("chunked duckdb", "market=chunked", "analytics=direct", "buffer=duckdb", window=n), end, 1, CHUNK),
+        (
+            spec("direct duckdb", "market=direct", "analytics=direct", "buffer=duckdb", window=n),
+            end,
+            1,
+            None,
+        ),
+        (
+            spec("chunked duckdb", "market=chunked", "analytics=direct", "buffer=duckdb", window=n),
+            end,
+            1,
+            CHUNK,
+        ),
         (spec("chunked+cached duckdb", *CACHED, "buffer=duckdb", window=n), end, 1, CHUNK),
         (spec("chunked+cached memory", *CACHED, "buffer=memory", window=n), end, 1, CHUNK),
-        (spec("chunked+cached duckdb chunk 10000", *CACHED, "buffer=duckdb", f"market.chunk_size={BIG_CHUNK}"),
-         None, 1, BIG_CHUNK),
-        (spec("chunked+cached duckdb chunk 10000", *CACHED, "buffer=duckdb", f"market.chunk_size={BIG_CHUNK}",
-              window=n), end, 1, BIG_CHUNK),
+        (
+            spec(
+                "chunked+cached duckdb chunk 10000",
+                *CACHED,
+                "buffer=duckdb",
+                f"market.chunk_size={BIG_CHUNK}",
+            ),
+            None,
+            1,
+            BIG_CHUNK,
+        ),
+        (
+            spec(
+                "chunked+cached duckdb chunk 10000",
+                *CACHED,
+                "buffer=duckdb",
+                f"market.chunk_size={BIG_CHUNK}",
+                window=n,
+            ),
+            end,
+            1,
+            BIG_CHUNK,
+        ),
     ]
     out: dict[str, Any] = {"window_end": end, "window_steps": n}
     for run_spec, window_end, repeat, chunk in plan:
@@ -80,7 +125,9 @@ def run_e2e(db: Path, args: argparse.Namespace) -> dict[str, Any]:
 def baseline_rss_mb() -> float:
     """Return the peak RSS of a process that imported the runner and did nothing else."""
     code = "import runner.entry, runner.resources as r; print(r.peak_rss_mb())"
-    proc = subprocess.run([sys.executable, "-c", code], cwd=data.REPO, capture_output=True, text=True, check=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=data.REPO, capture_output=True, text=True, check=True
+    )
     return float(proc.stdout.strip().splitlines()[-1])
 
 
@@ -89,10 +136,16 @@ def run_ingest_section() -> dict[str, Any] | None:
     if not (Path(__file__).parent / "bench_ingest.py").exists():
         return None
     print("bench: bench_ingest (producer side) ...", flush=True)
-    proc = subprocess.run([sys.executable, "-m", "bench.bench_ingest", "--repeat", "1"], cwd=data.REPO,
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.bench_ingest", "--repeat", "1"],
+        cwd=data.REPO,
+        capture_output=True,
+        text=True,
+    )
     if proc.returncode != 0:
-        print(f"bench: bench_ingest failed, section skipped:\n{proc.stderr[-1500:]}", file=sys.stderr)
+        print(
+            f"bench: bench_ingest failed, section skipped:\n{proc.stderr[-1500:]}", file=sys.stderr
+        )
         return None
     return json.loads((Path(__file__).parent / "results" / "ingest.json").read_text())
 
@@ -108,8 +161,17 @@ def profile_headline(db: Path) -> str:
     from runner.app import run_backtest
     from tests.helpers import compose_config
 
-    cfg = compose_config(["+experiment=backtest", f"db.path={db}", "run.plot=false", "run.progress=off",
-                          "run.log_level=WARNING", *CACHED, "buffer=duckdb"])
+    cfg = compose_config(
+        [
+            "+experiment=backtest",
+            f"db.path={db}",
+            "run.plot=false",
+            "run.progress=off",
+            "run.log_level=WARNING",
+            *CACHED,
+            "buffer=duckdb",
+        ]
+    )
     profiler = cProfile.Profile()
     with tempfile.TemporaryDirectory(prefix="bench_profile_") as tmp:
         profiler.runcall(run_backtest, cfg, Path(tmp) / "run", quiet=True)
@@ -145,23 +207,40 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def machine(load_before: tuple[float, ...], load_after: tuple[float, ...], seconds: float,
-            args: argparse.Namespace) -> dict[str, Any]:
+def machine(
+    load_before: tuple[float, ...],
+    load_after: tuple[float, ...],
+    seconds: float,
+    args: argparse.Namespace,
+) -> dict[str, Any]:
     import duckdb
     import numpy
     import pandas
 
-    return {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
-            "duckdb": duckdb.__version__, "numpy": numpy.__version__, "pandas": pandas.__version__,
-            "load_avg_before": [round(x, 2) for x in load_before], "load_avg_after": [round(x, 2) for x in load_after],
-            "bench_seconds": round(seconds, 1), "repeat": args.repeat, "direct_steps": args.direct_steps,
-            "date": time.strftime("%Y-%m-%d %H:%M:%S %z"), "git": git_state()}
+    return {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "duckdb": duckdb.__version__,
+        "numpy": numpy.__version__,
+        "pandas": pandas.__version__,
+        "load_avg_before": [round(x, 2) for x in load_before],
+        "load_avg_after": [round(x, 2) for x in load_after],
+        "bench_seconds": round(seconds, 1),
+        "repeat": args.repeat,
+        "direct_steps": args.direct_steps,
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
+        "git": git_state(),
+    }
 
 
 def git_state() -> str:
     """Return ``<commit>`` or ``<commit>+dirty``: the code the figures were measured on."""
+
     def git(*a: str) -> str:
-        return subprocess.run(["git", *a], cwd=data.REPO, capture_output=True, text=True).stdout.strip()
+        return subprocess.run(
+            ["git", *a], cwd=data.REPO, capture_output=True, text=True
+        ).stdout.strip()
 
     dirty = git("status", "--porcelain", "--untracked-files=no")
     return git("rev-parse", "--short", "HEAD") + ("+dirty" if dirty else "")

@@ -22,11 +22,13 @@ from components.strategies.indicators import previous_nonzero, rolling_sum
 ORDER_SIZE = 100
 
 
-def sma_cross_trades(open_: np.ndarray, close: np.ndarray, fast: int, slow: int) -> tuple[int, float]:
+def sma_cross_trades(
+    open_: np.ndarray, close: np.ndarray, fast: int, slow: int
+) -> tuple[int, float]:
     """Return (closed trades, total pnl) of long-only sma_cross on one symbol's bars."""
     if len(close) <= slow:
         return 0, 0.0
-    fast_ma = rolling_sum(close, fast)[slow - fast:] / fast  # value at bar slow-1+j
+    fast_ma = rolling_sum(close, fast)[slow - fast :] / fast  # value at bar slow-1+j
     slow_ma = rolling_sum(close, slow) / slow
     sign = np.sign(fast_ma - slow_ma).astype(np.int64)
     prev = previous_nonzero(sign, 0)
@@ -36,7 +38,10 @@ def sma_cross_trades(open_: np.ndarray, close: np.ndarray, fast: int, slow: int)
     downs = bar[evaluated & (sign < 0) & (prev > 0)]
     events = sorted([(int(b), 1) for b in ups] + [(int(b), -1) for b in downs])
     trades, pnl, entry, last = 0, 0.0, None, len(close) - 1
-    for b, side in events:  # the decision on bar b fills at bar b+1's open; the last bar never fills
+    for (
+        b,
+        side,
+    ) in events:  # the decision on bar b fills at bar b+1's open; the last bar never fills
         if b >= last:
             break
         if side > 0 and entry is None:
@@ -51,7 +56,9 @@ def run_ceiling(db: Path, fast: int = 10, slow: int = 30) -> dict[str, Any]:
     started = time.perf_counter()
     con = duckdb.connect(str(db), read_only=True)
     try:
-        names = [s for (s,) in con.execute("SELECT DISTINCT symbol FROM bars ORDER BY symbol").fetchall()]
+        names = [
+            s for (s,) in con.execute("SELECT DISTINCT symbol FROM bars ORDER BY symbol").fetchall()
+        ]
         cols = con.execute(  # the engine's order (ts, symbol); symbol as an integer code, no strings
             "SELECT list_position($names, symbol)::INTEGER - 1 AS sym, open, close FROM bars ORDER BY ts, symbol",
             {"names": names},
@@ -67,8 +74,14 @@ def run_ceiling(db: Path, fast: int = 10, slow: int = 30) -> dict[str, Any]:
         t, p = sma_cross_trades(open_[lo:hi], close[lo:hi], fast, slow)
         trades, pnl = trades + t, pnl + p
     seconds = time.perf_counter() - started
-    return {"bars": len(order), "seconds": seconds, "fetch_seconds": fetched - started,
-            "bars_per_second": len(order) / seconds, "n_trades": trades, "total_pnl": float(pnl)}
+    return {
+        "bars": len(order),
+        "seconds": seconds,
+        "fetch_seconds": fetched - started,
+        "bars_per_second": len(order) / seconds,
+        "n_trades": trades,
+        "total_pnl": float(pnl),
+    }
 
 
 def best_ceiling(db: Path, repeat: int = 3) -> dict[str, Any]:

@@ -26,7 +26,9 @@ def _shape(path: Path) -> tuple[int, int, int]:
     con = duckdb.connect(str(path), read_only=True)
     try:
         bars, symbols = con.execute("SELECT count(*), count(DISTINCT symbol) FROM bars").fetchone()
-        snaps = con.execute("SELECT count(DISTINCT snapshot_ts) FROM analytics_snapshots").fetchone()[0]
+        snaps = con.execute(
+            "SELECT count(DISTINCT snapshot_ts) FROM analytics_snapshots"
+        ).fetchone()[0]
     finally:
         con.close()
     return int(bars), int(symbols), int(snaps)
@@ -44,15 +46,26 @@ def ensure_db(n_symbols: int = N_SYMBOLS, n_bars: int = N_BARS) -> Path:
             pass
         path.unlink()
     path.parent.mkdir(parents=True, exist_ok=True)
-    print(f"bench: building {path.relative_to(REPO)} ({n_symbols} x {n_bars:,} minute bars) ...", flush=True)
-    _producer("producers.demo", f"db.path={path}", f"demo.n_symbols={n_symbols}", f"demo.n_bars={n_bars}",
-              "demo.stagger=0", "demo.gap_rate=0")
+    print(
+        f"bench: building {path.relative_to(REPO)} ({n_symbols} x {n_bars:,} minute bars) ...",
+        flush=True,
+    )
+    _producer(
+        "producers.demo",
+        f"db.path={path}",
+        f"demo.n_symbols={n_symbols}",
+        f"demo.n_bars={n_bars}",
+        "demo.stagger=0",
+        "demo.gap_rate=0",
+    )
     _producer("producers.analytics", f"db.path={path}", f"analytics.cadence={SNAPSHOT_CADENCE}")
     return path
 
 
 def _producer(module: str, *args: str) -> None:
-    proc = subprocess.run([sys.executable, "-m", module, *args], cwd=REPO, capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", module, *args], cwd=REPO, capture_output=True, text=True
+    )
     if proc.returncode != 0:
         raise SystemExit(f"bench: `python -m {module} {' '.join(args)}` failed:\n{proc.stderr}")
 
@@ -62,7 +75,8 @@ def step_end(path: Path, steps: int) -> str:
     con = duckdb.connect(str(path), read_only=True)
     try:
         (ts_us,) = con.execute(
-            "SELECT max(t) FROM (SELECT DISTINCT epoch_us(ts) AS t FROM bars ORDER BY t LIMIT $n)", {"n": steps}
+            "SELECT max(t) FROM (SELECT DISTINCT epoch_us(ts) AS t FROM bars ORDER BY t LIMIT $n)",
+            {"n": steps},
         ).fetchone()
     finally:
         con.close()

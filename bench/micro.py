@@ -43,11 +43,18 @@ def _writer_rows(n: int) -> list[tuple[str, tuple]]:
         if i % 10:
             rows.append(("equity", (ts, 1_000_000.0 - i, 1_000_000.0 + i * 0.5)))
         else:
-            rows.append(("insights", (i, ts, "SYM03", "sma_cross", "long", "sma_up_cross", 101.25 + i, 100.75)))
+            rows.append(
+                (
+                    "insights",
+                    (i, ts, "SYM03", "sma_cross", "long", "sma_up_cross", 101.25 + i, 100.75),
+                )
+            )
     return rows
 
 
-def bench_writer(batch_sizes: tuple[int, ...] = (500, 5_000, 50_000), n_rows: int = 300_000) -> dict[int, float]:
+def bench_writer(
+    batch_sizes: tuple[int, ...] = (500, 5_000, 50_000), n_rows: int = 300_000
+) -> dict[int, float]:
     """Return WriteBuffer rows/s (add + flush into a fresh results DB) per batch size."""
     rows = _writer_rows(n_rows)
     out = {}
@@ -69,26 +76,43 @@ def bench_validation(db: Path, repeat: int = 2) -> dict[str, float]:
     """Return seconds per 1M rows: pandera and the numpy fast path, for bars and for snapshots."""
     con = duckdb.connect(str(db), read_only=True)
     try:
-        frame = con.execute("SELECT symbol, ts, open, high, low, close, volume FROM bars ORDER BY ts, symbol").df()
+        frame = con.execute(
+            "SELECT symbol, ts, open, high, low, close, volume FROM bars ORDER BY ts, symbol"
+        ).df()
         names = sorted(frame["symbol"].unique().tolist())
         cols = con.execute(f"{BAR_SELECT} ORDER BY ts, symbol", {"symbols": names}).fetchnumpy()
         snapshots = con.execute(f"{SNAPSHOT_SELECT} ORDER BY snapshot_ts, symbol").fetchnumpy()
-        snap_frame = con.execute("SELECT snapshot_ts, symbol, trailing_return, volatility, return_rank "
-                                 "FROM analytics_snapshots").df()
+        snap_frame = con.execute(
+            "SELECT snapshot_ts, symbol, trailing_return, volatility, return_rank "
+            "FROM analytics_snapshots"
+        ).df()
     finally:
         con.close()
     chunk = chunk_from_columns(cols)
     per_snapshot = _split_snapshots(snapshots)
     big_snapshots = _tile_snapshots(snap_frame, 1_000_000)
-    validate_or_raise(OhlcvBars, frame.head(1000), "bench warm-up")  # pandera's lazy imports, not timed
+    validate_or_raise(
+        OhlcvBars, frame.head(1000), "bench warm-up"
+    )  # pandera's lazy imports, not timed
     validate_or_raise(AnalyticsSnapshot, snap_frame.head(100), "bench warm-up")
     bars_scale, snap_scale = 1e6 / len(frame), 1e6 / len(snap_frame)
-    snapshot_seconds = best_seconds(lambda: all(snapshot_satisfies_contract(c) for c in per_snapshot), 3)
+    snapshot_seconds = best_seconds(
+        lambda: all(snapshot_satisfies_contract(c) for c in per_snapshot), 3
+    )
     return {
-        "bars_pandera_s_per_1m": best_seconds(lambda: validate_or_raise(OhlcvBars, frame, "bench"), repeat) * bars_scale,
-        "bars_fast_path_s_per_1m": best_seconds(lambda: chunk_satisfies_contract(chunk, len(names)), 3) * bars_scale,
+        "bars_pandera_s_per_1m": best_seconds(
+            lambda: validate_or_raise(OhlcvBars, frame, "bench"), repeat
+        )
+        * bars_scale,
+        "bars_fast_path_s_per_1m": best_seconds(
+            lambda: chunk_satisfies_contract(chunk, len(names)), 3
+        )
+        * bars_scale,
         "snapshots_pandera_s_per_1m": best_seconds(
-            lambda: validate_or_raise(AnalyticsSnapshot, big_snapshots, "bench"), repeat) * 1e6 / len(big_snapshots),
+            lambda: validate_or_raise(AnalyticsSnapshot, big_snapshots, "bench"), repeat
+        )
+        * 1e6
+        / len(big_snapshots),
         "snapshots_fast_path_s_per_1m": snapshot_seconds * snap_scale,
         "snapshot_fast_path_us_per_snapshot": snapshot_seconds / len(per_snapshot) * 1e6,
         "bars_rows": len(frame),
@@ -102,8 +126,10 @@ def _tile_snapshots(frame: pd.DataFrame, rows: int) -> pd.DataFrame:
     """Repeat the snapshot table with later snapshot times until it holds at least ``rows`` rows."""
     copies = -(-rows // len(frame))
     span = frame["snapshot_ts"].max() - frame["snapshot_ts"].min() + pd.Timedelta(hours=1)
-    return pd.concat([frame.assign(snapshot_ts=frame["snapshot_ts"] + k * span) for k in range(copies)],
-                     ignore_index=True)
+    return pd.concat(
+        [frame.assign(snapshot_ts=frame["snapshot_ts"] + k * span) for k in range(copies)],
+        ignore_index=True,
+    )
 
 
 def _split_snapshots(cols: dict[str, np.ndarray]) -> list[dict[str, np.ndarray]]:
@@ -118,12 +144,18 @@ def bench_lookups(db: Path, n_hits: int = 1_000_000, n_direct: int = 200) -> dic
     """Return microseconds per cached hit and per direct (query) lookup of the as-of snapshot."""
     con = duckdb.connect(str(db), read_only=True)
     try:
-        first, second = (int(t) for (t,) in con.execute(
-            "SELECT DISTINCT epoch_us(snapshot_ts) AS t FROM analytics_snapshots ORDER BY t LIMIT 2").fetchall())
+        first, second = (
+            int(t)
+            for (t,) in con.execute(
+                "SELECT DISTINCT epoch_us(snapshot_ts) AS t FROM analytics_snapshots ORDER BY t LIMIT 2"
+            ).fetchall()
+        )
         cached = CachedAnalyticsProvider()
         cached.open(con)
         cached.at(first)  # miss: loads the snapshot
-        stamps = np.linspace(first, second - 1, num=1000, dtype=np.int64).tolist() * (n_hits // 1000)
+        stamps = np.linspace(first, second - 1, num=1000, dtype=np.int64).tolist() * (
+            n_hits // 1000
+        )
         at = cached.at
         started = time.perf_counter()
         for ts in stamps:

@@ -64,7 +64,9 @@ def check_plan(cfg: DictConfig) -> Plan:
     con = get_connection(configs["db"].path, read_only=True)
     try:
         plan = make_plan(con, cfg, configs)
-        if getattr(components["strategy"], "uses_analytics", False) and not _has_snapshots(con, plan):
+        if getattr(components["strategy"], "uses_analytics", False) and not _has_snapshots(
+            con, plan
+        ):
             raise UserFacingError(
                 f"strategy.kind={configs['strategy'].kind} reads analytics snapshots, but the market DB "
                 f"{configs['db'].path} has none before end={cfg.end}; compute them with "
@@ -80,8 +82,9 @@ def _has_snapshots(con: Any, plan: Plan) -> bool:
     if not has_table(con, "analytics_snapshots"):
         return False
     end_us = plan.universe.end_us
-    sql = "SELECT count(*) FROM analytics_snapshots" + ("" if end_us is None else
-                                                        " WHERE snapshot_ts < make_timestamptz($end_us)")
+    sql = "SELECT count(*) FROM analytics_snapshots" + (
+        "" if end_us is None else " WHERE snapshot_ts < make_timestamptz($end_us)"
+    )
     row = con.execute(sql, {} if end_us is None else {"end_us": end_us}).fetchone()
     return bool(row and row[0])
 
@@ -96,8 +99,9 @@ def check_experiment(config_dir: Path, name: str, overrides: Sequence[str]) -> C
         message = describe_config_error(exc)
         if message is None:
             raise
-        message = message.removeprefix("configuration error: ").replace("python -m runner.check_config --help",
-                                                                        "python -m runner --help")
+        message = message.removeprefix("configuration error: ").replace(
+            "python -m runner.check_config --help", "python -m runner --help"
+        )
         return CheckResult(name, False, _with_key(exc, message))
     finally:
         GlobalHydra.instance().clear()
@@ -116,11 +120,21 @@ def _with_key(exc: BaseException, message: str) -> str:
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m runner.check_config", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--db", default=DEFAULT_DB, help=f"market DB to dry-run against (default {DEFAULT_DB})")
-    parser.add_argument("--config-dir", type=Path, default=CONF_DIR, help="config dir holding experiment/")
-    parser.add_argument("--experiment", action="append", help="check only this experiment (repeatable)")
-    parser.add_argument("overrides", nargs="*", help="extra overrides applied to every experiment, key=value")
+    parser = argparse.ArgumentParser(
+        prog="python -m runner.check_config", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument(
+        "--db", default=DEFAULT_DB, help=f"market DB to dry-run against (default {DEFAULT_DB})"
+    )
+    parser.add_argument(
+        "--config-dir", type=Path, default=CONF_DIR, help="config dir holding experiment/"
+    )
+    parser.add_argument(
+        "--experiment", action="append", help="check only this experiment (repeatable)"
+    )
+    parser.add_argument(
+        "overrides", nargs="*", help="extra overrides applied to every experiment, key=value"
+    )
     return parser.parse_args(argv)
 
 
@@ -130,23 +144,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     config_dir = args.config_dir.resolve()
     names = args.experiment or experiments(config_dir)
     if not names:
-        print(f"error: check-config: no experiments in {config_dir / 'experiment'}", file=sys.stderr)
+        print(
+            f"error: check-config: no experiments in {config_dir / 'experiment'}", file=sys.stderr
+        )
         return EXIT_USER_ERROR
     unknown = sorted(set(names) - set(experiments(config_dir)))
     if unknown:
-        print(f"error: check-config: no experiment {', '.join(unknown)} in {config_dir / 'experiment'} "
-              f"(known: {', '.join(experiments(config_dir))})", file=sys.stderr)
+        print(
+            f"error: check-config: no experiment {', '.join(unknown)} in {config_dir / 'experiment'} "
+            f"(known: {', '.join(experiments(config_dir))})",
+            file=sys.stderr,
+        )
         return EXIT_USER_ERROR
     overrides = [f"db.path={args.db}", *args.overrides]
-    print(f"check-config: {len(names)} experiment(s) from {config_dir / 'experiment'} against {args.db} (read-only)")
+    print(
+        f"check-config: {len(names)} experiment(s) from {config_dir / 'experiment'} against {args.db} (read-only)"
+    )
     results = [check_experiment(config_dir, name, overrides) for name in names]
     width = max(len(n) for n in names)
     for r in results:
         print(f"  {'ok  ' if r.ok else 'FAIL'}  {r.experiment:<{width}}  {r.message}")
     failed = [r for r in results if not r.ok]
     for r in failed:
-        print(f"error: check-config: experiment {r.experiment} ({config_dir / 'experiment' / r.experiment}.yaml): "
-              f"{r.message}", file=sys.stderr)
+        print(
+            f"error: check-config: experiment {r.experiment} ({config_dir / 'experiment' / r.experiment}.yaml): "
+            f"{r.message}",
+            file=sys.stderr,
+        )
     return EXIT_USER_ERROR if failed else 0
 
 

@@ -31,7 +31,10 @@ EXTRA_IMPORTS_ENV = "RUNNER_EXTRA_IMPORTS"
 
 def import_extra_modules(spec: str | None = None) -> list[str]:
     """Import every module named in ``spec`` (default: ``$RUNNER_EXTRA_IMPORTS``); return their names."""
-    names = [n.strip() for n in (os.environ.get(EXTRA_IMPORTS_ENV, "") if spec is None else spec).split(",")]
+    names = [
+        n.strip()
+        for n in (os.environ.get(EXTRA_IMPORTS_ENV, "") if spec is None else spec).split(",")
+    ]
     names = [n for n in names if n]
     for name in names:
         try:
@@ -54,9 +57,13 @@ def run_job(cfg: DictConfig) -> int:
     except UserFacingError:
         raise
     except Exception as exc:  # one line on the console, the traceback in runner.log
-        if (run_dir / "runner.log").exists():  # the console handler is INFO: DEBUG reaches runner.log only
+        if (
+            run_dir / "runner.log"
+        ).exists():  # the console handler is INFO: DEBUG reaches runner.log only
             logger.opt(exception=exc).debug("run failed")
-        logger.error("run failed: {}: {} (traceback in {})", type(exc).__name__, exc, run_dir / "runner.log")
+        logger.error(
+            "run failed: {}: {} (traceback in {})", type(exc).__name__, exc, run_dir / "runner.log"
+        )
         raise SystemExit(1) from None
     if code != 0:
         raise SystemExit(code)

@@ -14,7 +14,9 @@ from typing import Any
 from omegaconf import OmegaConf
 
 PARITY_FILE = Path(__file__).resolve().parents[1] / "conf" / "parity.yaml"
-ABSENT = "<absent>"  # value shown for a key one job's config does not have (market.chunk_size on direct)
+ABSENT = (
+    "<absent>"  # value shown for a key one job's config does not have (market.chunk_size on direct)
+)
 
 
 @lru_cache(maxsize=4)

@@ -19,7 +19,9 @@ def peak_rss_mb() -> float:
     except OSError:
         pass
     maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return round(maxrss / (1024 * 1024 if sys.platform == "darwin" else 1024), 1)  # bytes on macOS, KiB on Linux
+    return round(
+        maxrss / (1024 * 1024 if sys.platform == "darwin" else 1024), 1
+    )  # bytes on macOS, KiB on Linux
 
 
 def reset_peak_rss() -> bool:

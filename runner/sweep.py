@@ -37,8 +37,21 @@ JOB_RECORD = "sweep_job.json"
 REPORT_NAMES = ("sweep_report.csv", "sweep_report.md", "sweep_report.png")
 BASIC_LAUNCHER = "hydra._internal.core_plugins.basic_launcher.BasicLauncher"
 CSV_COLUMNS = [
-    "job", "overrides", "group", "status", "parity", "digest", "wall_seconds", "job_seconds", "bars",
-    "bars_per_second", "peak_rss_mb", "market_db_queries", "analytics_queries", "cache_hits", "launcher",
+    "job",
+    "overrides",
+    "group",
+    "status",
+    "parity",
+    "digest",
+    "wall_seconds",
+    "job_seconds",
+    "bars",
+    "bars_per_second",
+    "peak_rss_mb",
+    "market_db_queries",
+    "analytics_queries",
+    "cache_hits",
+    "launcher",
     "run_dir",
 ]
 OK_STATUSES = ("completed", "halted")  # runs whose digest covers the whole window
@@ -73,11 +86,17 @@ class Violation:
     suspects: list[str]  # ...of which these never vary between jobs that share a digest
 
     def describe(self) -> str:
-        classes = "; ".join(f"job(s) {', '.join(map(str, jobs))} -> {digest[:12]}"
-                            for digest, jobs in self.jobs_by_digest.items())
-        keys = ", ".join(f"{k} (changes the digest)" if k in self.suspects else k for k in self.keys)
-        return (f"group {self.group}: jobs that differ only in performance keys produced "
-                f"{len(self.jobs_by_digest)} digests: {classes}; performance keys that differ: {keys or 'none'}")
+        classes = "; ".join(
+            f"job(s) {', '.join(map(str, jobs))} -> {digest[:12]}"
+            for digest, jobs in self.jobs_by_digest.items()
+        )
+        keys = ", ".join(
+            f"{k} (changes the digest)" if k in self.suspects else k for k in self.keys
+        )
+        return (
+            f"group {self.group}: jobs that differ only in performance keys produced "
+            f"{len(self.jobs_by_digest)} digests: {classes}; performance keys that differ: {keys or 'none'}"
+        )
 
 
 class SweepReport(Callback):
@@ -91,7 +110,9 @@ class SweepReport(Callback):
         self._rss_reset = False
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        sweep_dir = Path(str(config.hydra.sweep.dir)).absolute()  # resolves ${now:}/${uid:} once, here
+        sweep_dir = Path(
+            str(config.hydra.sweep.dir)
+        ).absolute()  # resolves ${now:}/${uid:} once, here
         self._pending = (sweep_dir, config)
         atexit.register(self._write_at_exit)
 
@@ -110,7 +131,9 @@ class SweepReport(Callback):
             "peak_rss_reset": self._rss_reset,
             "pid": os.getpid(),
         }
-        _write_text(Path(config.hydra.runtime.output_dir) / JOB_RECORD, json.dumps(record, indent=2) + "\n")
+        _write_text(
+            Path(config.hydra.runtime.output_dir) / JOB_RECORD, json.dumps(record, indent=2) + "\n"
+        )
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         if self._pending is None:
@@ -129,8 +152,13 @@ class SweepReport(Callback):
         sweep_dir, config = self._pending
         self._pending = None
         try:
-            report = write_report(sweep_dir, config, plot=self.plot, note="The sweep stopped early because a job "
-                                  "failed; jobs that never started are not listed.")
+            report = write_report(
+                sweep_dir,
+                config,
+                plot=self.plot,
+                note="The sweep stopped early because a job "
+                "failed; jobs that never started are not listed.",
+            )
             print(report.verdict_line(), file=sys.stderr)
         except Exception as exc:  # never mask the error that ended the sweep
             print(f"sweep report: could not write it to {sweep_dir}: {exc}", file=sys.stderr)
@@ -151,16 +179,23 @@ class Report:
             v = self.violations[0]
             jobs = sorted(j for js in v.jobs_by_digest.values() for j in js)
             keys = ", ".join(v.suspects or v.keys) or "none"
-            more = f" (and {len(self.violations) - 1} more group(s))" if len(self.violations) > 1 else ""
-            return (f"error: sweep parity violated: jobs {', '.join(map(str, jobs))} differ only in performance "
-                    f"key(s) {keys} but produced {len(v.jobs_by_digest)} different digests{more}; see {where}")
+            more = (
+                f" (and {len(self.violations) - 1} more group(s))"
+                if len(self.violations) > 1
+                else ""
+            )
+            return (
+                f"error: sweep parity violated: jobs {', '.join(map(str, jobs))} differ only in performance "
+                f"key(s) {keys} but produced {len(v.jobs_by_digest)} different digests{more}; see {where}"
+            )
         groups = len({r.group for r in self.rows if r.digest})
         tail = f"; job(s) {', '.join(map(str, failed))} did not complete" if failed else ""
         return f"sweep report: {len(self.rows)} job(s), parity OK in {groups} behaviour group(s){tail} -> {where}"
 
 
-def write_report(sweep_dir: Path, config: DictConfig | None = None, *, plot: bool = True,
-                 note: str = "") -> Report:
+def write_report(
+    sweep_dir: Path, config: DictConfig | None = None, *, plot: bool = True, note: str = ""
+) -> Report:
     """Read every job under ``sweep_dir``, check parity, write the CSV, Markdown and PNG; return it."""
     rows = read_jobs(sweep_dir)
     violations = check_parity(rows)
@@ -187,19 +222,31 @@ def read_jobs(sweep_dir: Path) -> list[JobRow]:
 def read_job(run_dir: Path) -> JobRow:
     """Read one job's overrides, config, record and summary."""
     hydra_dir = run_dir / ".hydra"
-    overrides = [str(o) for o in OmegaConf.to_container(OmegaConf.load(hydra_dir / "overrides.yaml"))]
+    overrides = [
+        str(o) for o in OmegaConf.to_container(OmegaConf.load(hydra_dir / "overrides.yaml"))
+    ]
     record = _read_json(run_dir / JOB_RECORD)
     summary = _read_json(run_dir / "summary.json")
     num = record.get("num", _job_num(hydra_dir, run_dir))
-    status = summary.get("status") or ("failed" if record.get("status") == "failed" or not record
-                                       else "no summary")
+    status = summary.get("status") or (
+        "failed" if record.get("status") == "failed" or not record else "no summary"
+    )
     if status == "halted" and (summary.get("kill_switch") or {}).get("code") == MANUAL_HALT:
         status = "halted (manual)"  # stopped from outside (halt file, signal): not comparable
     flat = flatten(OmegaConf.to_container(OmegaConf.load(hydra_dir / "config.yaml"), resolve=False))
     behaviour, performance = split_config(flat)
-    return JobRow(num=int(num), run_dir=run_dir, overrides=overrides, status=status, digest=summary.get("digest"),
-                  metrics=summary.get("metrics") or {}, job_seconds=record.get("job_seconds"),
-                  behaviour=behaviour, performance=performance, error=record.get("error", ""))
+    return JobRow(
+        num=int(num),
+        run_dir=run_dir,
+        overrides=overrides,
+        status=status,
+        digest=summary.get("digest"),
+        metrics=summary.get("metrics") or {},
+        job_seconds=record.get("job_seconds"),
+        behaviour=behaviour,
+        performance=performance,
+        error=record.get("error", ""),
+    )
 
 
 def check_parity(rows: list[JobRow]) -> list[Violation]:
@@ -228,9 +275,18 @@ def _violation(group: str, by_digest: dict[str, list[JobRow]]) -> Violation:
     members = [row for rows in by_digest.values() for row in rows]
     keys = sorted({k for row in members for k in row.performance})
     differ = [k for k in keys if len({_value(row, k) for row in members}) > 1]
-    harmless = {k for k in differ for rows in by_digest.values() if len({_value(row, k) for row in rows}) > 1}
-    return Violation(group=group, jobs_by_digest={d: [r.num for r in rs] for d, rs in by_digest.items()},
-                     keys=differ, suspects=[k for k in differ if k not in harmless])
+    harmless = {
+        k
+        for k in differ
+        for rows in by_digest.values()
+        if len({_value(row, k) for row in rows}) > 1
+    }
+    return Violation(
+        group=group,
+        jobs_by_digest={d: [r.num for r in rs] for d, rs in by_digest.items()},
+        keys=differ,
+        suspects=[k for k in differ if k not in harmless],
+    )
 
 
 def _value(row: JobRow, key: str) -> str:
@@ -247,7 +303,9 @@ def describe_launcher(config: DictConfig | None) -> tuple[str, bool]:
     name = target.rsplit(".", 1)[-1]
     n_jobs = OmegaConf.select(config, "hydra.launcher.n_jobs", default=None)
     tasks = OmegaConf.select(config, "hydra.launcher.tasks_per_node", default=None)
-    detail = f"n_jobs={n_jobs}" if n_jobs is not None else (f"tasks_per_node={tasks}" if tasks else "")
+    detail = (
+        f"n_jobs={n_jobs}" if n_jobs is not None else (f"tasks_per_node={tasks}" if tasks else "")
+    )
     return f"{name} ({detail}, parallel)" if detail else f"{name} (parallel)", True
 
 
@@ -257,8 +315,11 @@ def duplicate_configs(rows: list[JobRow]) -> list[list[int]]:
     for row in rows:
         key = json.dumps([row.behaviour, row.performance], sort_keys=True, default=str)
         seen.setdefault(key, []).append(row)
-    return [[r.num for r in same] for same in seen.values()
-            if len(same) > 1 and len({tuple(sorted(r.overrides)) for r in same}) > 1]
+    return [
+        [r.num for r in same]
+        for same in seen.values()
+        if len(same) > 1 and len({tuple(sorted(r.overrides)) for r in same}) > 1
+    ]
 
 
 def varying_overrides(rows: list[JobRow]) -> dict[int, list[str]]:
@@ -267,17 +328,34 @@ def varying_overrides(rows: list[JobRow]) -> dict[int, list[str]]:
     for row in rows:
         for o in row.overrides:
             values.setdefault(override_key(o), set()).add(o)
-    varying = {k for k, v in values.items() if len(v) > 1 or any(k not in {override_key(o) for o in r.overrides}
-                                                                   for r in rows)}
+    varying = {
+        k
+        for k, v in values.items()
+        if len(v) > 1 or any(k not in {override_key(o) for o in r.overrides} for r in rows)
+    }
     return {row.num: [o for o in row.overrides if override_key(o) in varying] for row in rows}
 
 
 def _row_values(row: JobRow, launcher: str) -> list[Any]:
     m = row.metrics
-    return [row.num, " ".join(row.overrides), row.group, row.status, row.parity, row.digest or "",
-            m.get("wall_seconds", ""), row.job_seconds if row.job_seconds is not None else "", m.get("bars", ""),
-            m.get("bars_per_second", ""), m.get("peak_rss_mb", ""), m.get("market_db_queries", ""),
-            m.get("analytics_queries", ""), m.get("cache_hits", ""), launcher, str(row.run_dir)]
+    return [
+        row.num,
+        " ".join(row.overrides),
+        row.group,
+        row.status,
+        row.parity,
+        row.digest or "",
+        m.get("wall_seconds", ""),
+        row.job_seconds if row.job_seconds is not None else "",
+        m.get("bars", ""),
+        m.get("bars_per_second", ""),
+        m.get("peak_rss_mb", ""),
+        m.get("market_db_queries", ""),
+        m.get("analytics_queries", ""),
+        m.get("cache_hits", ""),
+        launcher,
+        str(row.run_dir),
+    ]
 
 
 def report_csv(report: Report) -> str:
@@ -293,42 +371,67 @@ def report_csv(report: Report) -> str:
 def report_markdown(report: Report, has_plot: bool, note: str = "") -> str:
     """Return the human report: verdict, notes, one table row per job, the violations."""
     rows, labels = report.rows, varying_overrides(report.rows)
-    common = sorted({o for r in rows for o in r.overrides} - {o for v in labels.values() for o in v})
+    common = sorted(
+        {o for r in rows for o in r.overrides} - {o for v in labels.values() for o in v}
+    )
     verdict = "**FAILED: parity violated**" if report.violations else "**OK: parity holds**"
-    lines = [f"# Sweep report: {report.sweep_dir.name}", "", f"{verdict} - {len(rows)} job(s) in "
-             f"{len({r.group for r in rows})} behaviour group(s); launcher: {report.launcher}.", ""]
+    lines = [
+        f"# Sweep report: {report.sweep_dir.name}",
+        "",
+        f"{verdict} - {len(rows)} job(s) in "
+        f"{len({r.group for r in rows})} behaviour group(s); launcher: {report.launcher}.",
+        "",
+    ]
     if common:
         lines += [f"Common overrides: `{' '.join(common)}`", ""]
     notes = [note] if note else []
     if report.parallel:
-        notes.append("Timings come from jobs that ran in parallel and shared the CPUs: compare bars/s only "
-                     "within this sweep, and rerun with the basic launcher for clean figures.")
-    notes.append("Peak RSS is per job (reset at job start on Linux); otherwise it is the process high-water mark.")
-    notes += [f"Jobs {', '.join(map(str, jobs))} ran the same configuration although their overrides differ: "
-              "an experiment that pins a group (`override /market: ...`) beats a preset's choice; set it on the "
-              "command line instead." for jobs in duplicate_configs(rows)]
+        notes.append(
+            "Timings come from jobs that ran in parallel and shared the CPUs: compare bars/s only "
+            "within this sweep, and rerun with the basic launcher for clean figures."
+        )
+    notes.append(
+        "Peak RSS is per job (reset at job start on Linux); otherwise it is the process high-water mark."
+    )
+    notes += [
+        f"Jobs {', '.join(map(str, jobs))} ran the same configuration although their overrides differ: "
+        "an experiment that pins a group (`override /market: ...`) beats a preset's choice; set it on the "
+        "command line instead."
+        for jobs in duplicate_configs(rows)
+    ]
     lines += [f"> {n}" for n in notes] + [""]
-    lines += ["| job | overrides | group | status | parity | digest | loop s | bars/s | peak RSS MB | "
-              "market queries | analytics queries | cache hits |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines += [
+        "| job | overrides | group | status | parity | digest | loop s | bars/s | peak RSS MB | "
+        "market queries | analytics queries | cache hits |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for row in rows:
         m = row.metrics
         lines.append(
             f"| {row.num} | `{' '.join(labels[row.num]) or '-'}` | {row.group} | {row.status} | {row.parity} | "
             f"`{(row.digest or '-')[:12]}` | {_fmt(m.get('wall_seconds'), '.2f')} | "
             f"{_fmt(m.get('bars_per_second'), ',.0f')} | {_fmt(m.get('peak_rss_mb'), '.0f')} | "
-            f"{m.get('market_db_queries', '-')} | {m.get('analytics_queries', '-')} | {m.get('cache_hits', '-')} |")
+            f"{m.get('market_db_queries', '-')} | {m.get('analytics_queries', '-')} | {m.get('cache_hits', '-')} |"
+        )
     lines.append("")
     if report.violations:
-        lines += ["## Parity violations", ""] + [f"- {v.describe()}" for v in report.violations] + [""]
+        lines += (
+            ["## Parity violations", ""] + [f"- {v.describe()}" for v in report.violations] + [""]
+        )
     failed = [r for r in rows if r.status not in OK_STATUSES]
     if failed:
         lines += ["## Jobs without a complete run", ""]
-        lines += [f"- job {r.num} ({r.status}): {r.error or 'see ' + str(r.run_dir / 'runner.log')}" for r in failed]
+        lines += [
+            f"- job {r.num} ({r.status}): {r.error or 'see ' + str(r.run_dir / 'runner.log')}"
+            for r in failed
+        ]
         lines.append("")
     if has_plot:
         lines += ["![bars/s and peak RSS per job](sweep_report.png)", ""]
-    lines += ["Files: `sweep_report.csv` (every override, full digests), each job's `summary.json` and `runner.log`.",
-              ""]
+    lines += [
+        "Files: `sweep_report.csv` (every override, full digests), each job's `summary.json` and `runner.log`.",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -342,15 +445,23 @@ def plot_report(report: Report, path: Path) -> bool:
 
     rows, labels = report.rows, varying_overrides(report.rows)
     names = ["\n".join(labels[r.num]) or f"job {r.num}" for r in rows]
-    colours = ["#d62728" if r.parity == "MISMATCH" else "#7f7f7f" if r.status not in OK_STATUSES else "#1f77b4"
-               for r in rows]
+    colours = [
+        "#d62728"
+        if r.parity == "MISMATCH"
+        else "#7f7f7f"
+        if r.status not in OK_STATUSES
+        else "#1f77b4"
+        for r in rows
+    ]
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(max(6.0, 1.1 * len(rows) + 2), 6), sharex=True)
     x = range(len(rows))
     top.bar(x, [float(r.metrics.get("bars_per_second") or 0) for r in rows], color=colours)
     top.set_ylabel("bars/s")
     title = "parity violated (red)" if report.violations else "parity OK"
-    top.set_title(f"sweep {report.sweep_dir.name}: {len(rows)} jobs, {title}"
-                  + (" (parallel jobs: timings share CPUs)" if report.parallel else ""))
+    top.set_title(
+        f"sweep {report.sweep_dir.name}: {len(rows)} jobs, {title}"
+        + (" (parallel jobs: timings share CPUs)" if report.parallel else "")
+    )
     top.yaxis.set_major_formatter(matplotlib.ticker.StrMethodFormatter("{x:,.0f}"))
     bottom.bar(x, [float(r.metrics.get("peak_rss_mb") or 0) for r in rows], color=colours)
     bottom.set_ylabel("peak RSS (MB)")

@@ -18,12 +18,16 @@ EXPERIMENTS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
 @pytest.fixture(scope="module")
 def market_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     bars = synthetic_bars(3, 300, seed=5)
-    return make_market_db(tmp_path_factory.mktemp("check_db") / "market.duckdb", bars, synthetic_snapshots(bars))
+    return make_market_db(
+        tmp_path_factory.mktemp("check_db") / "market.duckdb", bars, synthetic_snapshots(bars)
+    )
 
 
 @pytest.fixture(scope="module")
 def bars_only_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_market_db(tmp_path_factory.mktemp("bars_db") / "market.duckdb", synthetic_bars(3, 300, seed=5))
+    return make_market_db(
+        tmp_path_factory.mktemp("bars_db") / "market.duckdb", synthetic_bars(3, 300, seed=5)
+    )
 
 
 def _conf_copy_with(tmp_path: Path, name: str, body: str) -> Path:
@@ -34,7 +38,10 @@ def _conf_copy_with(tmp_path: Path, name: str, body: str) -> Path:
 
 
 def test_check_config_when_every_experiment_is_valid_then_exit_0_and_nothing_is_written(
-    market_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    market_db: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     # Arrange
     monkeypatch.chdir(tmp_path)
@@ -44,7 +51,9 @@ def test_check_config_when_every_experiment_is_valid_then_exit_0_and_nothing_is_
     # Assert
     out = capsys.readouterr().out
     assert code == 0, out
-    assert [line.split()[:2] for line in out.splitlines()[1:]] == [["ok", name] for name in EXPERIMENTS]
+    assert [line.split()[:2] for line in out.splitlines()[1:]] == [
+        ["ok", name] for name in EXPERIMENTS
+    ]
     assert market_db.stat().st_mtime_ns == before
     assert list(tmp_path.iterdir()) == []  # no run dir, no results DB
 
@@ -53,7 +62,10 @@ def test_check_config_when_every_experiment_is_valid_then_exit_0_and_nothing_is_
     ("body", "key"),
     [
         ("market:\n  chunk_size: abc\n", "market.chunk_size"),
-        ("execution:\n  kill_switch:\n    max_daily_trades: -5\n", "execution.kill_switch.max_daily_trades"),
+        (
+            "execution:\n  kill_switch:\n    max_daily_trades: -5\n",
+            "execution.kill_switch.max_daily_trades",
+        ),
         ("strategy:\n  fastt: 3\n", "strategy.fastt"),
         ("defaults:\n  - override /market: chunkd\n", "market=chunkd"),
         ("start: 2030-01-01\n", "start=2030-01-01"),
@@ -65,15 +77,30 @@ def test_check_config_when_an_experiment_file_is_broken_then_exit_2_naming_exper
     # Arrange
     conf = _conf_copy_with(tmp_path, "broken", body)
     # Act
-    code = check_config.main(["--db", str(market_db), "--config-dir", str(conf), "--experiment", "broken",
-                              "--experiment", "backtest"])
+    code = check_config.main(
+        [
+            "--db",
+            str(market_db),
+            "--config-dir",
+            str(conf),
+            "--experiment",
+            "broken",
+            "--experiment",
+            "backtest",
+        ]
+    )
     # Assert
     captured = capsys.readouterr()
     assert code == 2
     errors = captured.err.strip().splitlines()
-    assert len(errors) == 1 and errors[0].startswith(f"error: check-config: experiment broken ({conf}/experiment/")
+    assert len(errors) == 1 and errors[0].startswith(
+        f"error: check-config: experiment broken ({conf}/experiment/"
+    )
     assert key in errors[0]
-    assert [line.split()[:2] for line in captured.out.splitlines()[1:]] == [["FAIL", "broken"], ["ok", "backtest"]]
+    assert [line.split()[:2] for line in captured.out.splitlines()[1:]] == [
+        ["FAIL", "broken"],
+        ["ok", "backtest"],
+    ]
 
 
 def test_check_config_when_strategy_reads_analytics_and_db_has_none_then_it_fails(
@@ -81,7 +108,10 @@ def test_check_config_when_strategy_reads_analytics_and_db_has_none_then_it_fail
 ) -> None:
     code = check_config.main(["--db", str(bars_only_db), "--experiment", "momentum"])
     assert code == 2
-    assert "strategy.kind=momentum_rotation reads analytics snapshots, but the market DB" in capsys.readouterr().err
+    assert (
+        "strategy.kind=momentum_rotation reads analytics snapshots, but the market DB"
+        in capsys.readouterr().err
+    )
 
 
 def test_check_config_when_an_override_is_bad_then_every_experiment_fails_with_exit_2(
@@ -90,11 +120,16 @@ def test_check_config_when_an_override_is_bad_then_every_experiment_fails_with_e
     code = check_config.main(["--db", str(market_db), "market.chunk_size=0"])
     errors = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(errors) == len(EXPERIMENTS)
-    assert all("market.chunk_size must be a positive number of timestamps per query, was 0" in e for e in errors)
+    assert all(
+        "market.chunk_size must be a positive number of timestamps per query, was 0" in e
+        for e in errors
+    )
 
 
 def test_check_config_when_db_is_missing_then_cli_exits_2_with_the_fix(tmp_path: Path) -> None:
-    proc = run_cli("runner.check_config", ["--db", str(tmp_path / "none.duckdb"), "--experiment", "backtest"])
+    proc = run_cli(
+        "runner.check_config", ["--db", str(tmp_path / "none.duckdb"), "--experiment", "backtest"]
+    )
     assert proc.returncode == 2
     assert f"market DB not found at {tmp_path / 'none.duckdb'} (db.path)" in proc.stderr
     assert "Traceback" not in proc.stderr
@@ -125,12 +160,24 @@ def _runner(args: list[str], monkeypatch: pytest.MonkeyPatch) -> int:
     ],
 )
 def test_dry_run_when_an_override_is_bad_then_exit_2_with_one_line(
-    override: str, message: str, market_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str]
+    override: str,
+    message: str,
+    market_db: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     # Act
-    code = _runner(["+experiment=backtest", "run.dry_run=true", f"db.path={market_db}",
-                    f"hydra.run.dir={tmp_path / 'run'}", override], monkeypatch)
+    code = _runner(
+        [
+            "+experiment=backtest",
+            "run.dry_run=true",
+            f"db.path={market_db}",
+            f"hydra.run.dir={tmp_path / 'run'}",
+            override,
+        ],
+        monkeypatch,
+    )
     # Assert
     err = capsys.readouterr().err
     assert code == 2, err
@@ -140,11 +187,23 @@ def test_dry_run_when_an_override_is_bad_then_exit_2_with_one_line(
 
 
 def test_dry_run_when_config_is_valid_then_plan_printed_and_no_results_db(
-    market_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    market_db: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    code = _runner(["+experiment=backtest", "run.dry_run=true", f"db.path={market_db}",
-                    f"hydra.run.dir={tmp_path / 'run'}"], monkeypatch)
+    code = _runner(
+        [
+            "+experiment=backtest",
+            "run.dry_run=true",
+            f"db.path={market_db}",
+            f"hydra.run.dir={tmp_path / 'run'}",
+        ],
+        monkeypatch,
+    )
     assert code == 0
     assert capsys.readouterr().out.startswith("dry run OK: plan: ")
     assert not (tmp_path / "run" / "results.duckdb").exists()
-    assert not (tmp_path / "run" / "sweep_job.json").exists()  # the sweep callback ignores single runs
+    assert not (
+        tmp_path / "run" / "sweep_job.json"
+    ).exists()  # the sweep callback ignores single runs

@@ -25,32 +25,68 @@ def _option_keys(path: Path, group: str) -> list[str]:
 
 
 @pytest.mark.parametrize("group", PERFORMANCE_GROUPS)
-def test_parity_keys_when_a_performance_group_option_sets_a_key_then_it_is_declared(group: str) -> None:
+def test_parity_keys_when_a_performance_group_option_sets_a_key_then_it_is_declared(
+    group: str,
+) -> None:
     """Every key that any option of market/, analytics/ or buffer/ sets is a performance key."""
     # Arrange
     options = sorted((CONF_DIR / group).glob("*.yaml"))
     assert options, f"conf/{group}/ has no options"
     # Act
-    undeclared = [key for path in options for key in _option_keys(path, group) if not is_performance_key(key)]
+    undeclared = [
+        key for path in options for key in _option_keys(path, group) if not is_performance_key(key)
+    ]
     # Assert
-    assert undeclared == [], f"declare these in conf/parity.yaml (performance:) or move them out of conf/{group}/"
+    assert undeclared == [], (
+        f"declare these in conf/parity.yaml (performance:) or move them out of conf/{group}/"
+    )
 
 
 @pytest.mark.parametrize("group", PERFORMANCE_GROUPS)
-def test_parity_keys_when_a_performance_component_is_registered_then_its_fields_are_declared(group: str) -> None:
+def test_parity_keys_when_a_performance_component_is_registered_then_its_fields_are_declared(
+    group: str,
+) -> None:
     """Fields of registered configs count too (a default not written in YAML can still be overridden)."""
-    fields = [f"{group}.{f.name}" for e in entries() if e.group == group for f in dataclasses.fields(e.config_cls)]
+    fields = [
+        f"{group}.{f.name}"
+        for e in entries()
+        if e.group == group
+        for f in dataclasses.fields(e.config_cls)
+    ]
     assert fields
     assert [f for f in fields if not is_performance_key(f)] == []
 
 
 def test_parity_keys_when_a_key_is_not_declared_then_it_is_behaviour() -> None:
     # Arrange
-    behaviour = ["strategy.fast", "strategy.kind", "execution.kill_switch.max_daily_trades", "db.path", "symbols",
-                 "start", "end", "broker.cash", "run.dry_run", "run.halt_file", "market.lookahead_bars"]
-    performance = ["market.kind", "market.chunk_size", "market.validate", "analytics.kind", "buffer.kind",
-                   "buffer.batch_size", "run.progress", "run.log_level", "run.plot", "run.metrics_every_s",
-                   "run.name", "hydra.launcher.n_jobs", "hydra.sweep.dir"]
+    behaviour = [
+        "strategy.fast",
+        "strategy.kind",
+        "execution.kill_switch.max_daily_trades",
+        "db.path",
+        "symbols",
+        "start",
+        "end",
+        "broker.cash",
+        "run.dry_run",
+        "run.halt_file",
+        "market.lookahead_bars",
+    ]
+    performance = [
+        "market.kind",
+        "market.chunk_size",
+        "market.validate",
+        "analytics.kind",
+        "buffer.kind",
+        "buffer.batch_size",
+        "run.progress",
+        "run.log_level",
+        "run.plot",
+        "run.metrics_every_s",
+        "run.name",
+        "hydra.launcher.n_jobs",
+        "hydra.sweep.dir",
+    ]
     # Act / Assert
     assert [k for k in behaviour if is_performance_key(k)] == []
     assert [k for k in performance if not is_performance_key(k)] == []
@@ -64,7 +100,11 @@ def test_parity_keys_when_a_key_is_not_declared_then_it_is_behaviour() -> None:
         ("+sweep/market=chunked_100", "sweep.market", True),
         ("hydra/launcher=joblib", "hydra.launcher", True),
         ("++strategy.fast=5", "strategy.fast", False),
-        ("~execution.kill_switch.max_daily_trades", "execution.kill_switch.max_daily_trades", False),
+        (
+            "~execution.kill_switch.max_daily_trades",
+            "execution.kill_switch.max_daily_trades",
+            False,
+        ),
     ],
 )
 def test_parity_keys_when_an_override_is_classified_then_its_key_is_normalised(
@@ -81,7 +121,9 @@ def test_parity_keys_when_parity_file_is_read_then_every_section_lists_keys() ->
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
-def test_parity_keys_when_an_experiment_composes_then_split_separates_performance_keys(experiment: str) -> None:
+def test_parity_keys_when_an_experiment_composes_then_split_separates_performance_keys(
+    experiment: str,
+) -> None:
     # Arrange
     cfg = compose_config([f"+experiment={experiment}"])
     # Act
@@ -113,8 +155,11 @@ def test_sweep_preset_when_composed_then_it_sweeps_only_performance_keys() -> No
     preset = OmegaConf.load(CONF_DIR / "sweep" / "performance.yaml")
     # Act
     keys = [str(k) for k in preset.hydra.sweeper.params]
-    option_keys = [k for option in SWEEP_MARKET_OPTIONS
-                   for k in _option_keys(CONF_DIR / "sweep" / "market" / f"{option}.yaml", "")]
+    option_keys = [
+        k
+        for option in SWEEP_MARKET_OPTIONS
+        for k in _option_keys(CONF_DIR / "sweep" / "market" / f"{option}.yaml", "")
+    ]
     # Assert
     assert {"+sweep/market", "analytics", "buffer.batch_size"} <= set(keys)
     assert [k for k in keys if not is_performance_key(k)] == []
