@@ -29,6 +29,12 @@ from runner.app import run_backtest
 EXTRA_IMPORTS_ENV = "RUNNER_EXTRA_IMPORTS"
 
 
+class JobFailedError(UserFacingError):
+    """A multirun job failed; the sweep goes on and the CLI exits 1 once every job has run."""
+
+    exit_code = 1
+
+
 def import_extra_modules(spec: str | None = None) -> list[str]:
     """Import every module named in ``spec`` (default: ``$RUNNER_EXTRA_IMPORTS``); return their names."""
     names = [
@@ -61,9 +67,10 @@ def run_job(cfg: DictConfig) -> int:
             run_dir / "runner.log"
         ).exists():  # the console handler is INFO: DEBUG reaches runner.log only
             logger.opt(exception=exc).debug("run failed")
-        logger.error(
-            "run failed: {}: {} (traceback in {})", type(exc).__name__, exc, run_dir / "runner.log"
-        )
+        message = f"run failed: {type(exc).__name__}: {exc} (traceback in {run_dir / 'runner.log'})"
+        logger.error(message)
+        if multirun:  # let Hydra record the job as failed and run the remaining jobs; exit 1 at the end
+            raise JobFailedError(message) from None
         raise SystemExit(1) from None
     if code != 0:
         raise SystemExit(code)

@@ -156,8 +156,8 @@ class SweepReport(Callback):
                 sweep_dir,
                 config,
                 plot=self.plot,
-                note="The sweep stopped early because a job "
-                "failed; jobs that never started are not listed.",
+                note="A job failed, so the multirun ended with an error after its jobs ran; the "
+                "failed jobs are listed below (jobs of a batch that never started are not).",
             )
             print(report.verdict_line(), file=sys.stderr)
         except Exception as exc:  # never mask the error that ended the sweep
