@@ -1,4 +1,7 @@
-"""The benchmark market DB: 10 symbols x 100k synthetic minute bars (1M bars) with hourly snapshots.
+"""The benchmark market DB: 10 symbols x 100k synthetic minute bars (1M bars) with analytics snapshots.
+
+The headline uses the analytics producer's default cadence (daily snapshots, 70 of them); a second
+DB with hourly snapshots (1,667) shows how the cached provider's cost grows with snapshot count.
 
 Built once with the producer CLIs (the same path users take) and kept in ``outputs/bench/``
 (git-ignored); rebuilt when its shape does not match.
@@ -15,11 +18,11 @@ import duckdb
 REPO = Path(__file__).resolve().parents[1]
 N_SYMBOLS = 10
 N_BARS = 100_000  # minute bars per symbol, no holes: 1M bars, 100k clock steps
-SNAPSHOT_CADENCE = "1h"
+SNAPSHOT_CADENCE = "1d"  # the analytics producer's default
 
 
-def db_path(n_symbols: int = N_SYMBOLS, n_bars: int = N_BARS) -> Path:
-    return REPO / "outputs" / "bench" / f"market_{n_symbols}x{n_bars}.duckdb"
+def db_path(n_symbols: int = N_SYMBOLS, n_bars: int = N_BARS, cadence: str = SNAPSHOT_CADENCE) -> Path:
+    return REPO / "outputs" / "bench" / f"market_{n_symbols}x{n_bars}_{cadence}.duckdb"
 
 
 def _shape(path: Path) -> tuple[int, int, int]:
@@ -34,9 +37,9 @@ def _shape(path: Path) -> tuple[int, int, int]:
     return int(bars), int(symbols), int(snaps)
 
 
-def ensure_db(n_symbols: int = N_SYMBOLS, n_bars: int = N_BARS) -> Path:
+def ensure_db(n_symbols: int = N_SYMBOLS, n_bars: int = N_BARS, cadence: str = SNAPSHOT_CADENCE) -> Path:
     """Return the bench DB path, building it with ``producers.demo`` + ``producers.analytics`` if needed."""
-    path = db_path(n_symbols, n_bars)
+    path = db_path(n_symbols, n_bars, cadence)
     if path.exists():
         try:
             bars, symbols, snaps = _shape(path)
@@ -58,7 +61,7 @@ def ensure_db(n_symbols: int = N_SYMBOLS, n_bars: int = N_BARS) -> Path:
         "demo.stagger=0",
         "demo.gap_rate=0",
     )
-    _producer("producers.analytics", f"db.path={path}", f"analytics.cadence={SNAPSHOT_CADENCE}")
+    _producer("producers.analytics", f"db.path={path}", f"analytics.cadence={cadence}")
     return path
 
 

@@ -40,6 +40,13 @@ def table(r: dict[str, Any]) -> str:
         ">= 250k (stretch 400k)",
         bps >= t["e2e_bars_per_s"],
     )
+    hourly = e.get("chunked+cached duckdb hourly snapshots @ full")
+    if hourly:
+        add(
+            f"end to end, chunked+cached, persistence on, 1M bars, hourly snapshots ({hourly['analytics_queries']:,} loads)",
+            f"{_rate(hourly['bars_per_second'])} bars/s",
+            "report",
+        )
     add(
         "end to end, chunked+cached, persistence off (buffer=memory), 1M bars",
         f"{_rate(full_mem['bars_per_second'])} bars/s",

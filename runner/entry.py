@@ -6,9 +6,12 @@ value together with its globals (loguru's logger holds stderr and cannot be pick
 worker would never import ``runner.components_index``, so its registry would be empty. Keeping
 the body here means the worker imports this module by name, which fills the registry first.
 
-``RUNNER_EXTRA_IMPORTS`` (comma-separated module names) is imported right after the built-in
-components, before Hydra composes: it lets a test register a throw-away component in a
-subprocess. It is a testing hook, not a plugin system; leave it unset in real runs.
+``RUNNER_PLUGINS`` (comma-separated module names) is imported right after the built-in
+components, before Hydra composes: it is how you add your own strategy or provider without
+editing this package. Decorate a factory with ``@register("strategy", "my_kind", MyConfig)`` in
+your module, put ``conf/strategy/my_kind.yaml`` in a directory added with
+``hydra.searchpath=[file://my_conf]``, then run with ``RUNNER_PLUGINS=my_module``. The tests use
+the same mechanism to register a deliberately broken provider in a subprocess.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import runner.components_index  # noqa: F401 - fills the registry and ConfigStor
 from components.errors import UserFacingError
 from runner.app import run_backtest
 
-EXTRA_IMPORTS_ENV = "RUNNER_EXTRA_IMPORTS"
+EXTRA_IMPORTS_ENV = "RUNNER_PLUGINS"
 
 
 class JobFailedError(UserFacingError):
@@ -36,7 +39,7 @@ class JobFailedError(UserFacingError):
 
 
 def import_extra_modules(spec: str | None = None) -> list[str]:
-    """Import every module named in ``spec`` (default: ``$RUNNER_EXTRA_IMPORTS``); return their names."""
+    """Import every module named in ``spec`` (default: ``$RUNNER_PLUGINS``); return their names."""
     names = [
         n.strip()
         for n in (os.environ.get(EXTRA_IMPORTS_ENV, "") if spec is None else spec).split(",")

@@ -25,7 +25,7 @@ from runner.sweep import (
 from tests.helpers import REPO, make_market_db, run_cli, synthetic_bars
 
 LOOKAHEAD_ENV = {
-    "RUNNER_EXTRA_IMPORTS": "tests.plugins.lookahead_market"
+    "RUNNER_PLUGINS": "tests.plugins.lookahead_market"
 }  # never imported here: it registers
 LOOKAHEAD_CONF = REPO / "tests" / "plugins" / "conf"  # market/lookahead.yaml
 

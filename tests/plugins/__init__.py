@@ -1,1 +1,1 @@
-"""Test-only components, imported into runner subprocesses via ``RUNNER_EXTRA_IMPORTS``."""
+"""Test-only components, imported into runner subprocesses via ``RUNNER_PLUGINS``."""

@@ -4,7 +4,7 @@ It serves every bar with the values of the same symbol's next bar in the chunk, 
 Within a chunk the shifted bars are still valid OHLCV, so validation passes; only the chunk
 boundaries (where nothing is left to peek at) show it, so the digest changes with
 ``market.chunk_size``. The sweep report must catch exactly that. Import it only in runner
-subprocesses (``RUNNER_EXTRA_IMPORTS``): importing registers it for the whole process.
+subprocesses (``RUNNER_PLUGINS``): importing registers it for the whole process.
 """
 
 from __future__ import annotations
