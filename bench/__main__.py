@@ -188,8 +188,14 @@ def main(argv: list[str] | None = None) -> int:
     hourly = data.ensure_db(cadence="1h")
     print("bench: chunked+cached duckdb, hourly snapshots @ full ...", flush=True)
     results["e2e"]["chunked+cached duckdb hourly snapshots @ full"] = e2e.figures(
-        e2e.best_of(hourly, spec("chunked+cached duckdb hourly snapshots", *CACHED, "buffer=duckdb"), None,
-                    args.repeat), CHUNK)
+        e2e.best_of(
+            hourly,
+            spec("chunked+cached duckdb hourly snapshots", *CACHED, "buffer=duckdb"),
+            None,
+            args.repeat,
+        ),
+        CHUNK,
+    )
     print("bench: ceiling, writer, validation, lookups ...", flush=True)
     results["ceiling"] = ceiling.best_ceiling(db, repeat=3)
     results["baseline_rss_mb"] = baseline_rss_mb()

@@ -21,7 +21,9 @@ N_BARS = 100_000  # minute bars per symbol, no holes: 1M bars, 100k clock steps
 SNAPSHOT_CADENCE = "1d"  # the analytics producer's default
 
 
-def db_path(n_symbols: int = N_SYMBOLS, n_bars: int = N_BARS, cadence: str = SNAPSHOT_CADENCE) -> Path:
+def db_path(
+    n_symbols: int = N_SYMBOLS, n_bars: int = N_BARS, cadence: str = SNAPSHOT_CADENCE
+) -> Path:
     return REPO / "outputs" / "bench" / f"market_{n_symbols}x{n_bars}_{cadence}.duckdb"
 
 
@@ -37,7 +39,9 @@ def _shape(path: Path) -> tuple[int, int, int]:
     return int(bars), int(symbols), int(snaps)
 
 
-def ensure_db(n_symbols: int = N_SYMBOLS, n_bars: int = N_BARS, cadence: str = SNAPSHOT_CADENCE) -> Path:
+def ensure_db(
+    n_symbols: int = N_SYMBOLS, n_bars: int = N_BARS, cadence: str = SNAPSHOT_CADENCE
+) -> Path:
     """Return the bench DB path, building it with ``producers.demo`` + ``producers.analytics`` if needed."""
     path = db_path(n_symbols, n_bars, cadence)
     if path.exists():

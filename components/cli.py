@@ -21,7 +21,11 @@ EXIT_USER_ERROR = 2
 
 _HYDRA_NOISE = re.compile(r"\n\s*(full_key|reference_type|object_type)=?.*", re.MULTILINE)
 _SEARCH_PATH = re.compile(r"\s*Config search path:.*", re.DOTALL)
-_TYPE_NAMES = {"Integer": ("an integer", "100"), "Float": ("a number", "0.5"), "Boolean": ("true or false", "true")}
+_TYPE_NAMES = {
+    "Integer": ("an integer", "100"),
+    "Float": ("a number", "0.5"),
+    "Boolean": ("true or false", "true"),
+}
 
 
 def describe_config_error(exc: BaseException) -> str | None:
@@ -75,10 +79,16 @@ def _unknown_key(exc: BaseException, cause: Any) -> str:
     keys = _field_names(getattr(cause, "object_type", None))
     close = difflib.get_close_matches(key, keys, n=1)
     value = (_typed_override(full_key) or "=").split("=", 1)[1]
-    where = f"{node} ({cause.object_type.__name__})" if node and keys else (node or "the root config")
+    where = (
+        f"{node} ({cause.object_type.__name__})" if node and keys else (node or "the root config")
+    )
     listed = f" (its keys: {', '.join(keys)})" if keys else ""
     hint = f" Did you mean {close[0]!r}?" if close else ""
-    fix = f"{node + '.' if node else ''}{close[0]}={value}" if close else "use one of its keys, or drop the override"
+    fix = (
+        f"{node + '.' if node else ''}{close[0]}={value}"
+        if close
+        else "use one of its keys, or drop the override"
+    )
     return f"{full_key}={value}: {where} has no key {key!r}{listed}.{hint} Fix: {fix}."
 
 
@@ -95,7 +105,9 @@ def _wrong_value(cause: Any) -> str:
         return f"{full_key}={value}: {text}. Fix: give a value of the key's type (see `python -m {_program()} --help`)."
     default = _field_default(getattr(cause, "object_type", None), str(cause.key))
     example = default if default is not None else example
-    return f"{full_key}={value}: expected {expected}, got {value!r}. Fix: e.g. {full_key}={example}."
+    return (
+        f"{full_key}={value}: expected {expected}, got {value!r}. Fix: e.g. {full_key}={example}."
+    )
 
 
 def _generic(exc: BaseException) -> str:
@@ -107,8 +119,10 @@ def _generic(exc: BaseException) -> str:
             parts.append(text)
         node = node.__cause__
     message = " ".join(" ".join(parts).split()).rstrip(".")
-    return (f"configuration error: {message}. Fix: correct the override "
-            f"(see `python -m {_program()} --help` for each group, key, type and unit).")
+    return (
+        f"configuration error: {message}. Fix: correct the override "
+        f"(see `python -m {_program()} --help` for each group, key, type and unit)."
+    )
 
 
 def _typed_override(key: str, value: str | None = None) -> str | None:
@@ -119,7 +133,11 @@ def _typed_override(key: str, value: str | None = None) -> str | None:
 
 
 def _field_names(config_cls: Any) -> list[str]:
-    return sorted(f.name for f in dataclasses.fields(config_cls)) if dataclasses.is_dataclass(config_cls) else []
+    return (
+        sorted(f.name for f in dataclasses.fields(config_cls))
+        if dataclasses.is_dataclass(config_cls)
+        else []
+    )
 
 
 def _field_default(config_cls: Any, key: str) -> Any:

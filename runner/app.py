@@ -31,16 +31,22 @@ def configure_logging(run_dir: Path, level: str) -> Path:
     """Console: concise; runner.log in the run dir: everything (STYLE P9)."""
     log_path = run_dir / "runner.log"
     logger.remove()
-    logger.add(console_sink, level=level, format="{time:HH:mm:ss} | {level: <7} | {message}")  # tqdm-safe
+    logger.add(
+        console_sink, level=level, format="{time:HH:mm:ss} | {level: <7} | {message}"
+    )  # tqdm-safe
     logger.add(log_path, level="DEBUG", backtrace=True, diagnose=False, enqueue=False)
     return log_path
 
 
 def config_hash(cfg: DictConfig) -> str:
-    return hashlib.sha256(OmegaConf.to_yaml(cfg, resolve=True, sort_keys=True).encode()).hexdigest()[:16]
+    return hashlib.sha256(
+        OmegaConf.to_yaml(cfg, resolve=True, sort_keys=True).encode()
+    ).hexdigest()[:16]
 
 
-def run_backtest(cfg: DictConfig, run_dir: Path, *, quiet: bool = False, engine_hook: Any = None) -> int:
+def run_backtest(
+    cfg: DictConfig, run_dir: Path, *, quiet: bool = False, engine_hook: Any = None
+) -> int:
     """Run the backtest described by ``cfg`` into ``run_dir``; return the process exit code."""
     run_dir.mkdir(parents=True, exist_ok=True)
     configs = typed_configs(cfg)
@@ -55,10 +61,16 @@ def run_backtest(cfg: DictConfig, run_dir: Path, *, quiet: bool = False, engine_
             print(f"dry run OK: {plan.describe()}")
             return 0
         logger.info(plan.describe())
-        logger.info("run dir {} (to halt: touch {} or kill -USR1 {})", run_dir, run_dir / cfg.run.halt_file,
-                    os.getpid())
+        logger.info(
+            "run dir {} (to halt: touch {} or kill -USR1 {})",
+            run_dir,
+            run_dir / cfg.run.halt_file,
+            os.getpid(),
+        )
         return _execute(cfg, run_dir, con, plan, log_path, quiet=quiet, engine_hook=engine_hook)
-    except duckdb.Error as exc:  # a market DB that opens but fails on read (truncated): exit 2, one line
+    except (
+        duckdb.Error
+    ) as exc:  # a market DB that opens but fails on read (truncated): exit 2, one line
         translated = _market_db_error(exc, Path(configs["db"].path))
         if translated is None:
             raise
@@ -77,8 +89,16 @@ def configs_level(cfg: DictConfig) -> str:
     return str(cfg.run.log_level).upper()
 
 
-def _execute(cfg: DictConfig, run_dir: Path, con: Any, plan: Plan, log_path: Path, *, quiet: bool,
-             engine_hook: Any) -> int:
+def _execute(
+    cfg: DictConfig,
+    run_dir: Path,
+    con: Any,
+    plan: Plan,
+    log_path: Path,
+    *,
+    quiet: bool,
+    engine_hook: Any,
+) -> int:
     configs = plan.configs
     market = build("market", cfg.market)
     analytics = build("analytics", cfg.analytics)
@@ -90,21 +110,44 @@ def _execute(cfg: DictConfig, run_dir: Path, con: Any, plan: Plan, log_path: Pat
     run_id = run_dir.name
     results_path = run_dir / "results.duckdb"
     if results_path.exists():
-        raise UserFacingError(f"{results_path} already exists; a run dir is never reused. Choose a new hydra.run.dir.")
+        raise UserFacingError(
+            f"{results_path} already exists; a run dir is never reused. Choose a new hydra.run.dir."
+        )
     buffer.open(results_path)
     if buffer.persistent:
         buffer.con.execute(
             "INSERT INTO runs VALUES (?, 'running', now(), NULL, ?, ?, ?, NULL, NULL, NULL)",
-            [run_id, config_hash(cfg), str(Path(configs["db"].path).resolve()), plan.market_db_version],
+            [
+                run_id,
+                config_hash(cfg),
+                str(Path(configs["db"].path).resolve()),
+                plan.market_db_version,
+            ],
         )
     flags = StopFlags()
     flags.install()
-    progress = make_progress(cfg.run.progress, plan.n_bars, quiet=quiet, execution=execution,
-                             metrics_every_s=cfg.run.metrics_every_s, total_steps=plan.universe.n_steps or 0)
-    engine = Engine(universe=plan.universe, market=market, analytics=analytics, strategy=strategy,
-                    execution=execution, buffer=buffer, broker_config=configs["broker"], flags=flags,
-                    halt_file=run_dir / cfg.run.halt_file, progress=progress.update,
-                    day_tz=configs["execution"].kill_switch.day_tz, before_step=engine_hook)
+    progress = make_progress(
+        cfg.run.progress,
+        plan.n_bars,
+        quiet=quiet,
+        execution=execution,
+        metrics_every_s=cfg.run.metrics_every_s,
+        total_steps=plan.universe.n_steps or 0,
+    )
+    engine = Engine(
+        universe=plan.universe,
+        market=market,
+        analytics=analytics,
+        strategy=strategy,
+        execution=execution,
+        buffer=buffer,
+        broker_config=configs["broker"],
+        flags=flags,
+        halt_file=run_dir / cfg.run.halt_file,
+        progress=progress.update,
+        day_tz=configs["execution"].kill_switch.day_tz,
+        before_step=engine_hook,
+    )
     started = time.perf_counter()
     try:
         result = engine.run()
@@ -116,7 +159,9 @@ def _execute(cfg: DictConfig, run_dir: Path, con: Any, plan: Plan, log_path: Pat
         raise
     progress.close()
     _finish_runs_row(buffer, run_id, result)
-    summary = _write_outputs(cfg, run_dir, plan, engine, buffer, result, time.perf_counter() - started)
+    summary = _write_outputs(
+        cfg, run_dir, plan, engine, buffer, result, time.perf_counter() - started
+    )
     buffer.close()
     _print_summary(summary, run_dir, log_path)
     flags.uninstall()  # restore the caller's SIGINT/SIGTERM/SIGUSR1 handlers (in-process runs, tests)
@@ -138,7 +183,7 @@ def _fail(buffer: WriteBuffer, run_id: str, engine: Engine, exc: BaseException) 
                 "message = ? WHERE run_id = ?",
                 [engine.last_ts, f"{type(exc).__name__}: {exc}"[:500], run_id],
             )
-        except Exception as update_exc:  # noqa: BLE001 - never hide the original error
+        except Exception as update_exc:  # never hide the original error
             logger.debug("could not mark the run failed: {}", update_exc)
     buffer.close()
 
@@ -152,17 +197,30 @@ def _finish_runs_row(buffer: WriteBuffer, run_id: str, result: LoopResult) -> No
         )
 
 
-def _write_outputs(cfg: DictConfig, run_dir: Path, plan: Plan, engine: Engine, buffer: WriteBuffer,
-                   result: LoopResult, wall: float) -> dict[str, Any]:
+def _write_outputs(
+    cfg: DictConfig,
+    run_dir: Path,
+    plan: Plan,
+    engine: Engine,
+    buffer: WriteBuffer,
+    result: LoopResult,
+    wall: float,
+) -> dict[str, Any]:
     import pandas as pd
 
-    result.metrics["peak_rss_mb"] = peak_rss_mb()  # process high-water mark (the sweep report resets it per job)
+    result.metrics["peak_rss_mb"] = (
+        peak_rss_mb()
+    )  # process high-water mark (the sweep report resets it per job)
     trades = engine.broker.closed
     cash = plan.configs["broker"].cash
     equity = pd.DataFrame(columns=["ts", "equity"])
     if buffer.persistent and buffer.con is not None:
         equity = buffer.con.execute("SELECT ts, equity FROM equity ORDER BY ts").df()
-    max_dd = float((1 - equity["equity"] / equity["equity"].cummax()).max() * 100) if len(equity) else 0.0
+    max_dd = (
+        float((1 - equity["equity"] / equity["equity"].cummax()).max() * 100)
+        if len(equity)
+        else 0.0
+    )
     wins = sum(1 for t in trades if t[7] > 0)
     summary: dict[str, Any] = {
         "run_id": run_dir.name,
@@ -193,7 +251,9 @@ def _write_outputs(cfg: DictConfig, run_dir: Path, plan: Plan, engine: Engine, b
     if cfg.run.plot and len(equity):
         events = outputs.kill_switch_events(buffer.con if buffer.persistent else None)
         has_plot = outputs.plot_equity(run_dir / "equity.png", equity, trades, summary, events)
-    outputs.atomic_write(run_dir / "summary.md", outputs.summary_markdown(summary, trades, has_plot))
+    outputs.atomic_write(
+        run_dir / "summary.md", outputs.summary_markdown(summary, trades, has_plot)
+    )
     outputs.write_json(run_dir / "summary.json", summary)
     return summary
 
@@ -205,7 +265,18 @@ def _print_summary(summary: dict[str, Any], run_dir: Path, log_path: Path) -> No
     logger.info(
         "{} {}: {} trades, pnl {:,.2f}, final equity {:,.2f}, {} open position(s), kill switch {}, "
         "{:,.0f} bars/s{}",
-        summary["status"], summary["strategy"], summary["n_trades"], summary["total_pnl"], summary["final_equity"],
-        len(summary["open_positions"]), state, m["bars_per_second"], stopped,
+        summary["status"],
+        summary["strategy"],
+        summary["n_trades"],
+        summary["total_pnl"],
+        summary["final_equity"],
+        len(summary["open_positions"]),
+        state,
+        m["bars_per_second"],
+        stopped,
     )
-    logger.info("report {} | equity.png | trades.csv | results.duckdb in {}", run_dir / "summary.md", run_dir)
+    logger.info(
+        "report {} | equity.png | trades.csv | results.duckdb in {}",
+        run_dir / "summary.md",
+        run_dir,
+    )

@@ -47,8 +47,12 @@ class RootConfig:
     buffer: Any = None
     broker: Any = None
     symbols: Any = None  # list of symbols, e.g. [GOOG,AAPL]; null = every symbol in the market DB
-    start: str | None = None  # first timestamp to trade, ISO-8601 (UTC if no offset); null = from the start
-    end: str | None = None  # last timestamp, inclusive (a bare date includes that whole day); null = all
+    start: str | None = (
+        None  # first timestamp to trade, ISO-8601 (UTC if no offset); null = from the start
+    )
+    end: str | None = (
+        None  # last timestamp, inclusive (a bare date includes that whole day); null = all
+    )
     run: RunConfig = field(default_factory=RunConfig)
 
 

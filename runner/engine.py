@@ -46,7 +46,11 @@ class StopFlags:
         def halt(signum: int, _frame: Any) -> None:
             self.halt_reason = f"signal {signal.Signals(signum).name}"
 
-        for signum, handler in ((signal.SIGTERM, stop), (signal.SIGINT, stop), (signal.SIGUSR1, halt)):
+        for signum, handler in (
+            (signal.SIGTERM, stop),
+            (signal.SIGINT, stop),
+            (signal.SIGUSR1, halt),
+        ):
             self._previous[signum] = signal.signal(signum, handler)
 
     def uninstall(self) -> None:
@@ -74,11 +78,22 @@ class LoopResult:
 class Engine:
     """Wire providers, strategy, execution, broker and buffer, then run the clock."""
 
-    def __init__(self, *, universe: Universe, market: MarketProvider, analytics: Any, strategy: Strategy,
-                 execution: ExecutionHandler, buffer: WriteBuffer, broker_config: BrokerConfig,
-                 flags: StopFlags | None = None, halt_file: Path | None = None,
-                 progress: Callable[[int, int, str], None] | None = None, day_tz: str = "UTC",
-                 before_step: Callable[[Engine, int, int], None] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        universe: Universe,
+        market: MarketProvider,
+        analytics: Any,
+        strategy: Strategy,
+        execution: ExecutionHandler,
+        buffer: WriteBuffer,
+        broker_config: BrokerConfig,
+        flags: StopFlags | None = None,
+        halt_file: Path | None = None,
+        progress: Callable[[int, int, str], None] | None = None,
+        day_tz: str = "UTC",
+        before_step: Callable[[Engine, int, int], None] | None = None,
+    ) -> None:
         self.universe, self.market, self.analytics = universe, market, analytics
         self.strategy, self.execution, self.buffer = strategy, execution, buffer
         self.order_size = broker_config.order_size
@@ -88,24 +103,40 @@ class Engine:
         self.day_tz = day_tz
         self.before_step = before_step  # test hook: called with (engine, step, ts) before each step
         self._seq = itertools.count(1).__next__
-        self.broker = SimulatedBroker(broker_config, len(universe.symbols), universe.symbols, buffer.add, self._seq)
+        self.broker = SimulatedBroker(
+            broker_config, len(universe.symbols), universe.symbols, buffer.add, self._seq
+        )
         execution.bind(self.broker, buffer.add, self._seq, universe.symbols)
         self.last_ts: int | None = None
 
     def _check_halt_file(self, ts: int) -> None:
         if self.halt_file is not None and self.halt_file.exists():
-            reason = self.halt_file.read_text(errors="replace").strip() or f"halt file {self.halt_file.name}"
+            reason = (
+                self.halt_file.read_text(errors="replace").strip()
+                or f"halt file {self.halt_file.name}"
+            )
             self.execution.activate_kill_switch(reason, ts, actor="halt_file")
             self.halt_file = None
 
     def run(self) -> LoopResult:
         """Run every clock step; return the outcome. Exceptions propagate after the caller flushes."""
         strategy, analytics, execution, broker, buffer = (
-            self.strategy, self.analytics, self.execution, self.broker, self.buffer)
+            self.strategy,
+            self.analytics,
+            self.execution,
+            self.broker,
+            self.buffer,
+        )
         ks = execution.kill_switch
         assert ks is not None
         metrics = execution.metrics
-        flags, add, seq, symbols, size = self.flags, buffer.add, self._seq, self.universe.symbols, self.order_size
+        flags, add, seq, symbols, size = (
+            self.flags,
+            buffer.add,
+            self._seq,
+            self.universe.symbols,
+            self.order_size,
+        )
         name = strategy.name
         strategy.start(symbols)
         status = "completed"
@@ -131,14 +162,18 @@ class Engine:
                 if flags.halt_reason is not None:
                     execution.activate_kill_switch(flags.halt_reason, ts, actor="signal")
                     flags.halt_reason = None
-                if not step & 255 and self.halt_file is not None:  # every 256 steps, besides each chunk
+                if (
+                    not step & 255 and self.halt_file is not None
+                ):  # every 256 steps, besides each chunk
                     self._check_halt_file(ts)
                 if self.before_step is not None:
                     self.before_step(self, step, ts)
                 lo, hi = bounds[k], bounds[k + 1]
                 # (1) fills at this bar's open, (2) mark to close
                 if broker.pending:
-                    if ks.state is not KillState.ACTIVE:  # halted before this open: nothing may fill
+                    if (
+                        ks.state is not KillState.ACTIVE
+                    ):  # halted before this open: nothing may fill
                         execution.cancel_blocked_orders(ts)
                     for r in range(lo, hi):
                         s = syms[r]

@@ -72,7 +72,9 @@ def run_job(cfg: DictConfig) -> int:
             logger.opt(exception=exc).debug("run failed")
         message = f"run failed: {type(exc).__name__}: {exc} (traceback in {run_dir / 'runner.log'})"
         logger.error(message)
-        if multirun:  # let Hydra record the job as failed and run the remaining jobs; exit 1 at the end
+        if (
+            multirun
+        ):  # let Hydra record the job as failed and run the remaining jobs; exit 1 at the end
             raise JobFailedError(message) from None
         raise SystemExit(1) from None
     if code != 0:

@@ -30,7 +30,9 @@ class Plan:
     def describe(self) -> str:
         c = self.configs
         market = c["market"]
-        perf = f"market={market.kind}" + (f"(chunk_size={market.chunk_size})" if hasattr(market, "chunk_size") else "")
+        perf = f"market={market.kind}" + (
+            f"(chunk_size={market.chunk_size})" if hasattr(market, "chunk_size") else ""
+        )
         return (
             f"plan: {self.n_bars} bars, {self.universe.n_steps} clock steps, {len(self.universe.symbols)} symbol(s) "
             f"[{', '.join(self.universe.symbols[:8])}{', ...' if len(self.universe.symbols) > 8 else ''}] "
@@ -44,7 +46,9 @@ def typed_configs(cfg: DictConfig) -> dict[str, Any]:
     """Build every group's typed config (types, ranges, cross-field rules); refuse db.mode=read_write."""
     configs = {group: typed_config(group, cfg[group]) for group in GROUPS}
     try:
-        configs["run"] = OmegaConf.to_object(cfg.run)  # RunConfig.__post_init__ checks progress, metrics_every_s
+        configs["run"] = OmegaConf.to_object(
+            cfg.run
+        )  # RunConfig.__post_init__ checks progress, metrics_every_s
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     if configs["db"].mode != "read_only":
@@ -74,13 +78,19 @@ def parse_window(start: Any, end: Any) -> tuple[int | None, int | None]:
     if end is not None:
         stamp = to_us(end, "end")
         bare_date = len(str(end).strip()) <= 10
-        end_us = (stamp + (pd.Timedelta(days=1) if bare_date else pd.Timedelta(microseconds=1))).value // 1000
+        end_us = (
+            stamp + (pd.Timedelta(days=1) if bare_date else pd.Timedelta(microseconds=1))
+        ).value // 1000
     if start_us is not None and end_us is not None and end_us <= start_us:
-        raise ConfigError(f"empty date range: end={end!r} is before start={start!r}; swap them or widen the range")
+        raise ConfigError(
+            f"empty date range: end={end!r} is before start={start!r}; swap them or widen the range"
+        )
     return start_us, end_us
 
 
-def resolve_universe(con: duckdb.DuckDBPyConnection, cfg: DictConfig) -> tuple[Universe, int, Any, Any]:
+def resolve_universe(
+    con: duckdb.DuckDBPyConnection, cfg: DictConfig
+) -> tuple[Universe, int, Any, Any]:
     """Return (universe, bars, first ts, last ts), checking symbols and dates exist in the DB."""
     db_path = cfg.db.path
     if not has_table(con, "bars"):
@@ -88,7 +98,9 @@ def resolve_universe(con: duckdb.DuckDBPyConnection, cfg: DictConfig) -> tuple[U
             f"{db_path} has no bars table; ingest data first with "
             f"`python -m producers.ingest source=<file> db.path={db_path}`."
         )
-    available = [s for (s,) in con.execute("SELECT DISTINCT symbol FROM bars ORDER BY symbol").fetchall()]
+    available = [
+        s for (s,) in con.execute("SELECT DISTINCT symbol FROM bars ORDER BY symbol").fetchall()
+    ]
     requested = OmegaConf.to_object(cfg.symbols) if cfg.symbols is not None else None
     if isinstance(requested, str):
         requested = [requested]
@@ -100,7 +112,9 @@ def resolve_universe(con: duckdb.DuckDBPyConnection, cfg: DictConfig) -> tuple[U
         if missing:
             raise DataRangeError(_unknown_symbols(symbols, missing, available, db_path))
     if not symbols:
-        raise DataRangeError(f"{db_path} holds no bars; ingest data first with `python -m producers.ingest`.")
+        raise DataRangeError(
+            f"{db_path} holds no bars; ingest data first with `python -m producers.ingest`."
+        )
     start_us, end_us = parse_window(cfg.start, cfg.end)
     universe = Universe(symbols=symbols, start_us=start_us, end_us=end_us)
     steps, bars, first, last = con.execute(
@@ -109,9 +123,13 @@ def resolve_universe(con: duckdb.DuckDBPyConnection, cfg: DictConfig) -> tuple[U
     ).fetchone()
     if not steps:
         lo, hi = con.execute(
-            "SELECT min(ts), max(ts) FROM bars WHERE list_contains($symbols, symbol)", {"symbols": list(symbols)}
+            "SELECT min(ts), max(ts) FROM bars WHERE list_contains($symbols, symbol)",
+            {"symbols": list(symbols)},
         ).fetchone()
-        first_day, last_day = pd.Timestamp(lo).date().isoformat(), pd.Timestamp(hi).date().isoformat()
+        first_day, last_day = (
+            pd.Timestamp(lo).date().isoformat(),
+            pd.Timestamp(hi).date().isoformat(),
+        )
         raise DataRangeError(
             f"empty date range: no bars for {', '.join(symbols[:5])}{' ...' if len(symbols) > 5 else ''} "
             f"between start={_or_null(cfg.start)} and end={_or_null(cfg.end)}; {db_path} has them from "
@@ -122,12 +140,18 @@ def resolve_universe(con: duckdb.DuckDBPyConnection, cfg: DictConfig) -> tuple[U
     return universe, int(bars), pd.Timestamp(first), pd.Timestamp(last)
 
 
-def _unknown_symbols(symbols: tuple[str, ...], missing: list[str], available: list[str], db_path: str) -> str:
+def _unknown_symbols(
+    symbols: tuple[str, ...], missing: list[str], available: list[str], db_path: str
+) -> str:
     """Return the message for requested symbols the market DB lacks, with the closest known names."""
     guesses = {s: difflib.get_close_matches(s, available, n=1) for s in missing}
     hint = " ".join(f"Did you mean {g[0]!r}?" for g in guesses.values() if g)
     fixed = sorted({(guesses[s] or [s])[0] if s in guesses else s for s in symbols})
-    fix = f"symbols=[{','.join(fixed)}]" if all(guesses.values()) else "symbols=[...] with names it has"
+    fix = (
+        f"symbols=[{','.join(fixed)}]"
+        if all(guesses.values())
+        else "symbols=[...] with names it has"
+    )
     listed = ", ".join(available[:20]) + (" ..." if len(available) > 20 else "")
     return (
         f"symbols: {', '.join(missing)} not in the market DB {db_path} (it has: {listed or 'no symbols'})."

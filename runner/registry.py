@@ -30,13 +30,17 @@ class Entry:
 _ENTRIES: dict[tuple[str, str], Entry] = {}
 
 
-def register(group: str, kind: str, config_cls: type) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def register(
+    group: str, kind: str, config_cls: type
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register ``factory`` for ``(group, kind)`` and store ``<kind>_schema`` in Hydra's ConfigStore."""
 
     def decorator(factory: Callable[..., Any]) -> Callable[..., Any]:
         key = (group, kind)
         if key in _ENTRIES and _ENTRIES[key].factory is not factory:
-            raise ValueError(f"{group}: kind={kind!r} is already registered by {_ENTRIES[key].factory!r}")
+            raise ValueError(
+                f"{group}: kind={kind!r} is already registered by {_ENTRIES[key].factory!r}"
+            )
         _ENTRIES[key] = Entry(group, kind, config_cls, factory)
         ConfigStore.instance().store(group=group, name=f"{kind}_schema", node=config_cls)
         return factory
@@ -92,7 +96,9 @@ def typed_config(group: str, node: DictConfig | dict[str, Any]) -> Any:
     except OmegaConfBaseException as exc:
         key = getattr(exc, "full_key", None) or getattr(exc, "key", "") or ""
         detail = str(getattr(exc, "msg", exc)).splitlines()[0]
-        raise ConfigError(f"{group}.{key}: {detail}; fix the value (see `python -m runner --help`)") from None
+        raise ConfigError(
+            f"{group}.{key}: {detail}; fix the value (see `python -m runner --help`)"
+        ) from None
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
 

@@ -41,16 +41,19 @@ def make_market_db(path: Path, bars: pd.DataFrame, snapshots: pd.DataFrame | Non
         con.execute("INSERT INTO bars SELECT * FROM _bars ORDER BY ts, symbol")
         if snapshots is not None:
             con.register("_snaps", snapshots)
-            con.execute("INSERT INTO analytics_snapshots SELECT snapshot_ts, symbol, trailing_return, volatility, "
-                        "return_rank FROM _snaps")
+            con.execute(
+                "INSERT INTO analytics_snapshots SELECT snapshot_ts, symbol, trailing_return, volatility, "
+                "return_rank FROM _snaps"
+            )
         bump_content_version(con)
     finally:
         con.close()
     return path
 
 
-def synthetic_bars(n_symbols: int = 4, n_steps: int = 600, seed: int = 3, holes: bool = True,
-                   freq: str = "min") -> pd.DataFrame:
+def synthetic_bars(
+    n_symbols: int = 4, n_steps: int = 600, seed: int = 3, holes: bool = True, freq: str = "min"
+) -> pd.DataFrame:
     """Return seeded random-walk bars with unequal histories and holes (valid OHLCV)."""
     rng = np.random.default_rng(seed)
     clock = pd.date_range("2024-03-08", periods=n_steps, freq=freq, tz="UTC")
@@ -66,12 +69,25 @@ def synthetic_bars(n_symbols: int = 4, n_steps: int = 600, seed: int = 3, holes:
         open_ = np.concatenate(([close[0]], close[:-1])) * (1 + rng.normal(0, 0.0005, n))
         high = np.maximum(open_, close) * (1 + rng.random(n) * 0.002)
         low = np.minimum(open_, close) * (1 - rng.random(n) * 0.002)
-        frames.append(pd.DataFrame({"symbol": f"SYM{i}", "ts": ts, "open": open_, "high": high, "low": low,
-                                    "close": close, "volume": rng.integers(0, 1000, n).astype(float)}))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "symbol": f"SYM{i}",
+                    "ts": ts,
+                    "open": open_,
+                    "high": high,
+                    "low": low,
+                    "close": close,
+                    "volume": rng.integers(0, 1000, n).astype(float),
+                }
+            )
+        )
     return pd.concat(frames, ignore_index=True)
 
 
-def synthetic_snapshots(bars: pd.DataFrame, every: str = "30min", lookback: int = 20) -> pd.DataFrame:
+def synthetic_snapshots(
+    bars: pd.DataFrame, every: str = "30min", lookback: int = 20
+) -> pd.DataFrame:
     """Compute causal snapshots (trailing return, vol, rank) from ``bars`` at a fixed cadence."""
     out = []
     closes = bars.pivot(index="ts", columns="symbol", values="close").sort_index()
@@ -84,11 +100,13 @@ def synthetic_snapshots(bars: pd.DataFrame, every: str = "30min", lookback: int 
             if len(series) <= lookback:
                 continue
             ret = series.iloc[-1] / series.iloc[-1 - lookback] - 1
-            vol = float(np.log(series.iloc[-lookback - 1:]).diff().dropna().std())
+            vol = float(np.log(series.iloc[-lookback - 1 :]).diff().dropna().std())
             rows.append((snap_ts, sym, float(ret), vol))
         rows.sort(key=lambda r: (-r[2], r[1]))
         out.extend((t, s, r, v, float(k + 1)) for k, (t, s, r, v) in enumerate(rows))
-    return pd.DataFrame(out, columns=["snapshot_ts", "symbol", "trailing_return", "volatility", "return_rank"])
+    return pd.DataFrame(
+        out, columns=["snapshot_ts", "symbol", "trailing_return", "volatility", "return_rank"]
+    )
 
 
 def compose_config(overrides: Sequence[str]) -> DictConfig:
@@ -97,12 +115,16 @@ def compose_config(overrides: Sequence[str]) -> DictConfig:
         return compose("config", overrides=list(overrides))
 
 
-def run_in_process(run_dir: Path, overrides: Sequence[str], engine_hook: Any = None) -> tuple[int, dict[str, Any]]:
+def run_in_process(
+    run_dir: Path, overrides: Sequence[str], engine_hook: Any = None
+) -> tuple[int, dict[str, Any]]:
     """Run a backtest in this process (fast) and return (exit code, summary.json or {})."""
     from runner.app import run_backtest
 
     plot = any(o.startswith("run.plot=") for o in overrides)
-    cfg = compose_config(["+experiment=backtest", *([] if plot else ["run.plot=false"]), *overrides])
+    cfg = compose_config(
+        ["+experiment=backtest", *([] if plot else ["run.plot=false"]), *overrides]
+    )
     with open_dict(cfg):
         cfg.run.progress = "off"
     code = run_backtest(cfg, run_dir, quiet=True, engine_hook=engine_hook)
@@ -110,13 +132,24 @@ def run_in_process(run_dir: Path, overrides: Sequence[str], engine_hook: Any = N
     return code, json.loads(summary_path.read_text()) if summary_path.exists() else {}
 
 
-def run_cli(module: str, args: Sequence[str], cwd: Path | None = None, timeout: float = 300,
-            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    module: str,
+    args: Sequence[str],
+    cwd: Path | None = None,
+    timeout: float = 300,
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
     """Run ``python -m module args`` in a subprocess and capture its output."""
     full_env = {**os.environ, **(env or {})}
     full_env.pop("HYDRA_FULL_ERROR", None)
-    return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd or REPO, capture_output=True, text=True,
-                          timeout=timeout, env=full_env)
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=cwd or REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=full_env,
+    )
 
 
 def results_rows(run_dir: Path, table: str) -> list[tuple]:

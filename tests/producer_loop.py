@@ -47,12 +47,25 @@ def main(db: str, log: str, every: int, pause_s: float, files: list[str]) -> Non
 
         for n, path in enumerate(files, 1):
             result, _plan = ingest(path, db, lock_timeout_s=LOCK_TIMEOUT_S)
-            record(op="ingest", file=path, version=result.content_version, published=result.published)
+            record(
+                op="ingest", file=path, version=result.content_version, published=result.published
+            )
             if every and n % every == 0:
                 snaps = run_analytics(db, ANALYTICS, lock_timeout_s=LOCK_TIMEOUT_S)
-                record(op="analytics", file=None, version=snaps.content_version, published=snaps.published)
+                record(
+                    op="analytics",
+                    file=None,
+                    version=snaps.content_version,
+                    published=snaps.published,
+                )
             time.sleep(pause_s)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), [str(Path(p).resolve()) for p in sys.argv[5:]])
+    main(
+        sys.argv[1],
+        sys.argv[2],
+        int(sys.argv[3]),
+        float(sys.argv[4]),
+        [str(Path(p).resolve()) for p in sys.argv[5:]],
+    )

@@ -18,17 +18,28 @@ SUMMARY_KEYS = {"n_trades", "total_pnl", "final_equity", "open_positions", "dige
 @pytest.fixture(scope="module")
 def goog_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     db = tmp_path_factory.mktemp("cli") / "market.duckdb"
-    result = run_cli("producers.ingest", [f"source={SHARED_DATA / 'goog_daily_2004_2013.csv'}", f"db.path={db}"])
+    result = run_cli(
+        "producers.ingest", [f"source={SHARED_DATA / 'goog_daily_2004_2013.csv'}", f"db.path={db}"]
+    )
     assert result.returncode == 0, result.stderr
     return db
 
 
 @pytest.mark.parametrize("strategy", ["sma_cross", "rsi_revert"])
 def test_cli_when_contract_commands_run_then_trades_and_summary_match_reference(
-        strategy: str, goog_db: Path, tmp_path: Path) -> None:
+    strategy: str, goog_db: Path, tmp_path: Path
+) -> None:
     run_dir = tmp_path / "run"
-    result = run_cli("runner", ["+experiment=backtest", f"db.path={goog_db}", f"strategy={strategy}", "symbols=[GOOG]",
-                                f"hydra.run.dir={run_dir}"])
+    result = run_cli(
+        "runner",
+        [
+            "+experiment=backtest",
+            f"db.path={goog_db}",
+            f"strategy={strategy}",
+            "symbols=[GOOG]",
+            f"hydra.run.dir={run_dir}",
+        ],
+    )
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
     with open(run_dir / "trades.csv", newline="") as handle:
@@ -37,9 +48,25 @@ def test_cli_when_contract_commands_run_then_trades_and_summary_match_reference(
         trades = list(reader)
     with open(REFERENCE / f"goog_daily__{strategy}.trades.csv", newline="") as handle:
         golden = list(csv.DictReader(handle))
-    assert [(t["entry_ts"][:19], float(t["entry_price"]), t["exit_ts"][:19], float(t["exit_price"]), int(t["size"]))
-            for t in trades] == [(g["entry_ts"], float(g["entry_price"]), g["exit_ts"], float(g["exit_price"]),
-                                  int(g["size"])) for g in golden]
+    assert [
+        (
+            t["entry_ts"][:19],
+            float(t["entry_price"]),
+            t["exit_ts"][:19],
+            float(t["exit_price"]),
+            int(t["size"]),
+        )
+        for t in trades
+    ] == [
+        (
+            g["entry_ts"],
+            float(g["entry_price"]),
+            g["exit_ts"],
+            float(g["exit_price"]),
+            int(g["size"]),
+        )
+        for g in golden
+    ]
     assert all(t["entry_ts"].endswith("+00:00") for t in trades)  # ISO-8601 with offset
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary.keys() >= SUMMARY_KEYS
@@ -54,10 +81,18 @@ def test_cli_when_contract_commands_run_then_trades_and_summary_match_reference(
 
 def test_cli_when_symbols_null_then_every_symbol_in_db_is_traded(tmp_path: Path) -> None:
     db = tmp_path / "wiki.duckdb"
-    assert run_cli("producers.ingest", [f"source={SHARED_DATA / 'wiki_stocks_daily_2000_2013.csv'}",
-                                        f"db.path={db}"]).returncode == 0
+    assert (
+        run_cli(
+            "producers.ingest",
+            [f"source={SHARED_DATA / 'wiki_stocks_daily_2000_2013.csv'}", f"db.path={db}"],
+        ).returncode
+        == 0
+    )
     run_dir = tmp_path / "run"
-    result = run_cli("runner", ["+experiment=backtest", f"db.path={db}", "symbols=null", f"hydra.run.dir={run_dir}"])
+    result = run_cli(
+        "runner",
+        ["+experiment=backtest", f"db.path={db}", "symbols=null", f"hydra.run.dir={run_dir}"],
+    )
     assert result.returncode == 0, result.stderr
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["symbols"] == ["AAPL", "FB", "GOOG", "IBM", "MSFT"]

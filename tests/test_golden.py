@@ -16,7 +16,9 @@ REFERENCE = REPO.parent / "shared" / "reference"
 
 @pytest.fixture(scope="module")
 def goog_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_market_db(tmp_path_factory.mktemp("goog") / "goog.duckdb", read_shared_csv("goog_daily_2004_2013.csv"))
+    return make_market_db(
+        tmp_path_factory.mktemp("goog") / "goog.duckdb", read_shared_csv("goog_daily_2004_2013.csv")
+    )
 
 
 def read_trades(path: Path) -> list[dict[str, str]]:
@@ -33,7 +35,9 @@ def assert_trades_match(got: list[dict[str, str]], expected: list[dict[str, str]
     assert len(got) == len(expected)
     for g, e in zip(got, expected, strict=True):
         assert g["symbol"] == "GOOG"
-        assert naive(g["entry_ts"]) == naive(e["entry_ts"]) and naive(g["exit_ts"]) == naive(e["exit_ts"])
+        assert naive(g["entry_ts"]) == naive(e["entry_ts"]) and naive(g["exit_ts"]) == naive(
+            e["exit_ts"]
+        )
         assert float(g["entry_price"]) == float(e["entry_price"])
         assert float(g["exit_price"]) == float(e["exit_price"])
         assert int(g["size"]) == int(e["size"])
@@ -41,13 +45,18 @@ def assert_trades_match(got: list[dict[str, str]], expected: list[dict[str, str]
 
 
 @pytest.mark.parametrize("strategy", ["sma_cross", "rsi_revert"])
-def test_goog_when_reference_strategy_then_trades_match_golden_list(strategy: str, goog_db: Path,
-                                                                    tmp_path: Path) -> None:
-    code, summary = run_in_process(tmp_path / "run", [f"db.path={goog_db}", f"strategy={strategy}", "symbols=[GOOG]"])
+def test_goog_when_reference_strategy_then_trades_match_golden_list(
+    strategy: str, goog_db: Path, tmp_path: Path
+) -> None:
+    code, summary = run_in_process(
+        tmp_path / "run", [f"db.path={goog_db}", f"strategy={strategy}", "symbols=[GOOG]"]
+    )
     golden = json.loads((REFERENCE / f"goog_daily__{strategy}.summary.json").read_text())
     assert code == 0 and summary["status"] == "completed"
-    assert_trades_match(read_trades(tmp_path / "run" / "trades.csv"),
-                        read_trades(REFERENCE / f"goog_daily__{strategy}.trades.csv"))
+    assert_trades_match(
+        read_trades(tmp_path / "run" / "trades.csv"),
+        read_trades(REFERENCE / f"goog_daily__{strategy}.trades.csv"),
+    )
     assert summary["n_trades"] == golden["n_trades"]
     assert summary["total_pnl"] == pytest.approx(golden["total_pnl"], abs=1e-6)
     assert summary["final_equity"] == pytest.approx(golden["final_equity"], abs=1e-6)
@@ -58,7 +67,9 @@ def test_goog_when_reference_strategy_then_trades_match_golden_list(strategy: st
         assert naive(pos["entry_ts"]) == naive(golden["open_position"]["entry_ts"])
         assert pos["entry_price"] == golden["open_position"]["entry_price"]
         assert pos["mark_price"] == golden["open_position"]["mark_price"]
-        assert pos["unrealized_pnl"] == pytest.approx(golden["open_position"]["unrealized_pnl"], abs=1e-6)
+        assert pos["unrealized_pnl"] == pytest.approx(
+            golden["open_position"]["unrealized_pnl"], abs=1e-6
+        )
 
 
 def test_sma_cross_when_goog_then_design_figures_hold(goog_db: Path, tmp_path: Path) -> None:
@@ -67,7 +78,11 @@ def test_sma_cross_when_goog_then_design_figures_hold(goog_db: Path, tmp_path: P
     first = read_trades(tmp_path / "run" / "trades.csv")[0]
     assert (summary["n_trades"], round(summary["total_pnl"], 6)) == (32, 66275.0)
     assert (first["entry_ts"], first["entry_price"], first["exit_ts"], first["exit_price"]) == (
-        "2004-12-21T00:00:00+00:00", "186.31", "2005-01-31T00:00:00+00:00", "193.69")
+        "2004-12-21T00:00:00+00:00",
+        "186.31",
+        "2005-01-31T00:00:00+00:00",
+        "193.69",
+    )
     assert summary["open_positions"][0]["entry_ts"] == "2012-12-04T00:00:00+00:00"
     assert summary["open_positions"][0]["entry_price"] == 695.0
 
@@ -85,9 +100,13 @@ def _wilder_rsi(closes: list[float], period: int = 14) -> list[float | None]:
     return rsi
 
 
-def test_rsi_revert_when_trades_checked_by_hand_then_each_follows_the_rule_text(goog_db: Path, tmp_path: Path) -> None:
+def test_rsi_revert_when_trades_checked_by_hand_then_each_follows_the_rule_text(
+    goog_db: Path, tmp_path: Path
+) -> None:
     """Each entry was decided on the bar before it with RSI < 30 while flat; each exit with RSI > 70 while long."""
-    run_in_process(tmp_path / "run", [f"db.path={goog_db}", "strategy=rsi_revert", "symbols=[GOOG]"])
+    run_in_process(
+        tmp_path / "run", [f"db.path={goog_db}", "strategy=rsi_revert", "symbols=[GOOG]"]
+    )
     bars = read_shared_csv("goog_daily_2004_2013.csv")
     rsi = _wilder_rsi(bars["close"].tolist())
     index = {ts.isoformat(): i for i, ts in enumerate(bars["ts"])}
@@ -98,5 +117,5 @@ def test_rsi_revert_when_trades_checked_by_hand_then_each_follows_the_rule_text(
         assert float(trade["entry_price"]) == bars["open"][entry]  # filled at the next bar's open
         assert rsi[exit_ - 1] is not None and rsi[exit_ - 1] > 70, trade
         assert float(trade["exit_price"]) == bars["open"][exit_]
-        between = [r for r in rsi[entry:exit_ - 1] if r is not None]
+        between = [r for r in rsi[entry : exit_ - 1] if r is not None]
         assert all(r <= 70 for r in between)  # no earlier exit signal while long

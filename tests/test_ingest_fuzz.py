@@ -40,8 +40,19 @@ BASE_START = pd.Timestamp("2024-01-02T14:30", tz="UTC")
 def base_bars() -> pd.DataFrame:
     """Two symbols x 30 minutes already in the market DB (fuzzed rows may collide with them)."""
     ts = pd.date_range(BASE_START, periods=30, freq="min")
-    rows = [{"symbol": s, "ts": t, "open": 10.0 + i, "high": 11.0 + i, "low": 9.0 + i, "close": 10.5 + i,
-             "volume": 100.0} for s in ("AAA", "BBB") for i, t in enumerate(ts)]
+    rows = [
+        {
+            "symbol": s,
+            "ts": t,
+            "open": 10.0 + i,
+            "high": 11.0 + i,
+            "low": 9.0 + i,
+            "close": 10.5 + i,
+            "volume": 100.0,
+        }
+        for s in ("AAA", "BBB")
+        for i, t in enumerate(ts)
+    ]
     return pd.DataFrame(rows)
 
 
@@ -55,7 +66,9 @@ def base_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def valid_bars(draw: st.DrawFn) -> pd.DataFrame:
     """1-12 valid bars per symbol, starting inside or after the stored range (collisions possible)."""
     frames = []
-    for symbol in draw(st.lists(st.sampled_from(["AAA", "BBB", "CCC", "dé"]), min_size=1, max_size=3, unique=True)):
+    for symbol in draw(
+        st.lists(st.sampled_from(["AAA", "BBB", "CCC", "dé"]), min_size=1, max_size=3, unique=True)
+    ):
         n = draw(st.integers(1, 12))
         start = BASE_START + pd.Timedelta(minutes=draw(st.sampled_from([-2, 15, 30, 45, 90, 1440])))
         step = pd.Timedelta(minutes=draw(st.sampled_from([1, 5, 60])))
@@ -63,17 +76,54 @@ def valid_bars(draw: st.DrawFn) -> pd.DataFrame:
         rows = []
         for k in range(n):
             close = price * (1 + draw(st.floats(-0.05, 0.05)))
-            rows.append({"symbol": symbol, "ts": start + k * step, "open": price, "high": max(price, close) * 1.01,
-                         "low": min(price, close) * 0.99, "close": close, "volume": float(draw(st.integers(0, 10**9)))})
+            rows.append(
+                {
+                    "symbol": symbol,
+                    "ts": start + k * step,
+                    "open": price,
+                    "high": max(price, close) * 1.01,
+                    "low": min(price, close) * 0.99,
+                    "close": close,
+                    "volume": float(draw(st.integers(0, 10**9))),
+                }
+            )
             price = close
         frames.append(pd.DataFrame(rows))
     return pd.concat(frames, ignore_index=True)
 
 
 SOMETIMES = st.sampled_from([False, False, True])  # a third of the time (booleans lean to False)
-BAD_CELLS = ["", "abc", "NaN", "nan", "inf", "-inf", "1e400", "-5", "0", "0x10", "1,5", " 7 ", "9" * 400, "None",
-             "null", "2024-13-45", "2024-03-10T02:30:00", "2024-01-02T14:30:00+25:00", "10000-01-01", "1677-09-21",
-             "2262-04-12T00:00:00", '"', "'", "\x00", "日本", "1e308", "-0", "+1", "1_000"]
+BAD_CELLS = [
+    "",
+    "abc",
+    "NaN",
+    "nan",
+    "inf",
+    "-inf",
+    "1e400",
+    "-5",
+    "0",
+    "0x10",
+    "1,5",
+    " 7 ",
+    "9" * 400,
+    "None",
+    "null",
+    "2024-13-45",
+    "2024-03-10T02:30:00",
+    "2024-01-02T14:30:00+25:00",
+    "10000-01-01",
+    "1677-09-21",
+    "2262-04-12T00:00:00",
+    '"',
+    "'",
+    "\x00",
+    "日本",
+    "1e308",
+    "-0",
+    "+1",
+    "1_000",
+]
 
 
 def cell_mutation(frame: pd.DataFrame, draw: st.DrawFn) -> pd.DataFrame:
@@ -90,7 +140,9 @@ def column_mutation(frame: pd.DataFrame, draw: st.DrawFn) -> pd.DataFrame:
     if kind == "drop":
         return frame.drop(columns=[col])
     if kind == "rename":
-        return frame.rename(columns={col: draw(st.sampled_from(["Date", "px", "", " ts", "Symbol", "timestamp"]))})
+        return frame.rename(
+            columns={col: draw(st.sampled_from(["Date", "px", "", " ts", "Symbol", "timestamp"]))}
+        )
     if kind == "duplicate":
         return pd.concat([frame, frame[[col]]], axis=1)
     if kind == "extra":
@@ -101,7 +153,9 @@ def column_mutation(frame: pd.DataFrame, draw: st.DrawFn) -> pd.DataFrame:
 
 
 def row_mutation(frame: pd.DataFrame, draw: st.DrawFn) -> pd.DataFrame:
-    kind = draw(st.sampled_from(["swap_hl", "negative", "dup_row", "reverse_ts", "huge", "zero_price"]))
+    kind = draw(
+        st.sampled_from(["swap_hl", "negative", "dup_row", "reverse_ts", "huge", "zero_price"])
+    )
     out = frame.copy()
     row = draw(st.integers(0, len(out) - 1))
     if kind == "swap_hl":
@@ -124,13 +178,27 @@ def to_csv_bytes(frame: pd.DataFrame, draw: st.DrawFn) -> bytes:
     if "ts" in out.columns:
         out["ts"] = [t.isoformat() if isinstance(t, pd.Timestamp) else t for t in out["ts"]]
     text = out.to_csv(index=False, lineterminator=draw(st.sampled_from(["\n", "\r\n"])))
-    encoding = draw(st.sampled_from(["utf-8", "utf-8", "utf-8", "utf-8-sig", "utf-16", "latin-1", "cp1252"]))
+    encoding = draw(
+        st.sampled_from(["utf-8", "utf-8", "utf-8", "utf-8-sig", "utf-16", "latin-1", "cp1252"])
+    )
     return text.encode(encoding, errors="replace")
 
 
 def byte_mutation(data: bytes, draw: st.DrawFn) -> bytes:
-    kind = draw(st.sampled_from(["truncate", "garbage_insert", "garbage_only", "quote", "extra_field", "empty",
-                                 "header_only", "nul"]))
+    kind = draw(
+        st.sampled_from(
+            [
+                "truncate",
+                "garbage_insert",
+                "garbage_only",
+                "quote",
+                "extra_field",
+                "empty",
+                "header_only",
+                "nul",
+            ]
+        )
+    )
     if kind == "truncate":
         return data[: draw(st.integers(0, len(data)))]
     if kind == "garbage_insert":
@@ -155,7 +223,9 @@ def byte_mutation(data: bytes, draw: st.DrawFn) -> bytes:
 
 def to_parquet_bytes(frame: pd.DataFrame, draw: st.DrawFn) -> bytes:
     out = frame.copy()
-    kind = draw(st.sampled_from(["as_is", "string_prices", "int_ts", "naive_ts", "nulls", "dictionary"]))
+    kind = draw(
+        st.sampled_from(["as_is", "string_prices", "int_ts", "naive_ts", "nulls", "dictionary"])
+    )
     if kind == "string_prices" and "close" in out.columns:
         out["close"] = out["close"].astype(str)
     elif kind == "int_ts" and "ts" in out.columns:
@@ -164,10 +234,17 @@ def to_parquet_bytes(frame: pd.DataFrame, draw: st.DrawFn) -> bytes:
         out["ts"] = pd.to_datetime(out["ts"], utc=True, errors="coerce").dt.tz_localize(None)
     elif kind == "nulls":
         out = out.astype(object)
-        out.iat[draw(st.integers(0, len(out) - 1)), draw(st.integers(0, len(out.columns) - 1))] = None
+        out.iat[draw(st.integers(0, len(out) - 1)), draw(st.integers(0, len(out.columns) - 1))] = (
+            None
+        )
     try:
-        table = pa.Table.from_pandas(out.astype(object) if kind == "dictionary" else out, preserve_index=False)
-    except (pa.ArrowInvalid, pa.ArrowTypeError):  # mixed types in a column: store every column as text
+        table = pa.Table.from_pandas(
+            out.astype(object) if kind == "dictionary" else out, preserve_index=False
+        )
+    except (
+        pa.ArrowInvalid,
+        pa.ArrowTypeError,
+    ):  # mixed types in a column: store every column as text
         table = pa.Table.from_pandas(out.astype(str), preserve_index=False)
     buffer = io.BytesIO()
     pq.write_table(table, buffer)
@@ -236,8 +313,10 @@ def assert_clean_ingest_or_clear_refusal(call: Callable[[], Any], db: Path, sour
     return "ingested"
 
 
-FUZZ_SETTINGS = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow,
-                                                            HealthCheck.function_scoped_fixture]}
+FUZZ_SETTINGS = {
+    "deadline": None,
+    "suppress_health_check": [HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+}
 
 
 def fuzz_once(case: tuple[str, bytes, str], base_db: Path) -> None:
@@ -246,14 +325,16 @@ def fuzz_once(case: tuple[str, bytes, str], base_db: Path) -> None:
         db, source = Path(tmp) / "market.duckdb", Path(tmp) / f"input{suffix}"
         shutil.copyfile(base_db, db)
         source.write_bytes(data)
-        assert_clean_ingest_or_clear_refusal(lambda: ingest(str(source), str(db), tz=tz, lock_timeout_s=5), db,
-                                             source)
+        assert_clean_ingest_or_clear_refusal(
+            lambda: ingest(str(source), str(db), tz=tz, lock_timeout_s=5), db, source
+        )
 
 
 @settings(max_examples=40, **FUZZ_SETTINGS)
 @given(case=malformed_inputs())
 def test_ingest_when_fuzzed_csv_or_parquet_then_clean_ingest_or_clear_refusal_and_db_untouched(
-        case: tuple[str, bytes, str], base_db: Path) -> None:
+    case: tuple[str, bytes, str], base_db: Path
+) -> None:
     fuzz_once(case, base_db)
 
 
@@ -261,25 +342,38 @@ def test_ingest_when_fuzzed_csv_or_parquet_then_clean_ingest_or_clear_refusal_an
 @settings(max_examples=300, **FUZZ_SETTINGS)
 @given(case=malformed_inputs())
 def test_ingest_when_300_fuzzed_files_then_clean_ingest_or_clear_refusal_and_db_untouched(
-        case: tuple[str, bytes, str], base_db: Path) -> None:
+    case: tuple[str, bytes, str], base_db: Path
+) -> None:
     fuzz_once(case, base_db)
 
 
 # -- a few through the real CLI ----------------------------------------------------------------------
 CLI_CASES = {
     "garbage_bytes": (".csv", bytes(range(256)) * 8),
-    "utf16": (".csv", "symbol,ts,open,high,low,close,volume\nAAA,2024-02-01,1,2,0.5,1.5,10\n".encode("utf-16")),
+    "utf16": (
+        ".csv",
+        "symbol,ts,open,high,low,close,volume\nAAA,2024-02-01,1,2,0.5,1.5,10\n".encode("utf-16"),
+    ),
     "missing_column": (".csv", b"symbol,ts,open,high,low,close\nAAA,2024-02-01,1,2,0.5,1.5\n"),
-    "wrong_types": (".csv", b"symbol,ts,open,high,low,close,volume\nAAA,yesterday,one,2,0.5,1.5,10\n"
-                            b"AAA,2024-02-01,1e400,2,0.5,1.5,-3\n"),
+    "wrong_types": (
+        ".csv",
+        b"symbol,ts,open,high,low,close,volume\nAAA,yesterday,one,2,0.5,1.5,10\n"
+        b"AAA,2024-02-01,1e400,2,0.5,1.5,-3\n",
+    ),
     "broken_parquet": (".parquet", b"PAR1" + bytes(100) + b"PAR1"),
 }
 
 
-@pytest.mark.parametrize("name", [pytest.param(name, marks=[pytest.mark.slow] if name in ("utf16", "missing_column")
-                                                else []) for name in CLI_CASES])
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(name, marks=[pytest.mark.slow] if name in ("utf16", "missing_column") else [])
+        for name in CLI_CASES
+    ],
+)
 def test_ingest_cli_when_malformed_file_then_exit_2_no_traceback_db_unchanged(
-        name: str, base_db: Path, tmp_path: Path) -> None:
+    name: str, base_db: Path, tmp_path: Path
+) -> None:
     # Arrange
     suffix, data = CLI_CASES[name]
     db, source = tmp_path / "market.duckdb", tmp_path / f"input{suffix}"
@@ -287,8 +381,13 @@ def test_ingest_cli_when_malformed_file_then_exit_2_no_traceback_db_unchanged(
     source.write_bytes(data)
     before = db_state(db)
     # Act
-    proc = subprocess.run([sys.executable, "-m", "producers.ingest", f"source={source}", f"db.path={db}"],
-                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "producers.ingest", f"source={source}", f"db.path={db}"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     # Assert
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr

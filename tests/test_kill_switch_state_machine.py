@@ -46,24 +46,43 @@ class KillSwitchMachine(RuleBasedStateMachine):
         day_tz=st.sampled_from(["UTC", "America/New_York"]),
         start=st.sampled_from(["2024-03-09T22:00", "2024-11-02T22:00", "2024-06-30T23:30"]),
     )
-    def setup(self, max_daily_trades: int | None, max_orders_per_window: int | None, window_minutes: float,
-              max_position: int | None, max_drawdown_pct: float | None, max_daily_loss_usd: float | None,
-              on_breach: str, day_tz: str, start: str) -> None:
+    def setup(
+        self,
+        max_daily_trades: int | None,
+        max_orders_per_window: int | None,
+        window_minutes: float,
+        max_position: int | None,
+        max_drawdown_pct: float | None,
+        max_daily_loss_usd: float | None,
+        on_breach: str,
+        day_tz: str,
+        start: str,
+    ) -> None:
         logger.remove()  # state changes log a warning each; keep the test output readable
         self.config = KillSwitchConfig(
-            max_daily_trades=max_daily_trades, max_orders_per_window=max_orders_per_window,
-            window_minutes=window_minutes, max_position_per_symbol=max_position, max_drawdown_pct=max_drawdown_pct,
-            max_daily_loss_usd=max_daily_loss_usd, on_breach=on_breach, day_tz=day_tz)
+            max_daily_trades=max_daily_trades,
+            max_orders_per_window=max_orders_per_window,
+            window_minutes=window_minutes,
+            max_position_per_symbol=max_position,
+            max_drawdown_pct=max_drawdown_pct,
+            max_daily_loss_usd=max_daily_loss_usd,
+            on_breach=on_breach,
+            day_tz=day_tz,
+        )
         self.rows: dict[str, list[tuple]] = defaultdict(list)
         seq = itertools.count(1).__next__
-        self.broker = SimulatedBroker(BrokerConfig(cash=100_000.0), len(SYMBOLS), SYMBOLS, self._record, seq)
+        self.broker = SimulatedBroker(
+            BrokerConfig(cash=100_000.0), len(SYMBOLS), SYMBOLS, self._record, seq
+        )
         self.handler = ExecutionHandler(ExecutionConfig(kill_switch=self.config))
         self.handler.bind(self.broker, self._record, seq, SYMBOLS)
         self.ks = self.handler.kill_switch
         self.ts = pd.Timestamp(start, tz="UTC").value // 1000
         self.prices = [100.0, 40.0]
         self.day_of = TradingDay(day_tz)
-        self.broker_orders: list[tuple[str, str, int, int]] = []  # (state, side, qty, position) at submit
+        self.broker_orders: list[
+            tuple[str, str, int, int]
+        ] = []  # (state, side, qty, position) at submit
         self.fill_states: list[str] = []
         self.accepted: list[int] = []  # ts of accepted orders since the last reset
         self.resets_asked = 0
@@ -89,8 +108,10 @@ class KillSwitchMachine(RuleBasedStateMachine):
         self.broker.submit, self.broker.fill_at_open = watched_submit, watched_fill  # type: ignore[method-assign]
 
     # -- rules ---------------------------------------------------------------------------------
-    @rule(minutes=st.sampled_from([1, 2, 7, 45, 180, 600, 1440]),
-          moves=st.tuples(st.floats(-0.15, 0.15), st.floats(-0.15, 0.15)))
+    @rule(
+        minutes=st.sampled_from([1, 2, 7, 45, 180, 600, 1440]),
+        moves=st.tuples(st.floats(-0.15, 0.15), st.floats(-0.15, 0.15)),
+    )
     def bar(self, minutes: int, moves: tuple[float, float]) -> None:
         """A new clock step: cancel what the state forbids, fill at the open, mark to the close."""
         self.ts += minutes * MIN
@@ -103,8 +124,11 @@ class KillSwitchMachine(RuleBasedStateMachine):
         broker.last_close[:] = self.prices
         self.ks.on_equity(self.ts, broker.equity())
 
-    @rule(sym=st.integers(0, len(SYMBOLS) - 1), side=st.sampled_from(["buy", "sell"]),
-          quantity=st.sampled_from([1, 50, 100, 150, 300]))
+    @rule(
+        sym=st.integers(0, len(SYMBOLS) - 1),
+        side=st.sampled_from(["buy", "sell"]),
+        quantity=st.sampled_from([1, 50, 100, 150, 300]),
+    )
     def signal(self, sym: int, side: str, quantity: int) -> None:
         """A signal inside the current step goes through the handler, then the end-of-step cancel."""
         state = self.ks.state
@@ -115,8 +139,9 @@ class KillSwitchMachine(RuleBasedStateMachine):
             if state is KillState.ACTIVE:
                 self.accepted.append(self.ts)
                 limit = self.config.max_position_per_symbol
-                assert limit is None or abs(position + (quantity if side == "buy" else -quantity)) <= max(
-                    limit, abs(position))
+                assert limit is None or abs(
+                    position + (quantity if side == "buy" else -quantity)
+                ) <= max(limit, abs(position))
         if self.broker.pending and self.ks.state is not KillState.ACTIVE:
             self.handler.cancel_blocked_orders(self.ts)
 
@@ -155,7 +180,10 @@ class KillSwitchMachine(RuleBasedStateMachine):
         if self.state_before is not KillState.ACTIVE and self.ks.state is KillState.ACTIVE:
             assert self.reset_asked_now
         if self.state_before is KillState.HALTED:
-            assert self.ks.state in (KillState.HALTED, KillState.ACTIVE)  # never lifted to reduce_only
+            assert self.ks.state in (
+                KillState.HALTED,
+                KillState.ACTIVE,
+            )  # never lifted to reduce_only
         self.state_before, self.reset_asked_now = self.ks.state, False
 
     @invariant()
@@ -201,4 +229,6 @@ class KillSwitchMachine(RuleBasedStateMachine):
 
 
 TestKillSwitchStateMachine = KillSwitchMachine.TestCase
-TestKillSwitchStateMachine.settings = settings(max_examples=150, stateful_step_count=40, deadline=None)
+TestKillSwitchStateMachine.settings = settings(
+    max_examples=150, stateful_step_count=40, deadline=None
+)

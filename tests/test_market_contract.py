@@ -18,14 +18,20 @@ from components.market.providers import ChunkedMarketProvider, DirectMarketProvi
 from tests.helpers import make_market_db, read_shared_csv, synthetic_bars
 
 DATASETS = {
-    "wiki": lambda: read_shared_csv("wiki_stocks_daily_2000_2013.csv"),  # FB starts 2012: unequal histories
-    "xrpeth_holes": lambda: read_shared_csv("xrpeth_1min_2019_10.csv"),  # 675 holes in a 1-min series
+    "wiki": lambda: read_shared_csv(
+        "wiki_stocks_daily_2000_2013.csv"
+    ),  # FB starts 2012: unequal histories
+    "xrpeth_holes": lambda: read_shared_csv(
+        "xrpeth_1min_2019_10.csv"
+    ),  # 675 holes in a 1-min series
     "synthetic": lambda: synthetic_bars(n_symbols=4, n_steps=400),
 }
 
 
 @pytest.fixture(scope="module", params=sorted(DATASETS))
-def market(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.DataFrame]:
+def market(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, pd.DataFrame]:
     bars = DATASETS[request.param]()
     path = make_market_db(tmp_path_factory.mktemp(request.param) / "m.duckdb", bars)
     return path, bars
@@ -42,12 +48,16 @@ def serve(path: Path, provider, universe: Universe) -> list[BarChunk]:
 
 def universe_of(path: Path, start: str | None = None, end: str | None = None) -> Universe:
     con = duckdb.connect(str(path), read_only=True)
-    symbols = tuple(s for (s,) in con.execute("SELECT DISTINCT symbol FROM bars ORDER BY 1").fetchall())
+    symbols = tuple(
+        s for (s,) in con.execute("SELECT DISTINCT symbol FROM bars ORDER BY 1").fetchall()
+    )
     start_us = pd.Timestamp(start, tz="UTC").value // 1000 if start else None
     end_us = pd.Timestamp(end, tz="UTC").value // 1000 if end else None
     (steps,) = con.execute(
         "SELECT count(DISTINCT ts) FROM bars WHERE ($s IS NULL OR ts >= make_timestamptz($s)) "
-        "AND ($e IS NULL OR ts < make_timestamptz($e))", {"s": start_us, "e": end_us}).fetchone()
+        "AND ($e IS NULL OR ts < make_timestamptz($e))",
+        {"s": start_us, "e": end_us},
+    ).fetchone()
     con.close()
     return Universe(symbols, start_us, end_us, int(steps))
 
@@ -58,19 +68,25 @@ def concat(chunks: list[BarChunk], symbols: tuple[str, ...]) -> pd.DataFrame:
 
 def expected_frame(bars: pd.DataFrame) -> pd.DataFrame:
     return bars.sort_values(["ts", "symbol"]).reset_index(drop=True)[
-        ["symbol", "ts", "open", "high", "low", "close", "volume"]]
+        ["symbol", "ts", "open", "high", "low", "close", "volume"]
+    ]
 
 
 PROVIDERS = {
     "direct": lambda: DirectMarketProvider(validate=True),
-    **{f"chunked_{n}": (lambda n=n: ChunkedMarketProvider(validate=True, chunk_size=n)) for n in (1, 7, 1000, 10**7)},
+    **{
+        f"chunked_{n}": (lambda n=n: ChunkedMarketProvider(validate=True, chunk_size=n))
+        for n in (1, 7, 1000, 10**7)
+    },
 }
 
 
 SLOW_PROVIDERS = ("direct", "chunked_1")  # one query per step, ~4 ms each
 
 
-def _check_serves_every_bar(name: str, path: Path, bars: pd.DataFrame, window_steps: int | None) -> None:
+def _check_serves_every_bar(
+    name: str, path: Path, bars: pd.DataFrame, window_steps: int | None
+) -> None:
     universe = universe_of(path)
     if window_steps is not None and universe.n_steps > window_steps:
         start = bars["ts"].drop_duplicates().sort_values().iloc[-window_steps]
@@ -83,22 +99,30 @@ def _check_serves_every_bar(name: str, path: Path, bars: pd.DataFrame, window_st
 
 
 @pytest.mark.parametrize("name", sorted(PROVIDERS))
-def test_provider_when_served_then_every_bar_once_in_ts_then_symbol_order(name: str, market) -> None:
+def test_provider_when_served_then_every_bar_once_in_ts_then_symbol_order(
+    name: str, market
+) -> None:
     path, bars = market
     _check_serves_every_bar(name, path, bars, 300 if name in SLOW_PROVIDERS else None)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", SLOW_PROVIDERS)
-def test_provider_when_one_query_per_step_over_whole_history_then_every_bar_once(name: str, market) -> None:
+def test_provider_when_one_query_per_step_over_whole_history_then_every_bar_once(
+    name: str, market
+) -> None:
     path, bars = market
     _check_serves_every_bar(name, path, bars, None)
 
 
 @pytest.mark.parametrize("name", sorted(PROVIDERS))
-def test_provider_when_served_then_chunks_hold_whole_clock_steps_strictly_increasing(name: str, market) -> None:
+def test_provider_when_served_then_chunks_hold_whole_clock_steps_strictly_increasing(
+    name: str, market
+) -> None:
     path, bars = market
-    universe = universe_of(path, start=bars["ts"].drop_duplicates().sort_values().iloc[-300].isoformat())
+    universe = universe_of(
+        path, start=bars["ts"].drop_duplicates().sort_values().iloc[-300].isoformat()
+    )
     chunks = serve(path, PROVIDERS[name](), universe)
     steps = np.concatenate([c.step_ts for c in chunks])
     assert np.all(np.diff(steps) > 0)  # one clock, strictly increasing across chunk boundaries
@@ -107,7 +131,9 @@ def test_provider_when_served_then_chunks_hold_whole_clock_steps_strictly_increa
         for k in range(c.n_steps):
             lo, hi = c.bounds[k], c.bounds[k + 1]
             assert np.all(c.ts[lo:hi] == c.step_ts[k])
-            assert np.all(np.diff(c.sym[lo:hi]) > 0)  # symbols sorted; absent symbols simply missing
+            assert np.all(
+                np.diff(c.sym[lo:hi]) > 0
+            )  # symbols sorted; absent symbols simply missing
 
 
 def test_chunked_when_chunk_size_n_then_issues_ceil_steps_over_n_queries(market) -> None:
@@ -128,19 +154,30 @@ def test_chunked_when_window_given_then_serves_only_that_window(tmp_path: Path) 
     path = make_market_db(tmp_path / "m.duckdb", bars)
     universe = universe_of(path, start="2024-03-08 01:00", end="2024-03-08 02:00")
     got = concat(serve(path, ChunkedMarketProvider(True, 13), universe), universe.symbols)
-    window = bars[(bars.ts >= pd.Timestamp("2024-03-08 01:00", tz="UTC")) & (bars.ts < pd.Timestamp("2024-03-08 02:00", tz="UTC"))]
+    window = bars[
+        (bars.ts >= pd.Timestamp("2024-03-08 01:00", tz="UTC"))
+        & (bars.ts < pd.Timestamp("2024-03-08 02:00", tz="UTC"))
+    ]
     pd.testing.assert_frame_equal(got, expected_frame(window), check_dtype=False)
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(chunk_size=st.integers(min_value=1, max_value=450))
-def test_chunked_when_random_chunk_size_then_same_bars_as_direct(chunk_size: int, tmp_path_factory) -> None:
+def test_chunked_when_random_chunk_size_then_same_bars_as_direct(
+    chunk_size: int, tmp_path_factory
+) -> None:
     path = _small_db(tmp_path_factory)
     universe = universe_of(path)
     if "direct" not in _SMALL:
-        _SMALL["direct"] = concat(serve(path, DirectMarketProvider(True), universe), universe.symbols)
+        _SMALL["direct"] = concat(
+            serve(path, DirectMarketProvider(True), universe), universe.symbols
+        )
     direct = _SMALL["direct"]
-    chunked = concat(serve(path, ChunkedMarketProvider(True, chunk_size), universe), universe.symbols)
+    chunked = concat(
+        serve(path, ChunkedMarketProvider(True, chunk_size), universe), universe.symbols
+    )
     pd.testing.assert_frame_equal(chunked, direct)
 
 
@@ -149,7 +186,9 @@ _SMALL: dict[str, object] = {}
 
 def _small_db(factory: pytest.TempPathFactory) -> Path:
     if "db" not in _SMALL:
-        _SMALL["db"] = make_market_db(factory.mktemp("small") / "m.duckdb", synthetic_bars(n_symbols=3, n_steps=150))
+        _SMALL["db"] = make_market_db(
+            factory.mktemp("small") / "m.duckdb", synthetic_bars(n_symbols=3, n_steps=150)
+        )
     return _SMALL["db"]
 
 
@@ -170,11 +209,15 @@ def _chunk(bars: pd.DataFrame, symbols: tuple[str, ...]) -> BarChunk:
 
     bars = bars.sort_values(["ts", "symbol"])
     index = {s: i for i, s in enumerate(symbols)}
-    return chunk_from_columns({
-        "ts_us": (bars["ts"].astype("int64") // 1000).to_numpy() if bars["ts"].dtype.unit == "ns"
-        else bars["ts"].astype("int64").to_numpy(),
-        "sym": bars["symbol"].map(index).to_numpy(), **{c: bars[c].to_numpy().copy() for c in
-                                                         ("open", "high", "low", "close", "volume")}})
+    return chunk_from_columns(
+        {
+            "ts_us": (bars["ts"].astype("int64") // 1000).to_numpy()
+            if bars["ts"].dtype.unit == "ns"
+            else bars["ts"].astype("int64").to_numpy(),
+            "sym": bars["symbol"].map(index).to_numpy(),
+            **{c: bars[c].to_numpy().copy() for c in ("open", "high", "low", "close", "volume")},
+        }
+    )
 
 
 @pytest.mark.parametrize("corruption", sorted(CORRUPTIONS))
@@ -182,8 +225,13 @@ def test_validate_chunk_when_corrupt_then_pandera_report_raised(corruption: str)
     bars = synthetic_bars(n_symbols=2, n_steps=20, holes=False)
     symbols = ("SYM0", "SYM1")
     chunk = _chunk(bars, symbols)
-    columns = {"close": chunk.close, "open": chunk.open, "low": chunk.low, "volume": chunk.volume,
-               "high": chunk.high}
+    columns = {
+        "close": chunk.close,
+        "open": chunk.open,
+        "low": chunk.low,
+        "volume": chunk.volume,
+        "high": chunk.high,
+    }
     CORRUPTIONS[corruption](columns)
     assert not chunk_satisfies_contract(chunk, 2)
     with pytest.raises(DataValidationError, match="OhlcvBars"):

@@ -31,10 +31,13 @@ def test_every_option_file_when_selected_then_builds(group: str) -> None:
 
 
 def test_lookup_when_kind_misspelt_then_lists_known_and_suggests() -> None:
-    with pytest.raises(UnknownComponentError, match=re.escape(
-        "market: no component registered as kind='chunkd' (known: chunked, direct). Did you mean 'chunked'? "
-        "Pick one with `market=<name>` or fix `kind:` in conf/market/."
-    )):
+    with pytest.raises(
+        UnknownComponentError,
+        match=re.escape(
+            "market: no component registered as kind='chunkd' (known: chunked, direct). Did you mean 'chunked'? "
+            "Pick one with `market=<name>` or fix `kind:` in conf/market/."
+        ),
+    ):
         registry.lookup("market", "chunkd")
 
 
@@ -50,6 +53,7 @@ def test_register_when_duplicate_kind_then_rejected() -> None:
 
     try:
         with pytest.raises(ValueError, match="already registered"):
+
             @registry.register("market", "dup_test", _DupConfig)
             def second(config: _DupConfig) -> _DupConfig:
                 return config
@@ -59,7 +63,9 @@ def test_register_when_duplicate_kind_then_rejected() -> None:
 
 def test_typed_config_when_cross_field_rule_broken_then_config_error_names_key() -> None:
     cfg = compose_config(["strategy.fast=40"])
-    with pytest.raises(ConfigError, match=r"^strategy.fast must be >= 1 and below strategy.slow \(30\), was 40"):
+    with pytest.raises(
+        ConfigError, match=r"^strategy.fast must be >= 1 and below strategy.slow \(30\), was 40"
+    ):
         registry.build("strategy", cfg.strategy)
 
 
@@ -77,5 +83,9 @@ def test_runner_packages_when_scanned_then_never_import_producers() -> None:
                     names = [a.name for a in node.names]
                 elif isinstance(node, ast.ImportFrom) and node.module:
                     names = [node.module]
-                offenders += [f"{path.relative_to(repo)}: {n}" for n in names if n.split(".")[0] == "producers"]
+                offenders += [
+                    f"{path.relative_to(repo)}: {n}"
+                    for n in names
+                    if n.split(".")[0] == "producers"
+                ]
     assert offenders == []

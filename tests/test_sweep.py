@@ -138,7 +138,9 @@ def test_sweep_when_a_job_fails_then_report_lists_it_and_exit_is_non_zero(
     assert "- job 1 (failed): ConfigError: strategy.fast must be" in report
 
 
-def test_sweep_when_an_early_job_fails_then_later_jobs_still_run(market_db: Path, tmp_path: Path) -> None:
+def test_sweep_when_an_early_job_fails_then_later_jobs_still_run(
+    market_db: Path, tmp_path: Path
+) -> None:
     # Arrange
     sweep_dir = tmp_path / "sweep"
     # Act: job 0 is misconfigured, jobs 1 and 2 are fine
@@ -146,7 +148,11 @@ def test_sweep_when_an_early_job_fails_then_later_jobs_still_run(market_db: Path
     # Assert: every job ran, the report lists the failure, the CLI exits with the failure's code
     assert proc.returncode == 2, proc.stderr
     rows = _report_rows(sweep_dir)
-    assert [(r["job"], r["status"]) for r in rows] == [("0", "failed"), ("1", "completed"), ("2", "completed")]
+    assert [(r["job"], r["status"]) for r in rows] == [
+        ("0", "failed"),
+        ("1", "completed"),
+        ("2", "completed"),
+    ]
 
 
 @pytest.mark.slow

@@ -42,7 +42,9 @@ def test_buffer_when_batch_size_reached_then_flushes_exactly_once(tmp_path: Path
     buffer.add("equity", equity_row(2))
     assert (buffer.flushes, buffer.n_pending, buffer.rows_written) == (1, 0, 3)
     buffer.close()
-    assert count(tmp_path / "r.duckdb", "equity") == 2 and count(tmp_path / "r.duckdb", "signals") == 1
+    assert (
+        count(tmp_path / "r.duckdb", "equity") == 2 and count(tmp_path / "r.duckdb", "signals") == 1
+    )
 
 
 def test_buffer_when_shutdown_then_pending_rows_written(tmp_path: Path) -> None:
@@ -69,8 +71,9 @@ def test_buffer_when_commit_fails_then_rows_kept_and_error_names_file(tmp_path: 
 
 @settings(max_examples=25, deadline=None)
 @given(n_rows=st.integers(0, 60), batch_size=st.integers(1, 25))
-def test_buffer_when_any_batch_size_then_every_row_written_once_in_order(tmp_path_factory, n_rows: int,
-                                                                        batch_size: int) -> None:
+def test_buffer_when_any_batch_size_then_every_row_written_once_in_order(
+    tmp_path_factory, n_rows: int, batch_size: int
+) -> None:
     path = tmp_path_factory.mktemp("b") / "r.duckdb"
     buffer, memory = WriteBuffer(batch_size), MemoryBuffer(batch_size)
     buffer.open(path)

@@ -54,14 +54,24 @@ def snapshot_satisfies_contract(cols: dict[str, np.ndarray]) -> bool:
     is shared and each symbol sorts strictly after the previous one.
     """
     ret, vol, rank = cols["trailing_return"], cols["volatility"], cols["return_rank"]
-    if len(ret) <= 256:  # a snapshot holds one row per symbol: plain Python beats numpy's call overhead
+    if (
+        len(ret) <= 256
+    ):  # a snapshot holds one row per symbol: plain Python beats numpy's call overhead
         values_ok = all(
             math.isfinite(r) and math.isfinite(v) and math.isfinite(k) and v >= 0 and k >= 1
             for r, v, k in zip(ret.tolist(), vol.tolist(), rank.tolist(), strict=True)
         )
     else:
         with np.errstate(invalid="ignore"):
-            values_ok = bool(np.all(np.isfinite(ret) & np.isfinite(vol) & np.isfinite(rank) & (vol >= 0) & (rank >= 1)))
+            values_ok = bool(
+                np.all(
+                    np.isfinite(ret)
+                    & np.isfinite(vol)
+                    & np.isfinite(rank)
+                    & (vol >= 0)
+                    & (rank >= 1)
+                )
+            )
     symbols = cols["symbol"].tolist()
     unique = all(isinstance(a, str) and a for a in symbols) and all(
         a < b for a, b in itertools.pairwise(symbols)
@@ -142,7 +152,8 @@ class CachedAnalyticsProvider:
         else:
             self.queries += 1
             self._times = [
-                int(t) for (t,) in con.execute(
+                int(t)
+                for (t,) in con.execute(
                     "SELECT DISTINCT epoch_us(snapshot_ts) FROM analytics_snapshots ORDER BY 1"
                 ).fetchall()
             ]
@@ -164,7 +175,8 @@ class CachedAnalyticsProvider:
             self.queries += 1
             # positional parameter: ~35 % cheaper per query than a named one (DuckDB binds faster)
             cols = self._con.execute(
-                f"{SNAPSHOT_SELECT} WHERE snapshot_ts = make_timestamptz(?) ORDER BY symbol", [self._times[k - 1]]
+                f"{SNAPSHOT_SELECT} WHERE snapshot_ts = make_timestamptz(?) ORDER BY symbol",
+                [self._times[k - 1]],
             ).fetchnumpy()
             self._current = _to_snapshot(cols, validate=True)
         return self._current

@@ -28,7 +28,9 @@ _STATEMENT = re.compile(r'statement of type "(\w+)"')
 _PID = re.compile(r"\(PID (\d+)\)")
 
 
-def translate_error(exc: BaseException, path: Path, read_only: bool | None = None) -> UserFacingError | None:
+def translate_error(
+    exc: BaseException, path: Path, read_only: bool | None = None
+) -> UserFacingError | None:
     """Return the user-facing error for a DuckDB exception about ``path``, or None if unknown."""
     text = str(exc)
     if "read-only mode" in text:
@@ -55,8 +57,13 @@ def translate_error(exc: BaseException, path: Path, read_only: bool | None = Non
             f"{path} is already open in this process with a different read_only setting; close the "
             "other connection first (DuckDB cannot open one file twice in different modes)."
         )
-    if "not a valid DuckDB database" in text or "Could not read enough bytes" in text or (
-        isinstance(exc, duckdb.IOException) and ("corrupt" in text.lower() or "checksum" in text.lower())
+    if (
+        "not a valid DuckDB database" in text
+        or "Could not read enough bytes" in text
+        or (
+            isinstance(exc, duckdb.IOException)
+            and ("corrupt" in text.lower() or "checksum" in text.lower())
+        )
     ):
         return DbCorruptError(
             f"{path} is not a readable DuckDB database (truncated, damaged or another file type); "

@@ -124,7 +124,9 @@ def _parse_problem_rows(raw: pd.Series) -> pd.Series:
     n_aware = int(has_offset[parsable].sum())
     n_naive = int(parsable.sum()) - n_aware
     if n_aware and n_naive:
-        minority_is_aware = n_aware < n_naive or (n_aware == n_naive and not has_offset[parsable][0])
+        minority_is_aware = n_aware < n_naive or (
+            n_aware == n_naive and not has_offset[parsable][0]
+        )
         ok = ~parsable | (has_offset != minority_is_aware)
     return pd.Series(ok, index=raw.index)
 
@@ -162,7 +164,9 @@ class OhlcvBars(pa.DataFrameModel):
         open_, high, low, close = arrays
         with np.errstate(invalid="ignore"):
             ok = high >= np.maximum(np.maximum(open_, close), low)
-        return pd.Series(ok | np.isnan(high) | np.isnan(open_) | np.isnan(close) | np.isnan(low), index=df.index)
+        return pd.Series(
+            ok | np.isnan(high) | np.isnan(open_) | np.isnan(close) | np.isnan(low), index=df.index
+        )
 
     @pa.dataframe_check(name="low_bounds_the_bar", error=LOW_ERROR)
     def low_bounds_the_bar(cls, df: pd.DataFrame) -> Series[bool]:
@@ -234,7 +238,11 @@ def failure_table(errors: SchemaErrors) -> pd.DataFrame:
         column = row.column if isinstance(row.column, str) else str(row.column)
         if check.startswith("dtype(") and column in row_coerce_columns:
             continue  # same rows as coerce_dtype
-        if pd.isna(row.index) and check.startswith(("coerce_dtype", "dtype(")) and column in row_columns:
+        if (
+            pd.isna(row.index)
+            and check.startswith(("coerce_dtype", "dtype("))
+            and column in row_columns
+        ):
             continue  # whole-column summary of the row failures listed anyway
         if pd.isna(row.index) and _is_exception_text(row.failure_case) and coerce_failed.any():
             continue  # the check could not run on a column of the wrong type
@@ -299,7 +307,9 @@ def collect_failures(
     for a caller that owns the frame.
     """
     try:
-        return schema.validate(df, lazy=True, inplace=inplace), pd.DataFrame(columns=["index", "column", "check", "value"])
+        return schema.validate(df, lazy=True, inplace=inplace), pd.DataFrame(
+            columns=["index", "column", "check", "value"]
+        )
     except SchemaErrors as errors:
         return None, failure_table(errors)
 

@@ -21,7 +21,9 @@ class BrokerConfig:
         if self.cash <= 0:
             raise ValueError(f"broker.cash must be > 0, was {self.cash}; try broker.cash=1000000")
         if self.order_size < 1:
-            raise ValueError(f"broker.order_size must be >= 1 unit, was {self.order_size}; try broker.order_size=100")
+            raise ValueError(
+                f"broker.order_size must be >= 1 unit, was {self.order_size}; try broker.order_size=100"
+            )
 
 
 Record = Callable[[str, tuple], None]
@@ -30,12 +32,22 @@ Record = Callable[[str, tuple], None]
 class SimulatedBroker:
     """Hold pending orders, fill them at the next open, track cash, positions and round trips."""
 
-    def __init__(self, config: BrokerConfig, n_symbols: int, symbols: tuple[str, ...], record: Record,
-                 next_seq: Callable[[], int]) -> None:
+    def __init__(
+        self,
+        config: BrokerConfig,
+        n_symbols: int,
+        symbols: tuple[str, ...],
+        record: Record,
+        next_seq: Callable[[], int],
+    ) -> None:
         self.cash = config.cash
         self.position = [0] * n_symbols
-        self.pending: dict[int, list[tuple[str, int, int, int]]] = {}  # sym -> [(side, qty, ts, signal_seq)]
-        self.lots: list[deque[list[float]]] = [deque() for _ in range(n_symbols)]  # [entry_ts, price, qty]
+        self.pending: dict[
+            int, list[tuple[str, int, int, int]]
+        ] = {}  # sym -> [(side, qty, ts, signal_seq)]
+        self.lots: list[deque[list[float]]] = [
+            deque() for _ in range(n_symbols)
+        ]  # [entry_ts, price, qty]
         self.last_close = [0.0] * n_symbols
         self.held: set[int] = set()
         self.fills = 0
@@ -60,8 +72,20 @@ class SimulatedBroker:
             if side == "buy":
                 if qty * price > self.cash:
                     self.rejections += 1
-                    self._record("denials", (self._seq(), ts, self._symbols[sym], side, qty,
-                                             "INSUFFICIENT_CASH", qty * price, self.cash, signal_seq))
+                    self._record(
+                        "denials",
+                        (
+                            self._seq(),
+                            ts,
+                            self._symbols[sym],
+                            side,
+                            qty,
+                            "INSUFFICIENT_CASH",
+                            qty * price,
+                            self.cash,
+                            signal_seq,
+                        ),
+                    )
                     continue
                 self.cash -= qty * price
                 self.position[sym] += qty
@@ -77,7 +101,10 @@ class SimulatedBroker:
                 if not self.position[sym]:
                     self.held.discard(sym)
             self.fills += 1
-            self._record("fills", (self._seq(), ts, self._symbols[sym], side, qty, price, order_ts, signal_seq))
+            self._record(
+                "fills",
+                (self._seq(), ts, self._symbols[sym], side, qty, price, order_ts, signal_seq),
+            )
 
     def _close_lots(self, sym: int, qty: int, ts: int, price: float) -> None:
         lots = self.lots[sym]
@@ -108,6 +135,14 @@ class SimulatedBroker:
         for sym in sorted(self.held):
             for entry_ts, price, qty in self.lots[sym]:
                 mark = self.last_close[sym]
-                out.append({"symbol": self._symbols[sym], "entry_ts_us": int(entry_ts), "entry_price": price,
-                            "size": int(qty), "mark_price": mark, "unrealized_pnl": (mark - price) * qty})
+                out.append(
+                    {
+                        "symbol": self._symbols[sym],
+                        "entry_ts_us": int(entry_ts),
+                        "entry_price": price,
+                        "size": int(qty),
+                        "mark_price": mark,
+                        "unrealized_pnl": (mark - price) * qty,
+                    }
+                )
         return out

@@ -69,7 +69,9 @@ class ExecutionMetrics:
             "bars_per_second": round(per(self.bars), 1),
             "signals_per_second": round(per(self.signals_received), 1),
             "fills_per_second": round(per(self.fills), 3),
-            "fills_per_trading_day": round(self.fills / self.trading_days, 6) if self.trading_days else 0.0,
+            "fills_per_trading_day": round(self.fills / self.trading_days, 6)
+            if self.trading_days
+            else 0.0,
         }
 
 
@@ -85,7 +87,9 @@ class ExecutionHandler:
         self._seq: Any = None
         self._symbols: tuple[str, ...] = ()
 
-    def bind(self, broker: SimulatedBroker, record: Any, next_seq: Any, symbols: tuple[str, ...]) -> None:
+    def bind(
+        self, broker: SimulatedBroker, record: Any, next_seq: Any, symbols: tuple[str, ...]
+    ) -> None:
         """Attach the broker and the record sink (the write buffer) before the loop starts."""
         self.broker, self._record, self._seq, self._symbols = broker, record, next_seq, symbols
         self.kill_switch = KillSwitch(self.config.kill_switch, sink=self._on_state_change)
@@ -94,11 +98,25 @@ class ExecutionHandler:
         """Store the event (audit trail), log it, and cancel the orders the new state forbids."""
         ts, _wall, before, after, code, reason, observed, limit, actor = event
         self._record("kill_switch_events", event)
-        figures = f" (observed {observed:g}, limit {limit:g})" if observed is not None and limit is not None else ""
-        logger.warning("kill switch {} -> {} at {} by {}: {}: {}{}", before, after, _iso(ts), actor, code, reason,
-                       figures)
+        figures = (
+            f" (observed {observed:g}, limit {limit:g})"
+            if observed is not None and limit is not None
+            else ""
+        )
+        logger.warning(
+            "kill switch {} -> {} at {} by {}: {}: {}{}",
+            before,
+            after,
+            _iso(ts),
+            actor,
+            code,
+            reason,
+            figures,
+        )
         if after != KillState.ACTIVE and self.broker is not None and self.broker.pending:
-            self.cancel_blocked_orders(ts)  # at the moment of the change, so no later open can fill them
+            self.cancel_blocked_orders(
+                ts
+            )  # at the moment of the change, so no later open can fill them
 
     def activate_kill_switch(self, reason: str, ts: int, actor: str = "user") -> None:
         """Halt trading now; latches until ``reset_kill_switch``."""
@@ -130,14 +148,18 @@ class ExecutionHandler:
                     position += qty if side == "buy" else -qty
                     continue
                 cancelled += 1
-                self._record("denials", (self._seq(), ts, self._symbols[sym], side, qty, code, None, None,
-                                         signal_seq))
+                self._record(
+                    "denials",
+                    (self._seq(), ts, self._symbols[sym], side, qty, code, None, None, signal_seq),
+                )
             if keep:
                 broker.pending[sym] = keep
             else:
                 del broker.pending[sym]
         if cancelled:
-            self.metrics.denied_by_reason[code] = self.metrics.denied_by_reason.get(code, 0) + cancelled
+            self.metrics.denied_by_reason[code] = (
+                self.metrics.denied_by_reason.get(code, 0) + cancelled
+            )
         return cancelled
 
     def submit(self, ts: int, sym: int, side: str, quantity: int, signal_seq: int) -> bool:
@@ -150,8 +172,20 @@ class ExecutionHandler:
         if denial is not None:
             code, observed, limit = denial
             metrics.denied_by_reason[code] = metrics.denied_by_reason.get(code, 0) + 1
-            self._record("denials", (self._seq(), ts, self._symbols[sym], side, quantity, code, observed, limit,
-                                     signal_seq))
+            self._record(
+                "denials",
+                (
+                    self._seq(),
+                    ts,
+                    self._symbols[sym],
+                    side,
+                    quantity,
+                    code,
+                    observed,
+                    limit,
+                    signal_seq,
+                ),
+            )
             return False
         metrics.signals_accepted += 1
         broker.submit(sym, side, quantity, ts, signal_seq)

@@ -50,15 +50,28 @@ class KillState(StrEnum):
 class KillSwitchConfig:
     max_daily_trades: int | None = None  # orders per trading day; the (N+1)-th is denied and trips
     day_tz: str = "UTC"  # IANA zone whose local midnight starts a trading day
-    max_daily_loss_usd: float | None = None  # trip when equity falls more than this below the day's start
-    max_drawdown_pct: float | None = None  # trip when equity falls more than this fraction below its peak
-    max_orders_per_window: int | None = None  # orders allowed in any rolling window of window_minutes
+    max_daily_loss_usd: float | None = (
+        None  # trip when equity falls more than this below the day's start
+    )
+    max_drawdown_pct: float | None = (
+        None  # trip when equity falls more than this fraction below its peak
+    )
+    max_orders_per_window: int | None = (
+        None  # orders allowed in any rolling window of window_minutes
+    )
     window_minutes: float = 60.0  # length of that rolling window, in minutes
-    max_position_per_symbol: int | None = None  # units; a buy that would hold more is denied and trips
+    max_position_per_symbol: int | None = (
+        None  # units; a buy that would hold more is denied and trips
+    )
     on_breach: str = "halt"  # halt | reduce_only (then only position-reducing orders pass)
 
     def __post_init__(self) -> None:
-        for key in ("max_daily_trades", "max_daily_loss_usd", "max_orders_per_window", "max_position_per_symbol"):
+        for key in (
+            "max_daily_trades",
+            "max_daily_loss_usd",
+            "max_orders_per_window",
+            "max_position_per_symbol",
+        ):
             value = getattr(self, key)
             if value is not None and not (math.isfinite(value) and value >= 0):
                 raise ValueError(
@@ -90,7 +103,9 @@ class KillSwitchConfig:
 
 
 Denial = tuple[str, float | None, float | None]  # (code, observed, limit)
-EventSink = Callable[[tuple], None]  # receives (ts, wall_time, from, to, code, reason, observed, limit, actor)
+EventSink = Callable[
+    [tuple], None
+]  # receives (ts, wall_time, from, to, code, reason, observed, limit, actor)
 
 
 class TradingDay:
@@ -153,16 +168,28 @@ class KillSwitch:
         self._day_orders = 0
         self._window: deque[int] = deque()
         self._window_us = round(config.window_minutes * US_PER_MINUTE)
-        self._trip_to = KillState.REDUCE_ONLY if config.on_breach == "reduce_only" else KillState.HALTED
-        self._watch_equity = config.max_drawdown_pct is not None or config.max_daily_loss_usd is not None
+        self._trip_to = (
+            KillState.REDUCE_ONLY if config.on_breach == "reduce_only" else KillState.HALTED
+        )
+        self._watch_equity = (
+            config.max_drawdown_pct is not None or config.max_daily_loss_usd is not None
+        )
         self._equity_day: int | None = None
         self._day_start_equity: float | None = None
         self._last_equity: float | None = None
         self._peak = -math.inf
 
     # -- state changes -------------------------------------------------------------------------
-    def _move(self, to: KillState, ts: int, code: str, reason: str, observed: float | None,
-              limit: float | None, actor: str) -> None:
+    def _move(
+        self,
+        to: KillState,
+        ts: int,
+        code: str,
+        reason: str,
+        observed: float | None,
+        limit: float | None,
+        actor: str,
+    ) -> None:
         if to == self.state:
             return
         before, self.state = self.state, to
@@ -189,7 +216,9 @@ class KillSwitch:
         peak and day-start equity become the last equity seen.
         """
         if not reason.strip():
-            raise ValueError("kill switch reset needs a reason, e.g. reset('limits reviewed by ops', ts)")
+            raise ValueError(
+                "kill switch reset needs a reason, e.g. reset('limits reviewed by ops', ts)"
+            )
         if self.state == KillState.ACTIVE:
             return
         self._day_orders = 0
@@ -205,8 +234,14 @@ class KillSwitch:
 
     def describe(self) -> dict[str, Any]:
         """Return the state for summary.json: state, code, reason, observed, limit, events."""
-        return {"state": self.state.value, "code": self.code, "reason": self.reason, "observed": self.observed,
-                "limit": self.limit, "events": self.n_events}
+        return {
+            "state": self.state.value,
+            "code": self.code,
+            "reason": self.reason,
+            "observed": self.observed,
+            "limit": self.limit,
+            "events": self.n_events,
+        }
 
     # -- checks ----------------------------------------------------------------------------------
     def on_equity(self, ts: int, equity: float) -> None:
@@ -226,15 +261,26 @@ class KillSwitch:
         if cfg.max_drawdown_pct is not None and self._peak > 0:
             drawdown = 1.0 - equity / self._peak
             if drawdown > cfg.max_drawdown_pct:
-                self._trip(ts, MAX_DRAWDOWN, f"equity {equity:.2f} is {drawdown:.2%} below its peak "
-                           f"{self._peak:.2f} (limit {cfg.max_drawdown_pct:.2%})", drawdown, cfg.max_drawdown_pct)
+                self._trip(
+                    ts,
+                    MAX_DRAWDOWN,
+                    f"equity {equity:.2f} is {drawdown:.2%} below its peak "
+                    f"{self._peak:.2f} (limit {cfg.max_drawdown_pct:.2%})",
+                    drawdown,
+                    cfg.max_drawdown_pct,
+                )
                 return
         if cfg.max_daily_loss_usd is not None and self._day_start_equity is not None:
             loss = self._day_start_equity - equity
             if loss > cfg.max_daily_loss_usd:
-                self._trip(ts, MAX_DAILY_LOSS, f"lost {loss:.2f} since the trading day started at "
-                           f"{self._day_start_equity:.2f} (limit {cfg.max_daily_loss_usd:.2f})",
-                           loss, float(cfg.max_daily_loss_usd))
+                self._trip(
+                    ts,
+                    MAX_DAILY_LOSS,
+                    f"lost {loss:.2f} since the trading day started at "
+                    f"{self._day_start_equity:.2f} (limit {cfg.max_daily_loss_usd:.2f})",
+                    loss,
+                    float(cfg.max_daily_loss_usd),
+                )
 
     def check(self, ts: int, side: str, quantity: int, position: int) -> Denial | None:
         """Return a denial for this order, or None when it may go to the broker (then count it).
@@ -249,7 +295,11 @@ class KillSwitch:
         if self.state == KillState.REDUCE_ONLY:
             if reduces(side, quantity, position):
                 return None  # the breach already happened; de-risking is never throttled
-            return (REDUCE_ONLY_CODE, float(abs(_after(side, quantity, position))), float(abs(position)))
+            return (
+                REDUCE_ONLY_CODE,
+                float(abs(_after(side, quantity, position))),
+                float(abs(position)),
+            )
         return self._check_limits(ts, side, quantity, position)
 
     def _check_limits(self, ts: int, side: str, quantity: int, position: int) -> Denial | None:
@@ -257,12 +307,18 @@ class KillSwitch:
         if cfg.max_position_per_symbol is not None:
             after = abs(_after(side, quantity, position))
             if after > cfg.max_position_per_symbol and after > abs(position):
-                return self._deny_and_trip(ts, MAX_POSITION, f"order would hold {after} units of one symbol",
-                                           after, cfg.max_position_per_symbol)
+                return self._deny_and_trip(
+                    ts,
+                    MAX_POSITION,
+                    f"order would hold {after} units of one symbol",
+                    after,
+                    cfg.max_position_per_symbol,
+                )
         if cfg.max_daily_trades is not None and self._day_orders >= cfg.max_daily_trades:
             n = self._day_orders + 1
-            return self._deny_and_trip(ts, MAX_DAILY_TRADES, f"order {n} of the trading day", n,
-                                       cfg.max_daily_trades)
+            return self._deny_and_trip(
+                ts, MAX_DAILY_TRADES, f"order {n} of the trading day", n, cfg.max_daily_trades
+            )
         if cfg.max_orders_per_window is not None:
             horizon = ts - self._window_us
             window = self._window
@@ -270,13 +326,20 @@ class KillSwitch:
                 window.popleft()
             if len(window) >= cfg.max_orders_per_window:
                 n = len(window) + 1
-                return self._deny_and_trip(ts, MAX_ORDER_RATE, f"order {n} within {cfg.window_minutes:g} min",
-                                           n, cfg.max_orders_per_window)
+                return self._deny_and_trip(
+                    ts,
+                    MAX_ORDER_RATE,
+                    f"order {n} within {cfg.window_minutes:g} min",
+                    n,
+                    cfg.max_orders_per_window,
+                )
             window.append(ts)
         self._day_orders += 1
         return None
 
-    def _deny_and_trip(self, ts: int, code: str, reason: str, observed: float, limit: float) -> Denial:
+    def _deny_and_trip(
+        self, ts: int, code: str, reason: str, observed: float, limit: float
+    ) -> Denial:
         self._trip(ts, code, reason, float(observed), float(limit))
         return (code, float(observed), float(limit))
 

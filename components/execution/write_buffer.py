@@ -74,7 +74,9 @@ def digest_of_results(con: duckdb.DuckDBPyConnection) -> str:
     """Recompute the parity digest from a results DB, proving what was persisted equals what ran."""
     digest = Digest()
     for name in DIGEST_TABLES:
-        cols = ", ".join(f"epoch_us({col})" if sql == "TIMESTAMPTZ" else col for col, (sql, _) in TABLES[name])
+        cols = ", ".join(
+            f"epoch_us({col})" if sql == "TIMESTAMPTZ" else col for col, (sql, _) in TABLES[name]
+        )
         for row in con.execute(f"SELECT {cols} FROM {name} ORDER BY seq").fetchall():
             digest.update(name, tuple(row))
     return digest.hexdigest()
@@ -116,7 +118,7 @@ class WriteBuffer:
     def _digest_pending(self) -> None:
         """Fold pending rows into the digest (emission order per table, whatever the batch size)."""
         for name, rows in self.pending.items():
-            self.digest.update_many(name, rows[self._digested[name]:])
+            self.digest.update_many(name, rows[self._digested[name] :])
             self._digested[name] = len(rows)
 
     def flush(self) -> int:
@@ -178,7 +180,8 @@ def _to_arrow(table: str, rows: list[tuple]) -> pa.Table:
     schema = arrow_schema(table)
     columns = list(zip(*rows, strict=True))
     return pa.Table.from_arrays(
-        [pa.array(col, type=field.type) for col, field in zip(columns, schema, strict=True)], schema=schema
+        [pa.array(col, type=field.type) for col, field in zip(columns, schema, strict=True)],
+        schema=schema,
     )
 
 

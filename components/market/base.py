@@ -53,7 +53,9 @@ class BarChunk:
         """Return the chunk as an ``OhlcvBars`` frame (for validation, tests and reports)."""
         return pd.DataFrame(
             {
-                "symbol": np.asarray(symbols, dtype=object)[self.sym] if len(self.sym) else np.array([], dtype=object),
+                "symbol": np.asarray(symbols, dtype=object)[self.sym]
+                if len(self.sym)
+                else np.array([], dtype=object),
                 "ts": pd.to_datetime(self.ts, unit="us", utc=True),
                 "open": self.open,
                 "high": self.high,
@@ -97,8 +99,18 @@ def chunk_satisfies_contract(chunk: BarChunk, n_symbols: int) -> bool:
     """
     o, h, lo, c, v = chunk.open, chunk.high, chunk.low, chunk.close, chunk.volume
     with np.errstate(invalid="ignore"):
-        prices_ok = bool(np.all(np.isfinite(o) & np.isfinite(h) & np.isfinite(lo) & np.isfinite(c)
-                                & (o > 0) & (h > 0) & (lo > 0) & (c > 0)))
+        prices_ok = bool(
+            np.all(
+                np.isfinite(o)
+                & np.isfinite(h)
+                & np.isfinite(lo)
+                & np.isfinite(c)
+                & (o > 0)
+                & (h > 0)
+                & (lo > 0)
+                & (c > 0)
+            )
+        )
         volume_ok = bool(np.all(np.isfinite(v) & (v >= 0)))
         bounds_ok = bool(np.all((h >= np.maximum(np.maximum(o, c), lo)) & (lo <= np.minimum(o, c))))
     sym_ok = bool(np.all((chunk.sym >= 0) & (chunk.sym < n_symbols)))

@@ -37,7 +37,9 @@ class RsiRevertConfig:
 
     def __post_init__(self) -> None:
         if self.period < 1:
-            raise ValueError(f"strategy.period must be >= 1 bar, was {self.period}; try strategy.period=14")
+            raise ValueError(
+                f"strategy.period must be >= 1 bar, was {self.period}; try strategy.period=14"
+            )
         if not 0 <= self.oversold < self.overbought <= 100:
             raise ValueError(
                 f"strategy.oversold ({self.oversold}) must be below strategy.overbought "
@@ -78,17 +80,19 @@ class SmaCross(EventStrategy):
             events.extend(self._symbol_events(s, rows, chunk))
         self._set_events(events)
 
-    def _symbol_events(self, s: int, rows: np.ndarray, chunk: BarChunk) -> list[tuple[int, Insight]]:
+    def _symbol_events(
+        self, s: int, rows: np.ndarray, chunk: BarChunk
+    ) -> list[tuple[int, Insight]]:
         fast, slow = self.fast, self.slow
         tail, first = self._tail[s], self._count[s]  # `first` = bar index of rows[0]
         ext = np.concatenate((tail, chunk.close[rows]))
         self._count[s] = first + len(rows)
-        self._tail[s] = ext[-(slow - 1):]
+        self._tail[s] = ext[-(slow - 1) :]
         base = first - len(tail)  # bar index of ext[0]
         slow_sum = rolling_sum(ext, slow)  # slow_sum[j] ends at ext[j + slow - 1]
         if not len(slow_sum):
             return []
-        fast_sum = rolling_sum(ext, fast)[slow - fast:]
+        fast_sum = rolling_sum(ext, fast)[slow - fast :]
         fast_ma, slow_ma = fast_sum / fast, slow_sum / slow
         end_bar = base + np.arange(slow - 1, len(ext))  # bar index of each window's last bar
         new = end_bar >= first  # windows whose last bar is in this chunk
@@ -107,7 +111,9 @@ class SmaCross(EventStrategy):
             (j, FLAT, "sma_down_cross") for j in down.tolist()
         ]:
             row = int(row_of[j])
-            out.append((row, (int(chunk.ts[row]), s, view, reason, float(fast_ma[j]), float(slow_ma[j]))))
+            out.append(
+                (row, (int(chunk.ts[row]), s, view, reason, float(fast_ma[j]), float(slow_ma[j])))
+            )
         return out
 
 
@@ -183,15 +189,24 @@ class MomentumRotation:
         ranked = sorted(
             (
                 (-float(ret), name, float(ret), float(rank))
-                for name, ret, rank in zip(snapshot.symbols, snapshot.trailing_return, snapshot.return_rank, strict=True)
+                for name, ret, rank in zip(
+                    snapshot.symbols, snapshot.trailing_return, snapshot.return_rank, strict=True
+                )
                 if name in self._index
             )
         )
-        chosen = {self._index[name]: (ret, rank) for _, name, ret, rank in ranked[: self.top_n]
-                  if ret > self.min_return}
+        chosen = {
+            self._index[name]: (ret, rank)
+            for _, name, ret, rank in ranked[: self.top_n]
+            if ret > self.min_return
+        }
         target = set(chosen)
-        out: list[Insight] = [(ts, s, FLAT, "momentum_exit", 0.0, 0.0) for s in sorted(self._held - target)]
-        out += [(ts, s, LONG, "momentum_enter", *chosen[s]) for s in sorted(target - self._held)]  # exits free cash first
+        out: list[Insight] = [
+            (ts, s, FLAT, "momentum_exit", 0.0, 0.0) for s in sorted(self._held - target)
+        ]
+        out += [
+            (ts, s, LONG, "momentum_enter", *chosen[s]) for s in sorted(target - self._held)
+        ]  # exits free cash first
         self._held = target
         return out or None
 
