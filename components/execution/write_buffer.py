@@ -141,13 +141,17 @@ class WriteBuffer:
                 f"could not commit {self.n_pending} buffered row(s) to {self.path} ({exc}); the rows "
                 "are kept in memory and the run stops. Free disk space or fix permissions, then rerun."
             ) from exc
+        self.flushes += 1
+        return self._release_pending()
+
+    def _release_pending(self) -> int:
+        """Drop the pending rows (after COMMIT, or after digesting them when nothing is stored)."""
         written = self.n_pending
         for rows in self.pending.values():
             rows.clear()
         self._digested = dict.fromkeys(TABLES, 0)
         self.rows_written += written
         self.n_pending = 0
-        self.flushes += 1
         return written
 
     def close(self) -> None:
@@ -167,13 +171,7 @@ class MemoryBuffer(WriteBuffer):
 
     def flush(self) -> int:
         self._digest_pending()
-        written = self.n_pending
-        for rows in self.pending.values():
-            rows.clear()
-        self._digested = dict.fromkeys(TABLES, 0)
-        self.rows_written += written
-        self.n_pending = 0
-        return written
+        return self._release_pending()
 
 
 def _to_arrow(table: str, rows: list[tuple]) -> pa.Table:

@@ -149,16 +149,6 @@ BAR_SELECT = (
 )
 
 
-def window_filter(universe: Universe) -> str:
-    """Return the SQL predicate selecting the universe's symbols and [start, end) window."""
-    clauses = ["list_contains($symbols, symbol)"]
-    if universe.start_us is not None:
-        clauses.append("ts >= make_timestamptz($start_us)")
-    if universe.end_us is not None:
-        clauses.append("ts < make_timestamptz($end_us)")
-    return " AND ".join(clauses)
-
-
 def time_filter(universe: Universe) -> str:
     """Return the SQL predicate of the [start, end) window alone (symbols come from the join)."""
     clauses = ["TRUE"]
@@ -167,6 +157,11 @@ def time_filter(universe: Universe) -> str:
     if universe.end_us is not None:
         clauses.append("ts < make_timestamptz($end_us)")
     return " AND ".join(clauses)
+
+
+def window_filter(universe: Universe) -> str:
+    """Return the SQL predicate selecting the universe's symbols and [start, end) window."""
+    return f"list_contains($symbols, symbol) AND {time_filter(universe)}"
 
 
 def window_params(universe: Universe) -> dict[str, object]:
