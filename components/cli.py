@@ -193,5 +193,8 @@ def run_cli(main: Callable[[], Any]) -> None:
             raise
         print(f"error: {message}", file=sys.stderr)
         sys.exit(EXIT_USER_ERROR)
+    except KeyboardInterrupt:  # Ctrl-C outside the backtest loop (which stops cleanly by itself)
+        print("error: interrupted by Ctrl-C; nothing further was written.", file=sys.stderr)
+        sys.exit(128 + 2)
     finally:
         sys.stderr = stderr  # in-process callers (tests) get their stream back
