@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 DEMO_DB := outputs/market/demo.duckdb
 
 .DEFAULT_GOAL := help
-.PHONY: help install run demo-db test test-full bench lint check-config clean
+.PHONY: help install run demo-db test test-full test-slow bench lint check-config clean
 
 help:  ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-14s %s\n", $$1, $$2}'
@@ -34,6 +34,9 @@ test: $(STAMP)  ## fast test suite (no slow tests)
 
 test-full: $(STAMP)  ## every test, slow ones included
 	$(BIN)/python -m pytest -q
+
+test-slow: $(STAMP)  ## only the slow tests (fault trials, fuzzing, whole-history providers, README); CI runs them after make test
+	$(BIN)/python -m pytest -q -m slow
 
 check-config: $(STAMP) $(DEMO_DB)  ## dry-run every experiment in conf/experiment (compose, validate, open DB read-only)
 	$(BIN)/python -m runner.check_config
