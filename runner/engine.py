@@ -162,18 +162,15 @@ class Engine:
                 if flags.halt_reason is not None:
                     execution.activate_kill_switch(flags.halt_reason, ts, actor="signal")
                     flags.halt_reason = None
-                if (
-                    not step & 255 and self.halt_file is not None
-                ):  # every 256 steps, besides each chunk
+                # the halt file is checked every 256 steps, besides at each chunk start
+                if not step & 255 and self.halt_file is not None:
                     self._check_halt_file(ts)
                 if self.before_step is not None:
                     self.before_step(self, step, ts)
                 lo, hi = bounds[k], bounds[k + 1]
                 # (1) fills at this bar's open, (2) mark to close
                 if broker.pending:
-                    if (
-                        ks.state is not KillState.ACTIVE
-                    ):  # halted before this open: nothing may fill
+                    if ks.state is not KillState.ACTIVE:  # halted before this open: nothing fills
                         execution.cancel_blocked_orders(ts)
                     for r in range(lo, hi):
                         s = syms[r]
