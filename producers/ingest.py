@@ -190,7 +190,12 @@ def _read_csv(src: SourceFile) -> pa.Table:
         header_line = (data if end < 0 else data[:end]).decode("utf-8").rstrip("\r")
     except UnicodeDecodeError:
         raise _not_utf8(src, data) from None
-    header = next(csv.reader([header_line]), [])
+    try:
+        header = next(csv.reader([header_line]), [])
+    except csv.Error as exc:  # e.g. a bare carriage return inside the header line
+        raise SourceError(
+            f"{src.path}: malformed CSV header line ({exc}); expected the header {UNIFORM}."
+        ) from None
     if not any(name.strip() for name in header):
         raise SourceError(
             f"{src.path}: the file is empty (no header line); expected the header {UNIFORM}."

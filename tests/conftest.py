@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 from hydra.core.global_hydra import GlobalHydra
+from hypothesis import settings
 from loguru import logger
 
 import runner.components_index  # noqa: F401 - fills the registry and ConfigStore before composing
+
+# CI replays the same examples every run (a failure there must be reproducible, not luck);
+# local runs keep exploring new random examples.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 REPO = Path(__file__).resolve().parents[1]
 CONF_DIR = REPO / "conf"

@@ -829,3 +829,24 @@ def test_publish_when_stale_staging_file_left_then_removed_on_next_publish(tmp_p
     write_bars(db, generate_bars(1, n_symbols=1, n_bars=50), "bars")
     # Assert
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.duckdb", "m.duckdb.lock"]
+
+
+def test_ingest_cli_when_header_has_bare_carriage_return_then_exit_2_one_line_issue6(
+    tmp_path: Path,
+) -> None:
+    """Regression (found by the ingest fuzz test): csv.Error on the header used to escape as a traceback."""
+    from tests.helpers import run_cli
+
+    source = tmp_path / "bad.csv"
+    source.write_bytes(
+        b"sym\rbol,ts,open,high,low,close,volume\nGOOG,2004-08-19T00:00:00,100,104,96,100.3,1\n"
+    )
+    db = tmp_path / "m.duckdb"
+    proc = run_cli("producers.ingest", [f"source={source}", f"db.path={db}"])
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f"error: {source}: malformed CSV header line (new-line character seen in unquoted field - do you need "
+        "to open the file in universal-newline mode?); expected the header symbol,ts,open,high,low,close,volume."
+    )
+    assert not db.exists()
