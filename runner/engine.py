@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import itertools
 import signal
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -240,7 +239,3 @@ def _trading_days(step_ts: np.ndarray, tz: str) -> set[Any]:
     if tz not in ("UTC", "Etc/UTC"):
         stamps = stamps.tz_convert(tz)
     return set(stamps.normalize().unique().tolist())
-
-
-def now_us() -> int:
-    return int(time.time() * 1e6)

@@ -148,19 +148,41 @@ class ExecutionHandler:
                     position += qty if side == "buy" else -qty
                     continue
                 cancelled += 1
-                self._record(
-                    "denials",
-                    (self._seq(), ts, self._symbols[sym], side, qty, code, None, None, signal_seq),
-                )
+                self._deny(ts, sym, side, qty, code, None, None, signal_seq)
             if keep:
                 broker.pending[sym] = keep
             else:
                 del broker.pending[sym]
-        if cancelled:
-            self.metrics.denied_by_reason[code] = (
-                self.metrics.denied_by_reason.get(code, 0) + cancelled
-            )
         return cancelled
+
+    def _deny(
+        self,
+        ts: int,
+        sym: int,
+        side: str,
+        quantity: int,
+        code: str,
+        observed: float | None,
+        limit: float | None,
+        signal_seq: int,
+    ) -> None:
+        """Count a denial by reason and record it (reason code, observed value, limit)."""
+        by_reason = self.metrics.denied_by_reason
+        by_reason[code] = by_reason.get(code, 0) + 1
+        self._record(
+            "denials",
+            (
+                self._seq(),
+                ts,
+                self._symbols[sym],
+                side,
+                quantity,
+                code,
+                observed,
+                limit,
+                signal_seq,
+            ),
+        )
 
     def submit(self, ts: int, sym: int, side: str, quantity: int, signal_seq: int) -> bool:
         """Route one signal: True when it became an order for the next open."""
@@ -170,22 +192,7 @@ class ExecutionHandler:
         position = broker.position[sym] + broker.pending_quantity(sym)
         denial = ks.check(ts, side, quantity, position)
         if denial is not None:
-            code, observed, limit = denial
-            metrics.denied_by_reason[code] = metrics.denied_by_reason.get(code, 0) + 1
-            self._record(
-                "denials",
-                (
-                    self._seq(),
-                    ts,
-                    self._symbols[sym],
-                    side,
-                    quantity,
-                    code,
-                    observed,
-                    limit,
-                    signal_seq,
-                ),
-            )
+            self._deny(ts, sym, side, quantity, *denial, signal_seq)
             return False
         metrics.signals_accepted += 1
         broker.submit(sym, side, quantity, ts, signal_seq)
