@@ -23,7 +23,7 @@ from runner import outputs
 from runner.engine import Engine, LoopResult, StopFlags
 from runner.plan import Plan, make_plan, typed_configs
 from runner.progress import console_sink, make_progress
-from runner.registry import build
+from components.registry import build
 from runner.resources import peak_rss_mb
 
 

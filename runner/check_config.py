@@ -31,7 +31,7 @@ from components.data.duckdb_client import get_connection
 from components.data.market_db import has_table
 from components.errors import UserFacingError
 from runner.plan import Plan, make_plan, typed_configs
-from runner.registry import build
+from components.registry import build
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 DEFAULT_DB = "outputs/market/demo.duckdb"

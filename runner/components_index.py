@@ -8,7 +8,7 @@ from components.execution.broker import BrokerConfig, SimulatedBroker
 from components.market import providers as _market  # noqa: F401
 from components.strategies import builtin as _strategies  # noqa: F401
 from runner.config import register_root
-from runner.registry import register
+from components.registry import register
 
 register_root()
 

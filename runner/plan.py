@@ -13,7 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 from components.data.market_db import content_version, has_table
 from components.errors import ConfigError, DataRangeError
 from components.market.base import Universe, window_filter, window_params
-from runner.registry import typed_config
+from components.registry import typed_config
 
 GROUPS = ("db", "market", "analytics", "strategy", "execution", "buffer", "broker")
 

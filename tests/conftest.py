@@ -27,7 +27,7 @@ SHARED_REFERENCE = REPO.parent / "shared" / "reference"
 @pytest.fixture(autouse=True)
 def _reset_global_state() -> None:
     """Reset Hydra, loguru and test-only registry entries so nothing leaks between tests."""
-    from runner import registry
+    from components import registry
 
     entries = dict(registry._ENTRIES)
     GlobalHydra.instance().clear()

@@ -17,7 +17,7 @@ from typing import Any
 from components.cli import run_cli
 from components.strategies.builtin import SmaCross, SmaCrossConfig
 from runner.__main__ import main
-from runner.registry import register
+from components.registry import register
 
 
 class StrategyExploded(RuntimeError):

@@ -9,7 +9,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from runner.parity import declared_keys, flatten, is_performance_key, override_key, split_config
-from runner.registry import entries
+from components.registry import entries
 from tests.helpers import CONF_DIR, compose_config
 
 PERFORMANCE_GROUPS = ("market", "analytics", "buffer")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from components.errors import ConfigError, UnknownComponentError
-from runner import registry
+from components import registry
 from tests.helpers import CONF_DIR, compose_config
 
 EXPERIMENTS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
@@ -69,13 +69,20 @@ def test_typed_config_when_cross_field_rule_broken_then_config_error_names_key()
         registry.build("strategy", cfg.strategy)
 
 
-def test_runner_packages_when_scanned_then_never_import_producers() -> None:
-    """runner/ and components/ never import producers/ (DESIGN section 2)."""
+FORBIDDEN_IMPORTS = {  # package -> top-level packages it must never import (DESIGN sections 2-3)
+    "runner": {"producers"},
+    "components": {"runner", "producers"},
+    "producers": {"runner"},
+}
+
+
+def test_packages_when_scanned_then_import_boundaries_hold() -> None:
+    """components never imports runner or producers; producers never runner; runner never producers."""
     import ast
 
     repo = CONF_DIR.parent
     offenders = []
-    for package in ("runner", "components"):
+    for package, forbidden in FORBIDDEN_IMPORTS.items():
         for path in (repo / package).rglob("*.py"):
             for node in ast.walk(ast.parse(path.read_text())):
                 names = []
@@ -84,8 +91,6 @@ def test_runner_packages_when_scanned_then_never_import_producers() -> None:
                 elif isinstance(node, ast.ImportFrom) and node.module:
                     names = [node.module]
                 offenders += [
-                    f"{path.relative_to(repo)}: {n}"
-                    for n in names
-                    if n.split(".")[0] == "producers"
+                    f"{path.relative_to(repo)}: {n}" for n in names if n.split(".")[0] in forbidden
                 ]
     assert offenders == []

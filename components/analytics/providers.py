@@ -18,7 +18,7 @@ import pandas as pd
 
 from components.data.market_db import has_table
 from components.data.schemas import AnalyticsSnapshot, validate_or_raise
-from runner.registry import register
+from components.registry import register
 
 SNAPSHOT_SELECT = (
     "SELECT epoch_us(snapshot_ts) AS snapshot_us, symbol, trailing_return, volatility, return_rank "

@@ -22,7 +22,7 @@ class DbConfig:
 
 
 def _register() -> None:
-    from runner.registry import register
+    from components.registry import register
 
     @register("db", "duckdb", DbConfig)
     def make_db(config: DbConfig) -> DbConfig:

@@ -17,7 +17,7 @@ from components.execution.kill_switch import (
     KillSwitch,
     KillSwitchConfig,
 )
-from runner.registry import register
+from components.registry import register
 
 
 @dataclass

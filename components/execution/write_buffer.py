@@ -18,7 +18,7 @@ import pyarrow as pa
 
 from components.errors import UserFacingError
 from components.execution.records import DIGEST_TABLES, TABLES, arrow_schema, results_ddl
-from runner.registry import register
+from components.registry import register
 
 
 class FlushError(UserFacingError, OSError):

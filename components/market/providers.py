@@ -21,7 +21,7 @@ from components.market.base import (
     window_filter,
     window_params,
 )
-from runner.registry import register
+from components.registry import register
 
 
 @dataclass

@@ -1,20 +1,43 @@
 """The strategy seam. Strategies emit insights (what they saw); a sizing policy makes signals.
 
-An insight is a tuple ``(ts_us, sym, view, reason, value, reference)`` where ``view`` is
-``"long"`` (wants to hold the symbol) or ``"flat"`` (wants no position). Strategies may compute
+An insight is an ``Insight`` record (a NamedTuple, so the hot loop may still unpack it). ``view`` is
+``"long"`` (wants to hold the symbol long), ``"flat"`` (wants no position) or ``"short"`` (wants to be
+short). The optional order fields say how the resulting order is to be placed; left at their
+defaults, the sizing policy decides the quantity and the order is a market order at the next open
+with the configured brackets (``orders.stop_loss`` / ``orders.take_profit``). Strategies may compute
 indicators for a whole chunk in ``on_chunk`` as long as the value at a bar depends only on bars up
 to and including it (causal); ``on_step`` then hands out the insights of one clock step.
 """
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from components.market.base import BarChunk
 
-Insight = tuple[int, int, str, str, float, float]
+LONG, FLAT, SHORT = "long", "flat", "short"
+VIEWS = (LONG, FLAT, SHORT)
+ORDER_TYPES = ("market", "limit", "stop", "stop_limit")
+TIME_IN_FORCE = ("gtc", "day")
 
-LONG, FLAT = "long", "flat"
+
+class Insight(NamedTuple):
+    """What a strategy saw at ``ts`` for symbol index ``sym`` and the position it wants."""
+
+    ts: int  # epoch microseconds (UTC) of the decision bar
+    sym: int  # index into Universe.symbols
+    view: str  # long | flat | short
+    reason: str  # short code, e.g. "sma_up_cross"
+    value: float = 0.0  # the indicator value behind the decision (stored, digested)
+    reference: float = 0.0  # the level it was compared with
+    quantity: int | None = None  # explicit units; None = the sizing policy decides
+    weight: float | None = None  # target weight of equity (sizing=target_weight); None = n/a
+    order_type: str = "market"  # market | limit | stop | stop_limit
+    limit: float | None = None  # limit price (limit, stop_limit)
+    stop: float | None = None  # stop trigger price (stop, stop_limit)
+    tif: str = "gtc"  # gtc | day (a day order not filled by the end of its first bar expires)
+    stop_loss: float | None = None  # fraction below/above the decision close; None = orders.stop_loss
+    take_profit: float | None = None  # fraction; None = orders.take_profit
 
 
 class Strategy(Protocol):

@@ -11,7 +11,7 @@ import numpy as np
 from components.market.base import BarChunk
 from components.strategies.base import FLAT, LONG, EventStrategy, Insight
 from components.strategies.indicators import previous_nonzero, rolling_sum
-from runner.registry import register
+from components.registry import register
 
 
 @dataclass

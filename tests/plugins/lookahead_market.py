@@ -17,7 +17,7 @@ import numpy as np
 
 from components.market.base import BarChunk
 from components.market.providers import ChunkedMarketConfig, ChunkedMarketProvider
-from runner.registry import register
+from components.registry import register
 
 CONF_DIR = Path(__file__).resolve().parent / "conf"  # market/lookahead.yaml, for hydra.searchpath
 
