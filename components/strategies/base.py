@@ -79,3 +79,34 @@ class EventStrategy:
             i += 1
         self._next = i
         return out
+
+
+class WorkingOrder(Protocol):
+    """An order at the broker that has not (fully) filled yet, as a strategy may read it."""
+
+    sym: int
+    side: str  # buy | sell
+    quantity: int  # units still to fill
+    order_type: str  # market | limit | stop | stop_limit
+    limit: float | None
+    stop: float | None
+    tif: str  # gtc | day
+    is_bracket: bool  # a stop-loss / take-profit exit attached to a position
+
+
+class BrokerView(Protocol):
+    """What a strategy may read of the broker at the close of a bar (after that bar's fills/brackets).
+
+    The engine calls ``strategy.bind(view)`` before ``start`` when the strategy defines ``bind``.
+    """
+
+    cash: float
+
+    def position_of(self, sym: int) -> int:
+        """Signed units held (negative = short)."""
+
+    def equity(self) -> float:
+        """Cash plus open positions marked at their last close (DESIGN 5b: P&L-based)."""
+
+    def working_orders(self, sym: int) -> list[WorkingOrder]:
+        """Orders of ``sym`` not yet filled, brackets included, in submission order."""
