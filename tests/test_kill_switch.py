@@ -65,9 +65,9 @@ def buy(ks: KillSwitch, ts: int, position: int = 0, quantity: int = 100) -> Any:
         ),
         ({"window_minutes": 0}, r"^execution\.kill_switch\.window_minutes must be > 0, was 0; .*$"),
         (
-            {"on_breach": "flatten"},
-            r"^execution\.kill_switch\.on_breach must be one of halt, reduce_only, was "
-            r"'flatten'; e\.g\. execution\.kill_switch\.on_breach=reduce_only$",
+            {"on_breach": "liquidate"},
+            r"^execution\.kill_switch\.on_breach must be one of halt, reduce_only, flatten, was "
+            r"'liquidate'; e\.g\. execution\.kill_switch\.on_breach=reduce_only$",
         ),
         (
             {"day_tz": "America/New_Yrok"},
@@ -376,6 +376,7 @@ def test_manual_activation_when_active_then_halts_latches_and_records_actor() ->
     ks.activate("second press", t0 + 1)  # already halted: no second event
     assert ks.halted and ks.describe() == {
         "state": "halted",
+        "mode": "halt",
         "code": "MANUAL",
         "reason": "manual halt",
         "observed": None,
