@@ -16,6 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from components.execution.records import SignalRow
 from components.execution.kill_switch import (
     KillState,
     KillSwitch,
@@ -680,7 +681,7 @@ def test_max_daily_trades_when_reset_every_new_day_then_exactly_n_pass_per_local
     assert code == 0
     signals = pd.DataFrame(
         results_rows(tmp_path / "run", "signals"),
-        columns=["seq", "ts", "symbol", "side", "qty", "reason", "insight_seq"],
+        columns=list(SignalRow._fields),
     )
     codes = {
         d[8]: d[5]
