@@ -44,6 +44,7 @@ class Desk:
         kill_switch: KillSwitchConfig | None = None,
         units: int = 100,
         sizing: Any = None,
+        step: int = DAY,
     ) -> None:
         logger.remove()
         self.rows: dict[str, list[Any]] = defaultdict(list)
@@ -68,7 +69,7 @@ class Desk:
         )
         self.ks = self.handler.kill_switch
         self.ts = T0
-        self.n = len(symbols)
+        self.step = step  # time between bars (a day by default)
 
     def _record(self, table: str, row: Any) -> None:
         self.rows[table].append(row)
@@ -83,7 +84,7 @@ class Desk:
         sym: int = 0,
     ) -> None:
         """Play one daily bar of ``sym`` (high/low default to the open and close's range)."""
-        self.ts += DAY
+        self.ts += self.step
         c = o if c is None else c
         h = max(o, c) if h is None else h
         l = min(o, c) if l is None else l
