@@ -387,7 +387,7 @@ class SimulatedBroker:
         if caps:
             caps[s] = cap - take
         if order.intent in CLOSING and order.remaining and not self.position[s]:
-            self.remove(order)  # the position is closed: nothing left for this exit to do
+            self.cancel(order, ts, NOTHING_TO_CLOSE)  # the position is closed: nothing left to do
         elif not order.remaining:
             self.remove(order)
 
