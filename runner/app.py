@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from components.data.duckdb_client import get_connection, translate_error
 from components.errors import UserFacingError
 from components.execution.write_buffer import FlushError, WriteBuffer
-from components.registry import build
+from components.registry import build, typed_config
 from runner import outputs
 from runner.engine import Engine, LoopResult, StopFlags
 from runner.plan import Plan, make_plan, typed_configs
@@ -50,6 +50,8 @@ def run_backtest(
     """Run the backtest described by ``cfg`` into ``run_dir``; return the process exit code."""
     run_dir.mkdir(parents=True, exist_ok=True)
     configs = typed_configs(cfg)
+    for group in ("sizing", "orders"):  # checked before anything runs (dry runs too)
+        configs[group] = typed_config(group, cfg[group])
     log_path = configure_logging(run_dir, configs_level(cfg))
     logger.debug("run dir {} (config {})", run_dir, run_dir / ".hydra" / "config.yaml")
     logger.debug("resolved config:\n{}", OmegaConf.to_yaml(cfg, resolve=True))
@@ -105,6 +107,9 @@ def _execute(
     strategy = build("strategy", cfg.strategy)
     execution = build("execution", cfg.execution)
     buffer: WriteBuffer = build("buffer", cfg.buffer)
+    broker = build("broker", cfg.broker)  # a factory: the engine builds the broker per universe
+    sizing = build("sizing", cfg.sizing)
+    orders = build("orders", cfg.orders)
     market.open(con, plan.universe)
     analytics.open(con, plan.universe.end_us)
     run_id = run_dir.name
@@ -141,7 +146,9 @@ def _execute(
         strategy=strategy,
         execution=execution,
         buffer=buffer,
-        broker_config=configs["broker"],
+        broker=broker,
+        sizing=sizing,
+        orders=orders,
         flags=flags,
         halt_file=run_dir / cfg.run.halt_file,
         progress=progress.update,
@@ -221,12 +228,14 @@ def _write_outputs(
         if len(equity)
         else 0.0
     )
-    wins = sum(1 for t in trades if t[7] > 0)
+    wins = sum(1 for t in trades if t.pnl > 0)
     summary: dict[str, Any] = {
         "run_id": run_dir.name,
         "status": result.status,
         "n_trades": result.n_trades,
-        "total_pnl": sum(t[7] for t in trades),
+        "total_pnl": sum(t.pnl for t in trades),
+        "total_fees": result.total_fees,
+        "total_borrow": result.borrow_paid,
         "final_equity": result.final_equity,
         "initial_cash": cash,
         "return_pct": (result.final_equity / cash - 1) * 100,

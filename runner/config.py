@@ -46,6 +46,8 @@ class RootConfig:
     execution: Any = None
     buffer: Any = None
     broker: Any = None
+    sizing: Any = None  # how insights become quantities (conf/sizing/)
+    orders: Any = None  # brackets attached to every entry (conf/orders/)
     symbols: Any = None  # list of symbols, e.g. [GOOG,AAPL]; null = every symbol in the market DB
     start: str | None = (
         None  # first timestamp to trade, ISO-8601 (UTC if no offset); null = from the start
