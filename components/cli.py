@@ -247,11 +247,23 @@ def _disk_error(exc: OSError) -> str | None:
     """
     if exc.errno not in _DISK_ERRNOS:
         return None
-    where = exc.filename or "a file"
+    where = exc.filename or _file_being_saved(exc) or "the run directory (hydra.run.dir)"
     return (
         f"could not write {where}: {exc.strerror or exc}; free space on that disk (or raise the limit), "
         "or write elsewhere (the runner: hydra.run.dir=<dir on another disk>), then run again."
     )
+
+
+def _file_being_saved(exc: BaseException) -> str | None:
+    """Return the file Hydra was saving (``_save_config(cfg, filename, output_dir)``), if any."""
+    tb = exc.__traceback__
+    found = None
+    while tb is not None:
+        names = tb.tb_frame.f_locals
+        if "filename" in names and "output_dir" in names:
+            found = str(Path(str(names["output_dir"])) / str(names["filename"]))
+        tb = tb.tb_next
+    return found
 
 
 def _interrupted(exc: KeyboardInterrupt) -> tuple[str, int]:

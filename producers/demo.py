@@ -23,6 +23,7 @@ from loguru import logger
 from omegaconf import DictConfig
 
 from components.cli import run_cli
+from components.data.duckdb_client import check_db_file
 from components.data.config import DbConfig
 from components.timestamps import parse_timestamp
 from producers.common import CONF_DIR, configure_logging, typed
@@ -186,6 +187,7 @@ def main(cfg: DictConfig) -> None:
     configure_logging()
     config = typed(cfg.demo, DemoConfig, "demo")
     publish_cfg = typed(cfg.publish, PublishConfig, "publish")
+    check_db_file(cfg.db.path, must_exist=False)  # refuse a FIFO or a CSV before any work
     logger.info(
         "demo: generating {} symbols x {} bars (seed {}) for {}",
         config.n_symbols,
