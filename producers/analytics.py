@@ -28,9 +28,8 @@ from loguru import logger
 from omegaconf import DictConfig
 
 from components.cli import run_cli
-from components.data.duckdb_client import check_db_file
 from components.data.config import DbConfig
-from components.data.duckdb_client import CREATE_HINT
+from components.data.duckdb_client import CREATE_HINT, check_db_file
 from components.data.market_db import content_version
 from components.data.schemas import SNAPSHOT_COLUMNS, AnalyticsSnapshot, validate_or_raise
 from components.errors import DataRangeError, MarketDbMissingError

@@ -23,8 +23,8 @@ from loguru import logger
 from omegaconf import DictConfig
 
 from components.cli import run_cli
-from components.data.duckdb_client import check_db_file
 from components.data.config import DbConfig
+from components.data.duckdb_client import check_db_file
 from components.timestamps import parse_timestamp
 from producers.common import CONF_DIR, configure_logging, typed
 from producers.publish import PublishConfig
