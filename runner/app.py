@@ -20,7 +20,7 @@ from components.data.duckdb_client import get_connection, translate_error
 from components.errors import UserFacingError
 from components.execution.write_buffer import FlushError, WriteBuffer
 from components.registry import build, typed_config
-from runner import outputs
+from runner import outputs, startup
 from runner.engine import Engine, LoopResult, StopFlags
 from runner.plan import Plan, make_plan, typed_configs
 from runner.progress import console_sink, make_progress
@@ -30,12 +30,37 @@ from runner.resources import peak_rss_mb
 def configure_logging(run_dir: Path, level: str) -> Path:
     """Console: concise; runner.log in the run dir: everything (STYLE P9)."""
     log_path = run_dir / "runner.log"
+    logger.level(level.upper())  # an unknown level fails here, before the old handlers are gone
+    try:  # a disk too full for the log is one line and exit 2, not a loguru error block per record
+        with open(log_path, "a", encoding="utf-8") as handle:
+            handle.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} | runner.log of {run_dir}\n")
+            handle.flush()
+    except OSError as exc:
+        raise RunDirWriteError(_write_error_message(log_path, exc)) from None
     logger.remove()
     logger.add(
         console_sink, level=level, format="{time:HH:mm:ss} | {level: <7} | {message}"
     )  # tqdm-safe
     logger.add(log_path, level="DEBUG", backtrace=True, diagnose=False, enqueue=False)
     return log_path
+
+
+class RunDirWriteError(UserFacingError, OSError):
+    """The run directory cannot be written (full disk, file-size limit, read-only file system)."""
+
+
+def _write_error_message(path: Path, exc: BaseException) -> str:
+    reason = getattr(exc, "strerror", None) or str(exc)
+    return (
+        f"could not write {path}: {reason}; free space on that disk (or raise the file-size limit), or "
+        "put the run elsewhere with hydra.run.dir=<dir on another disk>, then run again."
+    )
+
+
+_DISK_FULL = ("No space left", "File too large", "Disk quota", "Read-only file system")
+
+
+REPORTING = "reporting"  # runs.status while the report files are written; then the loop's outcome
 
 
 def config_hash(cfg: DictConfig) -> str:
@@ -48,16 +73,25 @@ def run_backtest(
     cfg: DictConfig, run_dir: Path, *, quiet: bool = False, engine_hook: Any = None
 ) -> int:
     """Run the backtest described by ``cfg`` into ``run_dir``; return the process exit code."""
-    run_dir.mkdir(parents=True, exist_ok=True)
     configs = typed_configs(cfg)
     for group in ("sizing", "orders"):  # checked before anything runs (dry runs too)
         configs[group] = typed_config(group, cfg[group])
+    results_path = run_dir / "results.duckdb"
+    if results_path.exists():  # before runner.log: an earlier run's log is not appended to
+        raise UserFacingError(
+            f"{results_path} already exists; a run dir is never reused. Choose a new hydra.run.dir."
+        )
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RunDirWriteError(_write_error_message(run_dir, exc)) from None
     log_path = configure_logging(run_dir, configs_level(cfg))
     logger.debug("run dir {} (config {})", run_dir, run_dir / ".hydra" / "config.yaml")
     logger.debug("resolved config:\n{}", OmegaConf.to_yaml(cfg, resolve=True))
     con = get_connection(configs["db"].path, read_only=True)
     try:
         plan = make_plan(con, cfg, configs)
+        startup.pause("plan")
         if cfg.run.dry_run:
             logger.debug(plan.describe())
             print(f"dry run OK: {plan.describe()}")
@@ -72,19 +106,14 @@ def run_backtest(
         return _execute(cfg, run_dir, con, plan, log_path, quiet=quiet, engine_hook=engine_hook)
     except (
         duckdb.Error
-    ) as exc:  # a market DB that opens but fails on read (truncated): exit 2, one line
-        translated = _market_db_error(exc, Path(configs["db"].path))
+    ) as exc:  # a market DB that opens but fails on read (truncated, checksum): exit 2, one line
+        translated = translate_error(exc, Path(configs["db"].path))
         if translated is None:
             raise
         logger.opt(exception=exc).debug("market DB error")
         raise translated from None
     finally:
         con.close()
-
-
-def _market_db_error(exc: duckdb.Error, db_path: Path) -> UserFacingError | None:
-    """Return the user-facing error for a DuckDB failure that names the market DB file, else None."""
-    return translate_error(exc, db_path) if str(db_path) in str(exc) else None
 
 
 def configs_level(cfg: DictConfig) -> str:
@@ -101,7 +130,6 @@ def _execute(
     quiet: bool,
     engine_hook: Any,
 ) -> int:
-    configs = plan.configs
     market = build("market", cfg.market)
     analytics = build("analytics", cfg.analytics)
     strategy = build("strategy", cfg.strategy)
@@ -112,13 +140,50 @@ def _execute(
     orders = build("orders", cfg.orders)
     market.open(con, plan.universe)
     analytics.open(con, plan.universe.end_us)
-    run_id = run_dir.name
-    results_path = run_dir / "results.duckdb"
-    if results_path.exists():
-        raise UserFacingError(
-            f"{results_path} already exists; a run dir is never reused. Choose a new hydra.run.dir."
+    flags = StopFlags()
+    flags.install()  # from here SIGINT/SIGTERM stop at the first bar and SIGUSR1 halts there
+    flags.halt_reason = flags.halt_reason or startup.take_pending_halt()
+    try:
+        return _run_loop(
+            cfg,
+            run_dir,
+            plan,
+            log_path,
+            flags,
+            (market, analytics, strategy, execution, buffer, broker, sizing, orders),
+            quiet=quiet,
+            engine_hook=engine_hook,
         )
-    buffer.open(results_path)
+    finally:
+        flags.uninstall()  # restore the caller's SIGINT/SIGTERM/SIGUSR1 handlers (in-process runs, tests)
+
+
+def _open_results(buffer: WriteBuffer, results_path: Path) -> None:
+    """Create results.duckdb; a disk too full to start is one line and exit 2."""
+    try:
+        buffer.open(results_path)
+    except (OSError, duckdb.Error) as exc:
+        if isinstance(exc, UserFacingError) or not any(t in str(exc) for t in _DISK_FULL):
+            raise
+        buffer.close()
+        raise RunDirWriteError(_write_error_message(results_path, exc)) from None
+
+
+def _run_loop(
+    cfg: DictConfig,
+    run_dir: Path,
+    plan: Plan,
+    log_path: Path,
+    flags: StopFlags,
+    parts: tuple[Any, ...],
+    *,
+    quiet: bool,
+    engine_hook: Any,
+) -> int:
+    market, analytics, strategy, execution, buffer, broker, sizing, orders = parts
+    configs = plan.configs
+    run_id = run_dir.name
+    _open_results(buffer, run_dir / "results.duckdb")
     if buffer.persistent:
         buffer.con.execute(
             "INSERT INTO runs VALUES (?, 'running', now(), NULL, ?, ?, ?, NULL, NULL, NULL)",
@@ -129,8 +194,6 @@ def _execute(
                 plan.market_db_version,
             ],
         )
-    flags = StopFlags()
-    flags.install()
     progress = make_progress(
         cfg.run.progress,
         plan.n_bars,
@@ -162,16 +225,19 @@ def _execute(
     except BaseException as exc:  # flush what we have synchronously, mark the run failed, re-raise
         progress.close()
         _fail(buffer, run_id, engine, exc)
-        flags.uninstall()
         raise
-    progress.close()
-    _finish_runs_row(buffer, run_id, result)
+    # runs.status stays 'reporting' until every output file is in place (issue 14, item 4): a run
+    # killed while writing its report is never mistaken for a finished one
+    progress.writing_report()
+    _finish_runs_row(buffer, run_id, result, status=REPORTING)
+    startup.pause("report")
     summary = _write_outputs(
         cfg, run_dir, plan, engine, buffer, result, time.perf_counter() - started
     )
+    _set_status(buffer, run_id, result.status)
+    progress.close()
     buffer.close()
     _print_summary(summary, run_dir, log_path)
-    flags.uninstall()  # restore the caller's SIGINT/SIGTERM/SIGUSR1 handlers (in-process runs, tests)
     if result.status == "interrupted" and flags.stop_signal is not None:
         return 128 + int(flags.stop_signal)
     return 0
@@ -195,13 +261,21 @@ def _fail(buffer: WriteBuffer, run_id: str, engine: Engine, exc: BaseException) 
     buffer.close()
 
 
-def _finish_runs_row(buffer: WriteBuffer, run_id: str, result: LoopResult) -> None:
+def _finish_runs_row(
+    buffer: WriteBuffer, run_id: str, result: LoopResult, status: str | None = None
+) -> None:
     if buffer.persistent and buffer.con is not None:
         buffer.con.execute(
             "UPDATE runs SET status = ?, ended_at = now(), digest = ?, stopped_at_ts = make_timestamptz(?::BIGINT) "
             "WHERE run_id = ?",
-            [result.status, result.digest, result.stopped_at_us, run_id],
+            [status or result.status, result.digest, result.stopped_at_us, run_id],
         )
+
+
+def _set_status(buffer: WriteBuffer, run_id: str, status: str) -> None:
+    """Record the loop's outcome once summary.json and the other outputs are in place."""
+    if buffer.persistent and buffer.con is not None:
+        buffer.con.execute("UPDATE runs SET status = ? WHERE run_id = ?", [status, run_id])
 
 
 def _write_outputs(

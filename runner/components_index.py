@@ -8,7 +8,6 @@ from components.execution import orders as _orders  # noqa: F401
 from components.execution import sizing as _sizing  # noqa: F401
 from components.execution import write_buffer as _buffer  # noqa: F401
 from components.market import providers as _market  # noqa: F401
-from components.registry import register
 from components.strategies import builtin as _strategies  # noqa: F401
 from runner.config import register_root
 

@@ -11,6 +11,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 
 PROGRESS_MODES = ("auto", "on", "off")
+LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL")
 _UID = f"{os.getpid()}{secrets.token_hex(2)}"
 
 
@@ -29,6 +30,17 @@ class RunConfig:
             raise ValueError(
                 f"run.progress must be one of {', '.join(PROGRESS_MODES)}, was {self.progress!r}; "
                 "e.g. run.progress=off"
+            )
+        if str(self.log_level).upper() not in LOG_LEVELS:
+            raise ValueError(
+                f"run.log_level must be one of {', '.join(LOG_LEVELS)} (any case), was {self.log_level!r}; "
+                "e.g. run.log_level=DEBUG"
+            )
+        name = str(self.halt_file)
+        if not name.strip() or name in (".", "..") or "/" in name or "\\" in name:
+            raise ValueError(
+                f"run.halt_file must be a file name inside the run dir, was {self.halt_file!r}; "
+                "e.g. run.halt_file=HALT"
             )
         if not self.metrics_every_s > 0:
             raise ValueError(

@@ -28,6 +28,7 @@ from omegaconf import DictConfig
 import runner.components_index  # noqa: F401 - fills the registry and ConfigStore before composing
 from components.errors import UserFacingError
 from runner.app import run_backtest
+from runner.rundir import remove_stub
 
 EXTRA_IMPORTS_ENV = "RUNNER_PLUGINS"
 
@@ -77,6 +78,8 @@ def run_job(cfg: DictConfig) -> int:
         ):  # let Hydra record the job as failed and run the remaining jobs; exit 1 at the end
             raise JobFailedError(message) from None
         raise SystemExit(1) from None
+    if cfg.run.dry_run and not multirun:
+        remove_stub(run_dir)  # a dry run writes nothing (runner.rundir)
     if code != 0:
         raise SystemExit(code)
     return code
