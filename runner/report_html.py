@@ -1,0 +1,5 @@
+"""report.html: stub replaced below."""
+
+
+def write_report(*a, **k):
+    pass
