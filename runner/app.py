@@ -255,6 +255,7 @@ def _write_outputs(
     }
     stats_started = time.perf_counter()
     extras = _stats_into(summary, cfg, plan, engine, equity, market_con)
+    run_stats.write_equity_daily(run_dir / "equity_daily.csv", equity)
     summary["metrics"]["stats_seconds"] = round(time.perf_counter() - stats_started, 4)
     outputs.write_trades_csv(run_dir / "trades.csv", trades)
     outputs.write_json(run_dir / "metrics.json", result.metrics)

@@ -466,13 +466,13 @@ def _mark_stop(
     end = max(curve["ts"].iloc[-1], when)
     for ax in axes:
         ax.axvspan(when, end, color="#7f0000", alpha=0.08, zorder=0, linewidth=0)
-    axes[0].annotate(
+    axes[-1].annotate(
         text,
-        (when, 1.0),
+        (when, 0.0),
         xycoords=("data", "axes fraction"),
-        xytext=(4, -4),
+        xytext=(4, 4),
         textcoords="offset points",
-        va="top",
+        va="bottom",
         fontsize=8,
         color="#7f0000",
     )

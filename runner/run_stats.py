@@ -50,6 +50,23 @@ def equity_frame(buffer: Any, kept: list[np.ndarray]) -> pd.DataFrame:
     return pd.DataFrame({"ts": rows[:, 0].astype(np.int64), "equity": rows[:, 2]})
 
 
+def write_equity_daily(path: Any, equity: pd.DataFrame) -> None:
+    """Write the last equity of each day (``day,equity``): the sweep's per-period returns."""
+    import os
+
+    from components.results.stats import day_returns
+
+    if not len(equity):
+        return
+    ends, values, _ = day_returns(
+        equity["ts"].to_numpy(dtype=np.int64), equity["equity"].to_numpy(dtype=np.float64)
+    )
+    days = pd.to_datetime(ends, unit="us", utc=True).strftime("%Y-%m-%d")
+    tmp = path.with_name(path.name + ".tmp")
+    pd.DataFrame({"day": days, "equity": values}).to_csv(tmp, index=False, float_format="%.17g")
+    os.replace(tmp, path)
+
+
 def warmup_bars(strategy: Any) -> int:
     """Return W, the bar whose close buy & hold buys at (backtesting.py's first trading bar).
 
