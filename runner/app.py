@@ -20,7 +20,7 @@ from components.data.duckdb_client import get_connection, translate_error
 from components.errors import UserFacingError
 from components.execution.write_buffer import FlushError, WriteBuffer
 from components.registry import build, typed_config
-from runner import outputs, startup
+from runner import outputs, run_stats, startup
 from runner.engine import Engine, LoopResult, StopFlags
 from runner.plan import Plan, make_plan, typed_configs
 from runner.progress import console_sink, make_progress
@@ -138,6 +138,7 @@ def _execute(
     broker = build("broker", cfg.broker)  # a factory: the engine builds the broker per universe
     sizing = build("sizing", cfg.sizing)
     orders = build("orders", cfg.orders)
+    kept_equity = run_stats.keep_equity_in_memory(buffer)  # buffer=memory stores no equity rows
     market.open(con, plan.universe)
     analytics.open(con, plan.universe.end_us)
     flags = StopFlags()
@@ -150,7 +151,7 @@ def _execute(
             plan,
             log_path,
             flags,
-            (market, analytics, strategy, execution, buffer, broker, sizing, orders),
+            (market, analytics, strategy, execution, buffer, broker, sizing, orders, con, kept_equity),
             quiet=quiet,
             engine_hook=engine_hook,
         )
@@ -180,7 +181,7 @@ def _run_loop(
     quiet: bool,
     engine_hook: Any,
 ) -> int:
-    market, analytics, strategy, execution, buffer, broker, sizing, orders = parts
+    market, analytics, strategy, execution, buffer, broker, sizing, orders, con, kept_equity = parts
     configs = plan.configs
     run_id = run_dir.name
     _open_results(buffer, run_dir / "results.duckdb")
@@ -232,7 +233,15 @@ def _run_loop(
     _finish_runs_row(buffer, run_id, result, status=REPORTING)
     startup.pause("report")
     summary = _write_outputs(
-        cfg, run_dir, plan, engine, buffer, result, time.perf_counter() - started
+        cfg,
+        run_dir,
+        plan,
+        engine,
+        buffer,
+        result,
+        time.perf_counter() - started,
+        market_con=con,
+        kept_equity=kept_equity,
     )
     _set_status(buffer, run_id, result.status)
     progress.close()
@@ -286,17 +295,16 @@ def _write_outputs(
     buffer: WriteBuffer,
     result: LoopResult,
     wall: float,
+    *,
+    market_con: Any = None,
+    kept_equity: list | None = None,
 ) -> dict[str, Any]:
-    import pandas as pd
-
     result.metrics["peak_rss_mb"] = (
         peak_rss_mb()
     )  # process high-water mark (the sweep report resets it per job)
     trades = engine.broker.closed
     cash = plan.configs["broker"].cash
-    equity = pd.DataFrame(columns=["ts", "equity"])
-    if buffer.persistent and buffer.con is not None:
-        equity = buffer.con.execute("SELECT ts, equity FROM equity ORDER BY ts").df()
+    equity = run_stats.equity_frame(buffer, kept_equity or [])
     max_dd = (
         float((1 - equity["equity"] / equity["equity"].cummax()).max() * 100)
         if len(equity)
@@ -328,12 +336,23 @@ def _write_outputs(
         "config_hash": config_hash(cfg),
         "metrics": result.metrics,
     }
+    stats_started = time.perf_counter()
+    extras = _stats_into(summary, cfg, plan, engine, equity, market_con)
+    run_stats.write_equity_daily(run_dir / "equity_daily.csv", equity)
+    summary["metrics"]["stats_seconds"] = round(time.perf_counter() - stats_started, 4)
     outputs.write_trades_csv(run_dir / "trades.csv", trades)
     outputs.write_json(run_dir / "metrics.json", result.metrics)
     has_plot = False
     if cfg.run.plot and len(equity):
         events = outputs.kill_switch_events(buffer.con if buffer.persistent else None)
-        has_plot = outputs.plot_equity(run_dir / "equity.png", equity, trades, summary, events)
+        has_plot = outputs.plot_equity(
+            run_dir / "equity.png", equity, trades, summary, events, extras.get("buy_hold")
+        )
+    if cfg.run.html and len(equity):
+        from runner import report_html
+
+        events = outputs.kill_switch_events(buffer.con if buffer.persistent else None)
+        report_html.write_report(run_dir / "report.html", summary, equity, trades, events, extras)
     outputs.atomic_write(
         run_dir / "summary.md", outputs.summary_markdown(summary, trades, has_plot)
     )
@@ -341,18 +360,53 @@ def _write_outputs(
     return summary
 
 
+def _stats_into(
+    summary: dict[str, Any],
+    cfg: DictConfig,
+    plan: Plan,
+    engine: Engine,
+    equity: Any,
+    market_con: Any,
+) -> dict[str, Any]:
+    """Put ``stats`` into ``summary``; return what the plots need (closes, buy & hold curve)."""
+    warmup = run_stats.warmup_bars(engine.strategy)
+    extras: dict[str, Any] = {"warmup": warmup}
+    anchors: dict[str, tuple[float, float]] = {}
+    if market_con is not None and len(equity):
+        last_us = int(equity["ts"].iloc[-1])
+        if cfg.run.plot or cfg.run.html:
+            closes = run_stats.read_closes(market_con, plan.universe, last_us)
+            anchors = run_stats.buy_hold_anchors(closes, warmup)
+            extras["closes"] = closes
+            extras["buy_hold"] = run_stats.buy_hold_curve(
+                closes, equity["ts"].to_numpy(), summary["initial_cash"], warmup
+            )
+        else:
+            anchors = run_stats.anchors_from_db(market_con, plan.universe, last_us, warmup)
+    summary["stats"] = run_stats.run_stats(
+        equity,
+        engine.broker.closed,
+        anchors,
+        cash=summary["initial_cash"],
+        open_positions=summary["open_positions"],
+        total_fees=summary.get("total_fees"),
+    )
+    return extras
+
+
 def _print_summary(summary: dict[str, Any], run_dir: Path, log_path: Path) -> None:
     m, ks = summary["metrics"], summary["kill_switch"]
     state = ks["state"] + (f" ({ks['code']}: {ks['reason']})" if ks["code"] else "")
     stopped = f" - stopped at {summary['stopped_at']}" if summary["status"] == "interrupted" else ""
     logger.info(
-        "{} {}: {} trades, pnl {:,.2f}, final equity {:,.2f}, {} open position(s), kill switch {}, "
-        "{:,.0f} bars/s{}",
+        "{} {}: {} trades, pnl {:,.2f}, final equity {:,.2f}, {}, {} open position(s), "
+        "kill switch {}, {:,.0f} bars/s{}",
         summary["status"],
         summary["strategy"],
         summary["n_trades"],
         summary["total_pnl"],
         summary["final_equity"],
+        outputs.headline(summary.get("stats") or {}),
         len(summary["open_positions"]),
         state,
         m["bars_per_second"],

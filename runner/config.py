@@ -23,6 +23,7 @@ class RunConfig:
     halt_file: str = "HALT"  # create this file in the run dir to activate the kill switch mid-run
     log_level: str = "INFO"  # console log level; runner.log always gets DEBUG
     plot: bool = True  # write equity.png in the run dir
+    html: bool = True  # write report.html (interactive charts and tables) in the run dir
     metrics_every_s: float = 5.0  # seconds between metrics lines in runner.log
 
     def __post_init__(self) -> None:
