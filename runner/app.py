@@ -19,7 +19,8 @@ from omegaconf import DictConfig, OmegaConf
 from components.data.duckdb_client import get_connection, translate_error
 from components.errors import UserFacingError
 from components.execution.write_buffer import FlushError, WriteBuffer
-from runner import outputs
+from components.market import cache as bar_cache
+from runner import job_cache, outputs
 from runner.engine import Engine, LoopResult, StopFlags
 from runner.plan import Plan, make_plan, typed_configs
 from runner.progress import console_sink, make_progress
@@ -27,35 +28,70 @@ from components.registry import build
 from runner.resources import peak_rss_mb
 
 
-def configure_logging(run_dir: Path, level: str) -> Path:
-    """Console: concise; runner.log in the run dir: everything (STYLE P9)."""
+_HANDLERS: dict[str, Any] = {}  # console level and handler ids kept across the jobs of a sweep
+
+
+def configure_logging(run_dir: Path, level: str, *, keep_console: bool = False) -> Path:
+    """Console: concise; runner.log in the run dir: everything (STYLE P9).
+
+    ``keep_console`` (multirun jobs in one process): keep the console handler of the previous
+    job and swap only the file handler; adding a loguru handler costs ~5 ms.
+    """
     log_path = run_dir / "runner.log"
+    if keep_console and _HANDLERS.get("level") == level:
+        try:
+            logger.remove(_HANDLERS["file"])
+        except ValueError:  # someone reset loguru in between: set up both again
+            _HANDLERS.clear()
+        else:
+            _HANDLERS["file"] = _add_file_handler(log_path)
+            return log_path
     logger.remove()
-    logger.add(
+    console = logger.add(
         console_sink, level=level, format="{time:HH:mm:ss} | {level: <7} | {message}"
     )  # tqdm-safe
-    logger.add(log_path, level="DEBUG", backtrace=True, diagnose=False, enqueue=False)
+    _HANDLERS.update(level=level, console=console, file=_add_file_handler(log_path))
     return log_path
 
 
-def config_hash(cfg: DictConfig) -> str:
-    return hashlib.sha256(
-        OmegaConf.to_yaml(cfg, resolve=True, sort_keys=True).encode()
-    ).hexdigest()[:16]
+def _add_file_handler(log_path: Path) -> int:
+    return logger.add(log_path, level="DEBUG", backtrace=True, diagnose=False, enqueue=False)
+
+
+def resolved_yaml(cfg: DictConfig) -> str:
+    """Return the resolved config as sorted YAML (logged once, hashed into ``config_hash``)."""
+    return OmegaConf.to_yaml(cfg, resolve=True, sort_keys=True)
+
+
+def config_hash(cfg: DictConfig, text: str | None = None) -> str:
+    return hashlib.sha256((resolved_yaml(cfg) if text is None else text).encode()).hexdigest()[:16]
 
 
 def run_backtest(
-    cfg: DictConfig, run_dir: Path, *, quiet: bool = False, engine_hook: Any = None
+    cfg: DictConfig,
+    run_dir: Path,
+    *,
+    quiet: bool = False,
+    engine_hook: Any = None,
+    shared: bool = False,
 ) -> int:
-    """Run the backtest described by ``cfg`` into ``run_dir``; return the process exit code."""
+    """Run the backtest described by ``cfg`` into ``run_dir``; return the process exit code.
+
+    ``shared`` (multirun jobs): reuse this process's market DB connection, plan and bars from
+    earlier jobs of the sweep (``runner.job_cache``), keep the console log handler, and skip
+    ``equity.png`` unless ``run.plot=true`` was asked.
+    """
     run_dir.mkdir(parents=True, exist_ok=True)
     configs = typed_configs(cfg)
-    log_path = configure_logging(run_dir, configs_level(cfg))
+    log_path = configure_logging(run_dir, configs_level(cfg), keep_console=shared)
     logger.debug("run dir {} (config {})", run_dir, run_dir / ".hydra" / "config.yaml")
-    logger.debug("resolved config:\n{}", OmegaConf.to_yaml(cfg, resolve=True))
-    con = get_connection(configs["db"].path, read_only=True)
+    text = resolved_yaml(cfg)
+    logger.debug("resolved config:\n{}", text)
+    db_path = configs["db"].path
+    con = job_cache.market_connection(db_path) if shared else get_connection(db_path)
     try:
-        plan = make_plan(con, cfg, configs)
+        plan = make_plan(con, cfg, configs, cache=_plan_cache(db_path) if shared else None)
+        plan.config_hash = config_hash(cfg, text)
         if cfg.run.dry_run:
             logger.debug(plan.describe())
             print(f"dry run OK: {plan.describe()}")
@@ -67,7 +103,9 @@ def run_backtest(
             run_dir / cfg.run.halt_file,
             os.getpid(),
         )
-        return _execute(cfg, run_dir, con, plan, log_path, quiet=quiet, engine_hook=engine_hook)
+        return _execute(
+            cfg, run_dir, con, plan, log_path, quiet=quiet, engine_hook=engine_hook, shared=shared
+        )
     except (
         duckdb.Error
     ) as exc:  # a market DB that opens but fails on read (truncated): exit 2, one line
@@ -77,7 +115,14 @@ def run_backtest(
         logger.opt(exception=exc).debug("market DB error")
         raise translated from None
     finally:
-        con.close()
+        if not shared:
+            con.close()
+
+
+def _plan_cache(db_path: str) -> Any:
+    """Return the plan cache of this process for ``db_path`` (keyed by the file's identity)."""
+    identity = job_cache.db_identity(db_path)
+    return lambda request, make: job_cache.cached_plan((identity, *request), make)
 
 
 def _market_db_error(exc: duckdb.Error, db_path: Path) -> UserFacingError | None:
@@ -98,9 +143,12 @@ def _execute(
     *,
     quiet: bool,
     engine_hook: Any,
+    shared: bool = False,
 ) -> int:
     configs = plan.configs
     market = build("market", cfg.market)
+    if shared and getattr(configs["market"], "cache", False):
+        market = bar_cache.cached(market, _bars_key(plan))
     analytics = build("analytics", cfg.analytics)
     strategy = build("strategy", cfg.strategy)
     execution = build("execution", cfg.execution)
@@ -119,7 +167,7 @@ def _execute(
             "INSERT INTO runs VALUES (?, 'running', now(), NULL, ?, ?, ?, NULL, NULL, NULL)",
             [
                 run_id,
-                config_hash(cfg),
+                plan.config_hash,
                 str(Path(configs["db"].path).resolve()),
                 plan.market_db_version,
             ],
@@ -160,7 +208,7 @@ def _execute(
     progress.close()
     _finish_runs_row(buffer, run_id, result)
     summary = _write_outputs(
-        cfg, run_dir, plan, engine, buffer, result, time.perf_counter() - started
+        cfg, run_dir, plan, engine, buffer, result, time.perf_counter() - started, shared=shared
     )
     buffer.close()
     _print_summary(summary, run_dir, log_path)
@@ -168,6 +216,26 @@ def _execute(
     if result.status == "interrupted" and flags.stop_signal is not None:
         return 128 + int(flags.stop_signal)
     return 0
+
+
+def _bars_key(plan: Plan) -> tuple[Any, ...]:
+    """Return the bar-cache key: DB file and version, universe, and the provider's config."""
+    market = dict(vars(plan.configs["market"]))
+    market.pop("cache", None)
+    u = plan.universe
+    return (
+        job_cache.db_identity(plan.configs["db"].path),
+        plan.market_db_version,
+        u.symbols,
+        u.start_us,
+        u.end_us,
+        tuple(sorted((k, repr(v)) for k, v in market.items())),
+    )
+
+
+def want_plot(plot: bool | None, *, multirun: bool) -> bool:
+    """Return whether to draw equity.png: ``run.plot`` when set, else only outside multirun jobs."""
+    return (not multirun) if plot is None else bool(plot)
 
 
 def _fail(buffer: WriteBuffer, run_id: str, engine: Engine, exc: BaseException) -> None:
@@ -205,6 +273,8 @@ def _write_outputs(
     buffer: WriteBuffer,
     result: LoopResult,
     wall: float,
+    *,
+    shared: bool = False,
 ) -> dict[str, Any]:
     import pandas as pd
 
@@ -242,13 +312,13 @@ def _write_outputs(
         "symbols": list(plan.universe.symbols),
         "market_db": str(Path(plan.configs["db"].path).resolve()),
         "market_db_version": plan.market_db_version,
-        "config_hash": config_hash(cfg),
+        "config_hash": plan.config_hash,
         "metrics": result.metrics,
     }
     outputs.write_trades_csv(run_dir / "trades.csv", trades)
     outputs.write_json(run_dir / "metrics.json", result.metrics)
     has_plot = False
-    if cfg.run.plot and len(equity):
+    if want_plot(cfg.run.plot, multirun=shared) and len(equity):
         events = outputs.kill_switch_events(buffer.con if buffer.persistent else None)
         has_plot = outputs.plot_equity(run_dir / "equity.png", equity, trades, summary, events)
     outputs.atomic_write(
