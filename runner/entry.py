@@ -26,8 +26,8 @@ from loguru import logger
 from omegaconf import DictConfig
 
 import runner.components_index  # noqa: F401 - fills the registry and ConfigStore before composing
-from components.errors import UserFacingError
 from components.data.market_db import content_version
+from components.errors import UserFacingError
 from runner import job_cache, resume
 from runner.app import run_backtest
 

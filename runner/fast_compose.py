@@ -23,9 +23,9 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from hydra._internal.config_loader_impl import get_overrides_dirname
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override, OverrideType
-from hydra._internal.config_loader_impl import get_overrides_dirname
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict, read_write
 
 _ABSENT = object()
@@ -52,7 +52,9 @@ class FastSweepConfigLoader:
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
 
-    def load_sweep_config(self, master_config: DictConfig, sweep_overrides: list[str]) -> DictConfig:
+    def load_sweep_config(
+        self, master_config: DictConfig, sweep_overrides: list[str]
+    ) -> DictConfig:
         try:
             parsed = OverridesParser.create().parse_overrides(list(sweep_overrides))
             shape = self._shape(parsed)
@@ -77,8 +79,7 @@ class FastSweepConfigLoader:
         if len(set(keys)) != len(keys):
             return None
         return tuple(
-            ("value", o.key_or_group) if self._plain(o) else ("other", o.input_line)
-            for o in parsed
+            ("value", o.key_or_group) if self._plain(o) else ("other", o.input_line) for o in parsed
         )
 
     def _plain(self, override: Override) -> bool:

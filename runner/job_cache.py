@@ -14,6 +14,7 @@ script can write the market DB again right after an in-process run.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import hashlib
 import os
 import sys
@@ -69,10 +70,8 @@ def cached_plan(key: tuple[Any, ...], make: Any) -> Any:
 def release() -> None:
     """Close every cached connection and drop cached plans and bars (end of a sweep, tests)."""
     for con in _CONNECTIONS.values():
-        try:
+        with contextlib.suppress(duckdb.Error):
             con.close()
-        except duckdb.Error:
-            pass
     _CONNECTIONS.clear()
     _PLANS.clear()
     bar_cache.clear()

@@ -484,7 +484,7 @@ def resume_notes(rows: list[JobRow]) -> list[str]:
 def _ranges(nums: list[int]) -> str:
     """Return ``0-3, 7`` for ``[0, 1, 2, 3, 7]``."""
     out, start, prev = [], None, None
-    for n in sorted(nums) + [None]:  # type: ignore[list-item]
+    for n in [*sorted(nums), None]:  # type: ignore[list-item]
         if start is not None and (n is None or n != prev + 1):
             out.append(f"{start}-{prev}" if prev != start else str(start))
             start = None
@@ -567,7 +567,7 @@ def _load_yaml(path: Path) -> Any:
 
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     with open(path, encoding="utf-8") as handle:
-        data = yaml.load(handle, Loader=loader)  # noqa: S506 - a safe loader
+        data = yaml.load(handle, Loader=loader)  # a safe loader (C or Python)
     return [] if data is None else data
 
 
