@@ -46,9 +46,6 @@ class FastSweepConfigLoader:
             raise AttributeError(name)
         return getattr(self.inner, name)
 
-    def __getstate__(self) -> dict[str, Any]:  # joblib/submitit pickle the loader: no templates
-        return {"inner": self.inner, "_templates": {}, "composed": 0, "derived": 0}
-
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
 
