@@ -67,7 +67,7 @@ def test_fast_compose_when_a_value_has_the_wrong_type_then_hydras_error_is_raise
         _, fast, master = _loaders()
         fast.load_sweep_config(master, [*BASE, "strategy.fast=5"])
         # Act / Assert
-        with pytest.raises(ConfigCompositionException, match="strategy.fast=abc"):
+        with pytest.raises(ConfigCompositionException, match=r"strategy\.fast=abc"):
             fast.load_sweep_config(master, [*BASE, "strategy.fast=abc"])
 
 
@@ -77,5 +77,5 @@ def test_fast_compose_when_a_key_is_unknown_then_hydras_error_is_raised(tmp_path
         _, fast, master = _loaders()
         fast.load_sweep_config(master, [*BASE, "strategy.fast=5"])
         # Act / Assert
-        with pytest.raises(ConfigCompositionException, match="strategy.fsat"):
+        with pytest.raises(ConfigCompositionException, match=r"strategy\.fsat"):
             fast.load_sweep_config(master, [*BASE, "strategy.fsat=5"])
