@@ -19,16 +19,23 @@ from omegaconf import DictConfig, OmegaConf
 from components.data.duckdb_client import get_connection, translate_error
 from components.errors import UserFacingError
 from components.execution.write_buffer import FlushError, WriteBuffer
+from components.market import cache as bar_cache
 from components.registry import build, typed_config
-from runner import outputs, run_stats, startup
+from runner import job_cache, outputs, run_stats, startup
 from runner.engine import Engine, LoopResult, StopFlags
 from runner.plan import Plan, make_plan, typed_configs
 from runner.progress import console_sink, make_progress
 from runner.resources import peak_rss_mb
 
+_HANDLERS: dict[str, Any] = {}  # console level and handler ids kept across the jobs of a sweep
 
-def configure_logging(run_dir: Path, level: str) -> Path:
-    """Console: concise; runner.log in the run dir: everything (STYLE P9)."""
+
+def configure_logging(run_dir: Path, level: str, *, keep_console: bool = False) -> Path:
+    """Console: concise; runner.log in the run dir: everything (STYLE P9).
+
+    ``keep_console`` (multirun jobs in one process): keep the console handler of the previous
+    job and swap only the file handler; adding a loguru handler costs ~5 ms.
+    """
     log_path = run_dir / "runner.log"
     logger.level(level.upper())  # an unknown level fails here, before the old handlers are gone
     try:  # a disk too full for the log is one line and exit 2, not a loguru error block per record
@@ -37,11 +44,19 @@ def configure_logging(run_dir: Path, level: str) -> Path:
             handle.flush()
     except OSError as exc:
         raise RunDirWriteError(_write_error_message(log_path, exc)) from None
+    if keep_console and _HANDLERS.get("level") == level:
+        try:
+            logger.remove(_HANDLERS["file"])
+        except ValueError:  # someone reset loguru in between: set up both again
+            _HANDLERS.clear()
+        else:
+            _HANDLERS["file"] = _add_file_handler(log_path)
+            return log_path
     logger.remove()
-    logger.add(
+    console = logger.add(
         console_sink, level=level, format="{time:HH:mm:ss} | {level: <7} | {message}"
     )  # tqdm-safe
-    logger.add(log_path, level="DEBUG", backtrace=True, diagnose=False, enqueue=False)
+    _HANDLERS.update(level=level, console=console, file=_add_file_handler(log_path))
     return log_path
 
 
@@ -63,16 +78,33 @@ _DISK_FULL = ("No space left", "File too large", "Disk quota", "Read-only file s
 REPORTING = "reporting"  # runs.status while the report files are written; then the loop's outcome
 
 
-def config_hash(cfg: DictConfig) -> str:
-    return hashlib.sha256(
-        OmegaConf.to_yaml(cfg, resolve=True, sort_keys=True).encode()
-    ).hexdigest()[:16]
+def _add_file_handler(log_path: Path) -> int:
+    return logger.add(log_path, level="DEBUG", backtrace=True, diagnose=False, enqueue=False)
+
+
+def resolved_yaml(cfg: DictConfig) -> str:
+    """Return the resolved config as sorted YAML (logged once, hashed into ``config_hash``)."""
+    return OmegaConf.to_yaml(cfg, resolve=True, sort_keys=True)
+
+
+def config_hash(cfg: DictConfig, text: str | None = None) -> str:
+    return hashlib.sha256((resolved_yaml(cfg) if text is None else text).encode()).hexdigest()[:16]
 
 
 def run_backtest(
-    cfg: DictConfig, run_dir: Path, *, quiet: bool = False, engine_hook: Any = None
+    cfg: DictConfig,
+    run_dir: Path,
+    *,
+    quiet: bool = False,
+    engine_hook: Any = None,
+    shared: bool = False,
 ) -> int:
-    """Run the backtest described by ``cfg`` into ``run_dir``; return the process exit code."""
+    """Run the backtest described by ``cfg`` into ``run_dir``; return the process exit code.
+
+    ``shared`` (multirun jobs): reuse this process's market DB connection, plan and bars from
+    earlier jobs of the sweep (``runner.job_cache``), keep the console log handler, and skip
+    ``equity.png`` / ``report.html`` unless ``run.plot=true`` / ``run.html=true`` was asked.
+    """
     configs = typed_configs(cfg)
     for group in ("sizing", "orders"):  # checked before anything runs (dry runs too)
         configs[group] = typed_config(group, cfg[group])
@@ -85,12 +117,15 @@ def run_backtest(
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise RunDirWriteError(_write_error_message(run_dir, exc)) from None
-    log_path = configure_logging(run_dir, configs_level(cfg))
+    log_path = configure_logging(run_dir, configs_level(cfg), keep_console=shared)
     logger.debug("run dir {} (config {})", run_dir, run_dir / ".hydra" / "config.yaml")
-    logger.debug("resolved config:\n{}", OmegaConf.to_yaml(cfg, resolve=True))
-    con = get_connection(configs["db"].path, read_only=True)
+    text = resolved_yaml(cfg)
+    logger.debug("resolved config:\n{}", text)
+    db_path = configs["db"].path
+    con = job_cache.market_connection(db_path) if shared else get_connection(db_path)
     try:
-        plan = make_plan(con, cfg, configs)
+        plan = make_plan(con, cfg, configs, cache=_plan_cache(db_path) if shared else None)
+        plan.config_hash = config_hash(cfg, text)
         startup.pause("plan")
         if cfg.run.dry_run:
             logger.debug(plan.describe())
@@ -103,7 +138,9 @@ def run_backtest(
             run_dir / cfg.run.halt_file,
             os.getpid(),
         )
-        return _execute(cfg, run_dir, con, plan, log_path, quiet=quiet, engine_hook=engine_hook)
+        return _execute(
+            cfg, run_dir, con, plan, log_path, quiet=quiet, engine_hook=engine_hook, shared=shared
+        )
     except (
         duckdb.Error
     ) as exc:  # a market DB that opens but fails on read (truncated, checksum): exit 2, one line
@@ -113,7 +150,14 @@ def run_backtest(
         logger.opt(exception=exc).debug("market DB error")
         raise translated from None
     finally:
-        con.close()
+        if not shared:
+            con.close()
+
+
+def _plan_cache(db_path: str) -> Any:
+    """Return the plan cache of this process for ``db_path`` (keyed by the file's identity)."""
+    identity = job_cache.db_identity(db_path)
+    return lambda request, make: job_cache.cached_plan((identity, *request), make)
 
 
 def configs_level(cfg: DictConfig) -> str:
@@ -129,8 +173,12 @@ def _execute(
     *,
     quiet: bool,
     engine_hook: Any,
+    shared: bool = False,
 ) -> int:
+    configs = plan.configs
     market = build("market", cfg.market)
+    if shared and getattr(configs["market"], "cache", False):
+        market = bar_cache.cached(market, _bars_key(plan))
     analytics = build("analytics", cfg.analytics)
     strategy = build("strategy", cfg.strategy)
     execution = build("execution", cfg.execution)
@@ -151,9 +199,21 @@ def _execute(
             plan,
             log_path,
             flags,
-            (market, analytics, strategy, execution, buffer, broker, sizing, orders, con, kept_equity),
+            (
+                market,
+                analytics,
+                strategy,
+                execution,
+                buffer,
+                broker,
+                sizing,
+                orders,
+                con,
+                kept_equity,
+            ),
             quiet=quiet,
             engine_hook=engine_hook,
+            shared=shared,
         )
     finally:
         flags.uninstall()  # restore the caller's SIGINT/SIGTERM/SIGUSR1 handlers (in-process runs, tests)
@@ -180,6 +240,7 @@ def _run_loop(
     *,
     quiet: bool,
     engine_hook: Any,
+    shared: bool = False,
 ) -> int:
     market, analytics, strategy, execution, buffer, broker, sizing, orders, con, kept_equity = parts
     configs = plan.configs
@@ -190,7 +251,7 @@ def _run_loop(
             "INSERT INTO runs VALUES (?, 'running', now(), NULL, ?, ?, ?, NULL, NULL, NULL)",
             [
                 run_id,
-                config_hash(cfg),
+                plan.config_hash,
                 str(Path(configs["db"].path).resolve()),
                 plan.market_db_version,
             ],
@@ -242,6 +303,7 @@ def _run_loop(
         time.perf_counter() - started,
         market_con=con,
         kept_equity=kept_equity,
+        shared=shared,
     )
     _set_status(buffer, run_id, result.status)
     progress.close()
@@ -250,6 +312,26 @@ def _run_loop(
     if result.status == "interrupted" and flags.stop_signal is not None:
         return 128 + int(flags.stop_signal)
     return 0
+
+
+def _bars_key(plan: Plan) -> tuple[Any, ...]:
+    """Return the bar-cache key: DB file and version, universe, and the provider's config."""
+    market = dict(vars(plan.configs["market"]))
+    market.pop("cache", None)
+    u = plan.universe
+    return (
+        job_cache.db_identity(plan.configs["db"].path),
+        plan.market_db_version,
+        u.symbols,
+        u.start_us,
+        u.end_us,
+        tuple(sorted((k, repr(v)) for k, v in market.items())),
+    )
+
+
+def want_plot(plot: bool | None, *, multirun: bool) -> bool:
+    """Return whether to draw equity.png: ``run.plot`` when set, else only outside multirun jobs."""
+    return (not multirun) if plot is None else bool(plot)
 
 
 def _fail(buffer: WriteBuffer, run_id: str, engine: Engine, exc: BaseException) -> None:
@@ -298,6 +380,7 @@ def _write_outputs(
     *,
     market_con: Any = None,
     kept_equity: list | None = None,
+    shared: bool = False,
 ) -> dict[str, Any]:
     result.metrics["peak_rss_mb"] = (
         peak_rss_mb()
@@ -333,7 +416,7 @@ def _write_outputs(
         "symbols": list(plan.universe.symbols),
         "market_db": str(Path(plan.configs["db"].path).resolve()),
         "market_db_version": plan.market_db_version,
-        "config_hash": config_hash(cfg),
+        "config_hash": plan.config_hash,
         "metrics": result.metrics,
     }
     stats_started = time.perf_counter()
@@ -343,12 +426,12 @@ def _write_outputs(
     outputs.write_trades_csv(run_dir / "trades.csv", trades)
     outputs.write_json(run_dir / "metrics.json", result.metrics)
     has_plot = False
-    if cfg.run.plot and len(equity):
+    if want_plot(cfg.run.plot, multirun=shared) and len(equity):
         events = outputs.kill_switch_events(buffer.con if buffer.persistent else None)
         has_plot = outputs.plot_equity(
             run_dir / "equity.png", equity, trades, summary, events, extras.get("buy_hold")
         )
-    if cfg.run.html and len(equity):
+    if want_plot(cfg.run.html, multirun=shared) and len(equity):
         from runner import report_html
 
         events = outputs.kill_switch_events(buffer.con if buffer.persistent else None)

@@ -22,8 +22,9 @@ class RunConfig:
     progress: str = "auto"  # auto (bar on a terminal, quiet otherwise) | on | off
     halt_file: str = "HALT"  # create this file in the run dir to activate the kill switch mid-run
     log_level: str = "INFO"  # console log level; runner.log always gets DEBUG
-    plot: bool = True  # write equity.png in the run dir
-    html: bool = True  # write report.html (interactive charts and tables) in the run dir
+    plot: bool | None = None  # write equity.png; null = yes for a single run, no in multirun jobs
+    html: bool | None = None  # write report.html; null = yes for a single run, no in multirun jobs
+    resume: bool = True  # multirun: reuse jobs of the same sweep dir that completed with the same behaviour config, DB version and code
     metrics_every_s: float = 5.0  # seconds between metrics lines in runner.log
 
     def __post_init__(self) -> None:
