@@ -596,7 +596,7 @@ class Strategy:
         if i >= len(rows) or rows[i] >= hi:
             return None
         ctx = self._ctx
-        ctx.ts, ctx.snapshot = ts, snapshot
+        ctx.ts, ctx.snapshot, ctx._lo, ctx._hi = ts, snapshot, lo, hi
         out: list[Insight] = []
         ctx._out = out
         if hook == "decide":
@@ -614,7 +614,7 @@ class Strategy:
         else:
             while i < len(rows) and rows[i] < hi:
                 i += 1
-            ctx._r, ctx._s, ctx._lo, ctx._hi = lo, -1, lo, hi
+            ctx._r, ctx._s = lo, -1
             try:
                 self.rebalance(ctx)
             except StrategyError:
@@ -774,7 +774,7 @@ class Strategy:
                 raise self._at(
                     s,
                     bar,
-                    f"indicator {name!r} changed its value at this bar from {old[j]!r} to {new[j]!r} "
+                    f"indicator {name!r} changed its value from {float(old[j])!r} to {float(new[j])!r} "
                     f"once later bars arrived (lookback()={lookback})",
                     "make it causal (no shift(-n), centred windows or whole-series statistics) and "
                     "exact on a tail (use the api's rolling_* helpers), or return a larger "
@@ -798,7 +798,7 @@ class Strategy:
             raise self._at(
                 s,
                 int(bar_index[j]),
-                f"target() returned {target[j]!r}",
+                f"target() returned {float(target[j])!r}",
                 "return +1 (long), 0 (flat), -1 (short) or NaN (keep) per bar",
             )
         previous = h.target
@@ -840,7 +840,7 @@ class Strategy:
     def _close_of(self, s: int, ctx: Context) -> float:
         if s == ctx._s:
             return ctx._now[3][ctx._r]
-        for r in range(ctx._lo, ctx._hi) if ctx._s < 0 else ():
+        for r in range(ctx._lo, ctx._hi):
             if self._syms[r] == s:
                 return ctx._now[3][r]
         return 0.0

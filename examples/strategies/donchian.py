@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from components.strategies.api import Strategy, register_strategy, rolling_max, rolling_min
 
 
@@ -43,3 +45,15 @@ class Donchian(Strategy):
             ctx.buy(100)
         elif ctx.position > 0 and ctx.now.close < ctx.now.lower:
             ctx.sell()
+
+
+@register_strategy("donchian_vector", DonchianConfig)
+class DonchianVector(Donchian):
+    """The same rules in the vectorised form: a target per bar, no Python call per bar."""
+
+    decide = Strategy.decide  # this one decides with target() instead
+
+    def target(self, bars):
+        return np.where(
+            bars.close > bars.upper, 1.0, np.where(bars.close < bars.lower, 0.0, np.nan)
+        )
