@@ -8,6 +8,7 @@ Insight fields, and one clear error per misuse.
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from components.market.base import BarChunk, chunk_from_columns
+from components.registry import lookup, typed_config
 from components.strategies.api import (
     Context,
     Strategy,
@@ -31,7 +33,6 @@ from components.strategies.api import (
     shift,
 )
 from components.strategies.base import FLAT, LONG, SHORT, Insight
-from components.registry import lookup, typed_config
 
 SYMBOLS = ("AAA", "BBB")
 
@@ -374,7 +375,7 @@ def test_target_when_vectorised_then_insight_only_where_target_changes() -> None
 
     views = [(i.sym, i.view) for i in drive(Flip(), split(make_bars(12, holes=False), 5))]
     a = [v for s, v in views if s == 0]
-    assert a[:3] == [SHORT, LONG, SHORT] and all(x != y for x, y in zip(a, a[1:]))
+    assert a[:3] == [SHORT, LONG, SHORT] and all(x != y for x, y in itertools.pairwise(a))
 
 
 def test_target_when_value_not_a_view_then_error() -> None:
