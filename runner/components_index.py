@@ -6,9 +6,9 @@ from components.execution import handler as _execution  # noqa: F401
 from components.execution import write_buffer as _buffer  # noqa: F401
 from components.execution.broker import BrokerConfig, SimulatedBroker
 from components.market import providers as _market  # noqa: F401
+from components.registry import register
 from components.strategies import builtin as _strategies  # noqa: F401
 from runner.config import register_root
-from components.registry import register
 
 register_root()
 

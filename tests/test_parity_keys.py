@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from runner.parity import declared_keys, flatten, is_performance_key, override_key, split_config
 from components.registry import entries
+from runner.parity import declared_keys, flatten, is_performance_key, override_key, split_config
 from tests.helpers import CONF_DIR, compose_config
 
 PERFORMANCE_GROUPS = ("market", "analytics", "buffer")
