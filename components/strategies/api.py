@@ -190,6 +190,21 @@ class Bars:
         return pd.DataFrame({c: getattr(self, c) for c in PRICE_COLUMNS}, index=index)
 
 
+class _Known(dict):
+    """Indicator values already computed for the tail's earlier bars (NaN for the new ones).
+
+    A recursive indicator (an EMA, Wilder's RSI) reads ``bars.known[name]`` to resume from its
+    last value instead of needing the whole history. Missing names give all-NaN.
+    """
+
+    def __init__(self, n: int) -> None:
+        super().__init__()
+        self.n = n
+
+    def __missing__(self, name: str) -> np.ndarray:
+        return np.full(self.n, np.nan)
+
+
 class _History:
     """A growable per-symbol store of bars and indicator values (capacity doubles)."""
 
@@ -277,7 +292,8 @@ class Context:
 
     def __init__(self, strategy: Strategy) -> None:
         self._strategy = strategy
-        self._r = 0
+        self._r = 0  # index into the selected rows' value lists
+        self._row = 0  # row in the chunk
         self._s = -1
         self._lo = self._hi = 0
         self.ts = 0
@@ -305,7 +321,7 @@ class Context:
     @property
     def bar_index(self) -> int:
         """This symbol's bar number, counted from 0 (its first bar in the run)."""
-        return int(self._strategy._bar_index[self._r])
+        return int(self._strategy._bar_index[self._row])
 
     @property
     def position(self) -> int:
@@ -333,7 +349,7 @@ class Context:
         names = st._columns
         out: dict[str, Snapshot] = {}
         for r in range(self._lo, self._hi):
-            values = {n: self._now[i][r] for i, n in enumerate(names)}
+            values = {n: float(st._full[n][r]) for n in names}
             values["ready"] = bool(st._ready_mask[r])
             out[st.symbols[st._syms[r]]] = Snapshot(values)
         return out
@@ -423,14 +439,14 @@ class Context:
                 reason,
                 float(value),
                 float(reference),
-                quantity,
+                None if quantity is None else int(quantity),
                 weight,
                 order_type,
-                limit,
-                stop,
+                None if limit is None else float(limit),
+                None if stop is None else float(stop),
                 tif,
-                stop_loss,
-                take_profit,
+                None if stop_loss is None else float(stop_loss),
+                None if take_profit is None else float(take_profit),
             )
         )
 
@@ -508,6 +524,14 @@ class Strategy:
         """Return name -> one value per bar of ``bars`` (NaN while undefined). Default: none."""
         return {}
 
+    def decide_when(self, bars: Bars) -> Any:  # pragma: no cover - replaced by subclasses
+        """Optional, vectorised: True on the bars where ``decide``/``rebalance`` may act.
+
+        Bars where it is False are skipped (still after warm-up only): a fast path when the
+        decision can only act on rare bars (a cross, a breakout). Default: every bar.
+        """
+        raise NotImplementedError
+
     def decide(self, ctx: Context) -> None:  # pragma: no cover - replaced by subclasses
         raise NotImplementedError
 
@@ -537,6 +561,12 @@ class Strategy:
                 "(per symbol), rebalance(ctx) (per clock step) or target(bars) (vectorised)"
             )
         self._hook = hooks[0]
+        self._has_when = type(self).decide_when is not Strategy.decide_when
+        if self._has_when and self._hook == "target":
+            raise StrategyError(
+                f"strategy {self.name!r}: decide_when(bars) filters decide/rebalance calls; "
+                "target(bars) is already vectorised: drop decide_when"
+            )
         lookback = self.lookback()
         if lookback is not None and (not isinstance(lookback, int) or lookback < 1):
             raise StrategyError(
@@ -565,6 +595,8 @@ class Strategy:
         self._syms = chunk.sym.tolist()
         self._bar_index = np.zeros(n, dtype=np.int64)
         ready = np.zeros(n, dtype=bool)
+        when = np.ones(n, dtype=bool)
+        self._when = when
         now_cols: dict[str, np.ndarray] = {}
         prev_cols: dict[str, np.ndarray] = {}
         events: list[tuple[int, Insight]] = []
@@ -576,14 +608,15 @@ class Strategy:
                 self._symbol_chunk(s, rows, chunk, ready, now_cols, prev_cols, events)
         self._ready_mask = ready
         names = self._columns
-        self._ctx._now = [
-            (
-                getattr(chunk, c) if c in PRICE_COLUMNS else now_cols.get(c, np.full(n, np.nan))
-            ).tolist()
+        self._full = {
+            c: getattr(chunk, c) if c in PRICE_COLUMNS else now_cols.get(c, np.full(n, np.nan))
             for c in names
-        ]
-        self._ctx._prev = [prev_cols.get(c, np.full(n, np.nan)).tolist() for c in names]
-        self._ready_rows = np.flatnonzero(ready).tolist()
+        }
+        # decide/rebalance run only on these rows: convert just their values to Python floats
+        selected = np.flatnonzero(ready & when)
+        self._ctx._now = [self._full[c][selected].tolist() for c in names]
+        self._ctx._prev = [prev_cols.get(c, np.full(n, np.nan))[selected].tolist() for c in names]
+        self._ready_rows = selected.tolist()
         self._ri = 0
         events.sort(key=lambda e: e[0])
         self._events, self._ei = events, 0
@@ -603,7 +636,7 @@ class Strategy:
             decide, syms = self.decide, self._syms
             while i < len(rows) and rows[i] < hi:
                 r = rows[i]
-                ctx._r, ctx._s = r, syms[r]
+                ctx._r, ctx._row, ctx._s = i, r, syms[r]
                 try:
                     decide(ctx)
                 except StrategyError:
@@ -614,7 +647,7 @@ class Strategy:
         else:
             while i < len(rows) and rows[i] < hi:
                 i += 1
-            ctx._r, ctx._s = lo, -1
+            ctx._r, ctx._row, ctx._s = -1, lo, -1
             try:
                 self.rebalance(ctx)
             except StrategyError:
@@ -664,6 +697,8 @@ class Strategy:
                 col[rows] = h.cols[name][n_old : n_old + m]
             prev = prev_cols.setdefault(name, np.full(len(chunk), np.nan))
             prev[rows] = np.where(has_prev, h.cols[name][np.maximum(prev_idx, 0)], np.nan)
+        if "__when__" in values:
+            self._when[rows] = values["__when__"][n_old - start :] != 0
         if self._hook == "target":
             self._target_events(
                 s, h, rows, values["__target__"][n_old - start :], bar_index, chunk, events
@@ -675,6 +710,12 @@ class Strategy:
         start = 0 if lookback is None else max(0, n_old - (lookback - 1) - _CHECK_BARS)
         cols = {c: h.view(c, start, h.n) for c in ("ts", *PRICE_COLUMNS)}
         bars = Bars(self.symbols[s], start, cols)
+        bars.new_from = n_old - start  # bars[:new_from] were computed before (bars.known)
+        bars.known = _Known(len(bars))
+        for name in self._ind_names or ():
+            known = np.full(len(bars), np.nan)
+            known[: n_old - start] = h.cols[name][start:n_old]
+            bars.known[name] = known
         try:
             raw = self.indicators(bars)
         except StrategyError:
@@ -700,6 +741,18 @@ class Strategy:
             except Exception as exc:
                 raise self._raised(exc, "target", s, h.n - 1) from None
             values["__target__"] = self._as_series("target", tgt, len(bars), s, h)
+        if self._has_when:
+            for name, v in values.items():
+                setattr(bars, name, v)
+            try:
+                when = self.decide_when(bars)
+            except StrategyError:
+                raise
+            except Exception as exc:
+                raise self._raised(exc, "decide_when", s, h.n - 1) from None
+            values["__when__"] = np.nan_to_num(
+                self._as_series("decide_when", when, len(bars), s, h)
+            )
         self._check_overlap(values, start, n_old, s, h)
         return values, start
 
@@ -842,7 +895,7 @@ class Strategy:
             return ctx._now[3][ctx._r]
         for r in range(ctx._lo, ctx._hi):
             if self._syms[r] == s:
-                return ctx._now[3][r]
+                return float(self._full["close"][r])
         return 0.0
 
     def _check_order(
@@ -914,7 +967,7 @@ class Strategy:
 
     def _error(self, ctx: Context, problem: str, fix: str) -> StrategyError:
         if ctx._s >= 0:
-            return self._at(ctx._s, int(self._bar_index[ctx._r]), problem, fix)
+            return self._at(ctx._s, int(self._bar_index[ctx._row]), problem, fix)
         ts = pd.Timestamp(ctx.ts, unit="us", tz="UTC").isoformat()
         return StrategyError(f"strategy {self.name!r}: {problem} at step {ts}; fix: {fix}.")
 
