@@ -444,3 +444,66 @@ def test_register_strategy_when_config_has_no_kind_then_schema_gets_one_and_keys
         Exception, match=r"strategy.windw: no such key .* Did you mean strategy.window\?"
     ):
         typed_config("strategy", {"kind": "tiny_test", "windw": 4})
+
+
+class Ema(Strategy):
+    """An EMA resumed from ``bars.known`` (recursive: no bounded window), decided every 3rd bar."""
+
+    name = "ema"
+
+    def __init__(self) -> None:
+        super().__init__(None)
+        self.calls: list[tuple[str, int, float]] = []
+
+    def lookback(self) -> int:
+        return 2
+
+    def indicators(self, bars: Any) -> dict[str, Any]:
+        ema = bars.known["ema"].copy()
+        close = bars.close
+        for j in range(bars.new_from, len(close)):
+            t = bars.start + j
+            ema[j] = close[j] if t == 0 else 0.8 * ema[j - 1] + 0.2 * close[j]
+        return {"ema": ema}
+
+    def decide_when(self, bars: Any) -> Any:
+        return np.arange(bars.start, bars.start + len(bars)) % 3 == 0
+
+    def decide(self, ctx: Context) -> None:
+        self.calls.append((ctx.symbol, ctx.bar_index, ctx.now.ema))
+
+
+def test_known_when_recursive_indicator_resumed_then_equal_to_one_pass_over_the_history() -> None:
+    cols = make_bars()
+    got = Ema()
+    drive(got, split(cols, 1))
+    closes = cols["close"][cols["sym"] == 0]
+    expected, value = [], 0.0
+    for t, c in enumerate(closes):
+        value = c if t == 0 else 0.8 * value + 0.2 * c
+        if t >= 1 and t % 3 == 0:
+            expected.append(("AAA", t, value))
+    assert [c for c in got.calls if c[0] == "AAA"] == expected
+
+
+def test_decide_when_when_false_then_decide_skipped_and_output_chunk_independent() -> None:
+    cols = make_bars()
+    one_chunk, tiny = Ema(), Ema()
+    drive(one_chunk, split(cols, 1000))
+    drive(tiny, split(cols, 2))
+    assert one_chunk.calls == tiny.calls
+    assert {bar % 3 for _, bar, _ in one_chunk.calls} == {0}
+
+
+def test_sma_cross_when_short_option_then_down_cross_goes_short_and_up_cross_long() -> None:
+    """DESIGN 5b reversal: with strategy.short=true a down-cross is a short view, not flat."""
+    from components.strategies.builtin import SmaCross, SmaCrossConfig
+
+    cols = make_bars(200)
+    long_only = drive(SmaCross(SmaCrossConfig(fast=3, slow=8)), split(cols, 50))
+    reversal = drive(SmaCross(SmaCrossConfig(fast=3, slow=8, short=True)), split(cols, 7))
+    assert {i.view for i in long_only} == {LONG, FLAT}
+    assert [i.view for i in reversal] == [SHORT if i.view == FLAT else LONG for i in long_only]
+    assert [i[:6:] for i in reversal if i.view == LONG] == [
+        i[:6] for i in long_only if i.view == LONG
+    ]
