@@ -244,29 +244,40 @@ class _History:
 
 
 class Row:
-    """Values of one symbol at one bar: ``open``..``volume`` and each indicator, as attributes."""
+    """Values of one symbol at one bar: ``open``..``volume`` and each indicator, as attributes.
 
-    __slots__ = ("_ctx",)
+    One object per strategy, refilled before each call (slots, no allocation per bar): read it
+    inside the hook, copy what you keep (``row.as_dict()``).
+    """
 
-    def __init__(self, ctx: Context) -> None:
-        self._ctx = ctx
+    __slots__ = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__slots__}
+
+    def __repr__(self) -> str:
+        return "Row(" + ", ".join(f"{k}={v!r}" for k, v in self.as_dict().items()) + ")"
 
 
-def _row_class(names: tuple[str, ...], attr: str) -> type[Row]:
-    """Build a Row subclass whose properties read column ``i`` of ``ctx.<attr>`` at ``ctx._r``."""
+def _row_class(names: tuple[str, ...]) -> type[Row]:
+    """Return a ``Row`` subclass with one slot per column name."""
+    return type("Row", (Row,), {"__slots__": names})
 
-    def prop(i: int) -> property:
-        if attr == "_now":
-            return property(lambda self: self._ctx._now[i][self._ctx._r])
-        return property(lambda self: self._ctx._prev[i][self._ctx._r])
 
-    namespace: dict[str, Any] = {"__slots__": ()}
-    for i, name in enumerate(names):
-        namespace[name] = prop(i)
-    namespace["__repr__"] = lambda self: (
-        "Row(" + ", ".join(f"{n}={getattr(self, n)!r}" for n in names) + ")"
+def _loader(names: tuple[str, ...]) -> Callable[[list[list[Any]]], Callable[[Row, int], None]]:
+    """Return ``bind(columns) -> load(row, j)``: ``load`` copies position ``j`` of each column.
+
+    Generated once per strategy so that a decision costs one call and one store per column.
+    """
+    cells = ", ".join(f"c{i}" for i in range(len(names)))
+    stores = "\n".join(f"        row.{name} = c{i}[j]" for i, name in enumerate(names))
+    source = (
+        f"def bind(columns):\n    ({cells},) = columns\n"
+        f"    def load(row, j):\n{stores}\n    return load\n"
     )
-    return type("Row", (Row,), namespace)
+    namespace: dict[str, Any] = {}
+    exec(compile(source, "<strategy row loader>", "exec"), namespace)
+    return namespace["bind"]
 
 
 class Snapshot:
@@ -293,16 +304,15 @@ class Context:
     def __init__(self, strategy: Strategy) -> None:
         self._strategy = strategy
         self._r = 0  # index into the selected rows' value lists
-        self._row = 0  # row in the chunk
         self._s = -1
         self._lo = self._hi = 0
         self.ts = 0
         self.snapshot: Any = None
-        self._now: list[list[Any]] = []
-        self._prev: list[list[Any]] = []
         self._out: list[Insight] = []
-        self.now: Row = Row(self)
-        self.prev: Row = Row(self)
+        self.now: Row = Row()  # this bar's values (refilled before each decide call)
+        self._prev_row: Row = Row()
+        self._load_prev: Callable[[Row, int], None] = lambda row, j: None
+        self.position = 0  # signed units held (set before each decide call)
 
     # ---- reading
     @property
@@ -321,11 +331,14 @@ class Context:
     @property
     def bar_index(self) -> int:
         """This symbol's bar number, counted from 0 (its first bar in the run)."""
-        return int(self._strategy._bar_index[self._row])
+        st = self._strategy
+        return int(st._bar_index[st._ready_rows[self._r]])
 
     @property
-    def position(self) -> int:
-        return self._strategy._view.position_of(self._s)
+    def prev(self) -> Row:
+        """The symbol's previous bar: OHLCV and indicators (NaN before its first bar)."""
+        self._load_prev(self._prev_row, self._r)
+        return self._prev_row
 
     def position_of(self, symbol: str) -> int:
         return self._strategy._view.position_of(self._strategy._sym_index(symbol, self))
@@ -583,8 +596,8 @@ class Strategy:
             shadow = _ShadowBook(len(self.symbols), self.name)
             self._view = self._book = shadow
         self._ctx = Context(self)
+        self._set_columns(PRICE_COLUMNS)
         self._ready_rows: list[int] = []
-        self._ri = 0
         self._events: list[tuple[int, Insight]] = []
         self._ei = 0
         self.on_start()
@@ -614,10 +627,15 @@ class Strategy:
         }
         # decide/rebalance run only on these rows: convert just their values to Python floats
         selected = np.flatnonzero(ready & when)
-        self._ctx._now = [self._full[c][selected].tolist() for c in names]
-        self._ctx._prev = [prev_cols.get(c, np.full(n, np.nan))[selected].tolist() for c in names]
+        ctx = self._ctx
+        self._load_now = self._bind([self._full[c][selected].tolist() for c in names])
+        ctx._load_prev = self._bind(
+            [prev_cols.get(c, np.full(n, np.nan))[selected].tolist() for c in names]
+        )
         self._ready_rows = selected.tolist()
-        self._ri = 0
+        self._sel_syms = chunk.sym[selected].tolist()
+        # selected rows of step k: positions step_lo[k]:step_lo[k + 1] of the lists above
+        self._step_lo = np.searchsorted(selected, chunk.bounds).tolist()
         events.sort(key=lambda e: e[0])
         self._events, self._ei = events, 0
 
@@ -625,39 +643,38 @@ class Strategy:
         hook = self._hook
         if hook == "target":
             return self._emit_events(hi)
-        rows, i = self._ready_rows, self._ri
-        if i >= len(rows) or rows[i] >= hi:
+        a, b = self._step_lo[k], self._step_lo[k + 1]
+        if a == b:
             return None
         ctx = self._ctx
         ctx.ts, ctx.snapshot, ctx._lo, ctx._hi = ts, snapshot, lo, hi
         out: list[Insight] = []
         ctx._out = out
-        if hook == "decide":
-            decide, syms = self.decide, self._syms
-            while i < len(rows) and rows[i] < hi:
-                r = rows[i]
-                ctx._r, ctx._row, ctx._s = i, r, syms[r]
-                try:
+        try:
+            if hook == "decide":
+                decide, position_of = self.decide, self._view.position_of
+                load, now, syms = self._load_now, ctx.now, self._sel_syms
+                for j in range(a, b):
+                    s = syms[j]
+                    load(now, j)
+                    ctx._r, ctx._s, ctx.position = j, s, position_of(s)
                     decide(ctx)
-                except StrategyError:
-                    raise
-                except Exception as exc:
-                    raise self._raised(exc, "decide") from None
-                i += 1
-        else:
-            while i < len(rows) and rows[i] < hi:
-                i += 1
-            ctx._r, ctx._row, ctx._s = -1, lo, -1
-            try:
+            else:
+                ctx._r, ctx._s, ctx.position = a, -1, 0
                 self.rebalance(ctx)
-            except StrategyError:
-                raise
-            except Exception as exc:
-                raise self._raised(exc, "rebalance") from None
-        self._ri = i
+        except StrategyError:
+            raise
+        except Exception as exc:
+            raise self._raised(exc, hook) from None
         return out or None
 
     # ---- internals
+    def _set_columns(self, names: tuple[str, ...]) -> None:
+        row_cls = _row_class(names)
+        self._ctx.now, self._ctx._prev_row = row_cls(), row_cls()
+        self._bind = _loader(names)
+        self._load_now = self._bind([[] for _ in names])
+
     def _symbol_chunk(
         self,
         s: int,
@@ -799,8 +816,7 @@ class Strategy:
             self._columns = PRICE_COLUMNS + self._ind_names
             for hist in self._histories:
                 hist.add_columns(names)
-            self._ctx.now = _row_class(self._columns, "_now")(self._ctx)
-            self._ctx.prev = _row_class(self._columns, "_prev")(self._ctx)
+            self._set_columns(self._columns)
         elif tuple(names) != self._ind_names:
             raise self._at(
                 s,
@@ -892,7 +908,7 @@ class Strategy:
 
     def _close_of(self, s: int, ctx: Context) -> float:
         if s == ctx._s:
-            return ctx._now[3][ctx._r]
+            return ctx.now.close
         for r in range(ctx._lo, ctx._hi):
             if self._syms[r] == s:
                 return float(self._full["close"][r])
@@ -967,7 +983,7 @@ class Strategy:
 
     def _error(self, ctx: Context, problem: str, fix: str) -> StrategyError:
         if ctx._s >= 0:
-            return self._at(ctx._s, int(self._bar_index[ctx._row]), problem, fix)
+            return self._at(ctx._s, ctx.bar_index, problem, fix)
         ts = pd.Timestamp(ctx.ts, unit="us", tz="UTC").isoformat()
         return StrategyError(f"strategy {self.name!r}: {problem} at step {ts}; fix: {fix}.")
 
