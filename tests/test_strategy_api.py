@@ -288,8 +288,6 @@ def test_orders_when_helpers_used_then_insights_carry_every_order_field() -> Non
     def place(ctx: Context) -> None:
         ctx.buy(100, limit=99.5, stop_loss=0.05, take_profit=0.1, tif="day", reason="dip")
         ctx.short(50, stop=98.0, symbol="BBB")
-        ctx.sell(30)
-        ctx.cover()
         ctx.close()
         ctx.target_weights({"AAA": 0.5, "BBB": -0.25})
 
@@ -299,13 +297,33 @@ def test_orders_when_helpers_used_then_insights_carry_every_order_field() -> Non
     assert got == [
         Insight(ts, 0, LONG, "dip", close, 0.0, 100, None, "limit", 99.5, None, "day", 0.05, 0.1),
         Insight(ts, 1, SHORT, "short", got[1].value, 0.0, 50, None, "stop", None, 98.0, "gtc"),
-        Insight(ts, 0, FLAT, "sell", close, 0.0, 30),
-        Insight(ts, 0, FLAT, "cover", close),
         Insight(ts, 0, FLAT, "close", close),
         Insight(ts, 0, LONG, "rebalance", close, 0.0, None, 0.5),
-        Insight(ts, 1, SHORT, "rebalance", got[6].value, 0.0, None, -0.25),
+        Insight(ts, 1, SHORT, "rebalance", got[4].value, 0.0, None, -0.25),
     ]
-    assert got[1].value == got[6].value != 0.0  # BBB's own close at this step
+    assert got[1].value == got[4].value != 0.0  # BBB's own close at this step
+
+
+def test_sell_and_cover_when_position_on_that_side_then_flat_else_nothing() -> None:
+    """AAA is short 7 and BBB long 3 in the bound view: only cover (AAA) and sell (BBB) act."""
+
+    def place(ctx: Context) -> None:
+        ctx.sell()  # AAA is short: nothing
+        ctx.cover(reason="cover_aaa")
+        ctx.sell(symbol="BBB", reason="sell_bbb")
+        ctx.cover(symbol="BBB")  # BBB is long: nothing
+
+    strategy = OneOrder(place)
+    strategy.bind(FakeView())
+    got = drive(strategy, split(make_bars(8, holes=False), 1000))
+    assert [(i.sym, i.view, i.reason, i.quantity) for i in got] == [
+        (0, FLAT, "cover_aaa", None),
+        (1, FLAT, "sell_bbb", None),
+    ]
+    with pytest.raises(
+        StrategyError, match=r"sell\(\) exits the whole position and takes no quantity"
+    ):
+        one(lambda ctx: ctx.sell(quantity=3))
 
 
 class FakeView:

@@ -378,20 +378,36 @@ class Context:
         """Go long: buy ``quantity`` units (None: the sizing policy decides)."""
         self._order(LONG, quantity, "buy", kw)
 
-    def sell(self, quantity: int | None = None, **kw: Any) -> None:
-        """Reduce a long: sell ``quantity`` units (None: all of it)."""
-        self._order(FLAT, quantity, "sell", kw)
+    def sell(self, **kw: Any) -> None:
+        """Exit a long position (all of it) at the next open; nothing when not long."""
+        self._no_quantity("sell", kw)
+        if self._position_for(kw) > 0:
+            self._order(FLAT, None, "sell", kw)
 
     def short(self, quantity: int | None = None, **kw: Any) -> None:
         """Go short: sell ``quantity`` units short (None: the sizing policy decides)."""
         self._order(SHORT, quantity, "short", kw)
 
-    def cover(self, quantity: int | None = None, **kw: Any) -> None:
-        """Reduce a short: buy back ``quantity`` units (None: all of it)."""
-        self._order(FLAT, quantity, "cover", kw)
+    def cover(self, **kw: Any) -> None:
+        """Exit a short position (all of it) at the next open; nothing when not short."""
+        self._no_quantity("cover", kw)
+        if self._position_for(kw) < 0:
+            self._order(FLAT, None, "cover", kw)
+
+    def _position_for(self, kw: dict[str, Any]) -> int:
+        symbol = kw.get("symbol")
+        return self.position if symbol is None else self.position_of(symbol)
+
+    def _no_quantity(self, what: str, kw: dict[str, Any]) -> None:
+        if "quantity" in kw:
+            raise self._strategy._error(
+                self,
+                f"{what}() exits the whole position and takes no quantity",
+                "call ctx.sell() / ctx.cover() / ctx.close(), or hold less with ctx.target_weights",
+            )
 
     def close(self, **kw: Any) -> None:
-        """Close the whole position, long or short, at the next open."""
+        """Want flat: close the whole position, long or short, at the next open (always recorded)."""
         self._order(FLAT, None, "close", kw)
 
     def target_weights(self, weights: Mapping[str, float], reason: str = "rebalance") -> None:

@@ -20,9 +20,7 @@ class SmaCrossConfig:
     kind: str = "sma_cross"
     fast: int = 10  # bars in the fast simple moving average of closes
     slow: int = 30  # bars in the slow simple moving average of closes
-    short: bool = (
-        False  # reversal (DESIGN 5b): a down-cross goes short, an up-cross closes it and goes long
-    )
+    short: bool = False  # true: reversal (a down-cross closes any long and goes short)
 
     def __post_init__(self) -> None:
         if not 1 <= self.fast < self.slow:
@@ -98,7 +96,7 @@ class SmaCross(Strategy):
         if sign > 0 and last < 0:
             ctx.buy(reason="sma_up_cross", value=now.fast, reference=now.slow)
         elif sign < 0 and last > 0:
-            order = ctx.short if self.config.short else ctx.sell
+            order = ctx.short if self.config.short else ctx.close
             order(reason="sma_down_cross", value=now.fast, reference=now.slow)
 
 
@@ -142,7 +140,7 @@ class RsiRevert(Strategy):
         if rsi < c.oversold:
             ctx.buy(reason="rsi_oversold", value=rsi, reference=c.oversold)
         elif rsi > c.overbought:
-            ctx.sell(reason="rsi_overbought", value=rsi, reference=c.overbought)
+            ctx.close(reason="rsi_overbought", value=rsi, reference=c.overbought)
 
 
 @register_strategy("momentum_rotation", MomentumRotationConfig)
