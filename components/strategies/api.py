@@ -571,6 +571,18 @@ class Strategy:
         raise NotImplementedError
 
     # ---- the engine protocol
+    @property
+    def warmup_bars(self) -> int:
+        """W of the run so far: the largest first-defined bar index over indicators and symbols.
+
+        The statistics read it after the run (buy & hold starts at bar W's close); 0 before any
+        symbol is past its warm-up.
+        """
+        histories = getattr(self, "_histories", [])
+        return max(
+            (int(h.ready_from) - 1 for h in histories if math.isfinite(h.ready_from)), default=0
+        )
+
     def bind(self, view: BrokerView) -> None:
         """Receive the broker view (the engine calls this before ``start``)."""
         self._bound = view
