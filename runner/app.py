@@ -19,11 +19,11 @@ from omegaconf import DictConfig, OmegaConf
 from components.data.duckdb_client import get_connection, translate_error
 from components.errors import UserFacingError
 from components.execution.write_buffer import FlushError, WriteBuffer
+from components.registry import build, typed_config
 from runner import outputs
 from runner.engine import Engine, LoopResult, StopFlags
 from runner.plan import Plan, make_plan, typed_configs
 from runner.progress import console_sink, make_progress
-from components.registry import build, typed_config
 from runner.resources import peak_rss_mb
 
 

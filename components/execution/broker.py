@@ -136,7 +136,9 @@ class Broker(Protocol):
     def equity(self) -> float: ...
     def working_orders(self, sym: int) -> list[Any]: ...
     def pending_quantity(self, sym: int) -> int: ...
-    def submit(self, sym: int, side: str, quantity: int, ts: int, signal_seq: int, **kw: Any) -> Order: ...
+    def submit(
+        self, sym: int, side: str, quantity: int, ts: int, signal_seq: int, **kw: Any
+    ) -> Order: ...
     def on_step(self, ts: int, rows: range, bars: Any) -> None: ...
 
 
@@ -319,11 +321,11 @@ class SimulatedBroker:
         if price is not None:
             self._fill(order, ts, price, caps)
 
-    def _intrabar(self, s: int, ts: int, o: float, h: float, l: float, caps: dict) -> None:
+    def _intrabar(self, s: int, ts: int, o: float, h: float, low: float, caps: dict) -> None:
         working = self.pending[s]
         for order in list(working):
             if order.order_type != "market" and order in working:
-                price = self._range_price(order, o, h, l)
+                price = self._range_price(order, o, h, low)
                 if price is not None:
                     self._fill(order, ts, price, caps)
             order.bars += 1
@@ -331,17 +333,17 @@ class SimulatedBroker:
                 self.cancel(order, ts, EXPIRED_DAY)
 
     @staticmethod
-    def _range_price(order: Order, o: float, h: float, l: float) -> float | None:
+    def _range_price(order: Order, o: float, h: float, low: float) -> float | None:
         """Return the price at which the bar's range (the open did not) reaches the order."""
         kind, buy = order.order_type, order.side == "buy"
         if kind == "limit":
-            return order.limit if (l <= order.limit if buy else h >= order.limit) else None
+            return order.limit if (low <= order.limit if buy else h >= order.limit) else None
         if kind == "stop":
-            return order.stop if (h >= order.stop if buy else l <= order.stop) else None
+            return order.stop if (h >= order.stop if buy else low <= order.stop) else None
         if kind == "stop_limit":
             if order.triggered:
-                return order.limit if (l <= order.limit if buy else h >= order.limit) else None
-            if h >= order.stop if buy else l <= order.stop:
+                return order.limit if (low <= order.limit if buy else h >= order.limit) else None
+            if h >= order.stop if buy else low <= order.stop:
                 order.triggered = True
                 # limit beyond the stop: filled at the stop; otherwise the price would have to
                 # come back to the limit after the trigger, which one bar cannot tell: next bars
@@ -376,7 +378,9 @@ class SimulatedBroker:
         open_q = take - close_q
         if close_q:
             intent = order.intent
-            reason = intent if intent in (REVERSE, FLATTEN) else REVERSE if intent == OPEN else "signal"
+            reason = (
+                intent if intent in (REVERSE, FLATTEN) else REVERSE if intent == OPEN else "signal"
+            )
             self._close(s, order, ts, price, close_q, reason)
         if open_q:
             entry = self._entry_price(order, price)
@@ -420,11 +424,12 @@ class SimulatedBroker:
         self.total_fees += fee
         self.position[s] += signed
         self.held.add(s)
-        if self.position[s] < 0:
-            if s not in self.shorts:
-                self.shorts.add(s)
-                self._borrow_from[s] = ts
-        self.lots[s].append([ts, entry, signed, fee, order.sl, order.tp, order.signal_seq, order.ts])
+        if self.position[s] < 0 and s not in self.shorts:
+            self.shorts.add(s)
+            self._borrow_from[s] = ts
+        self.lots[s].append(
+            [ts, entry, signed, fee, order.sl, order.tp, order.signal_seq, order.ts]
+        )
         if order.sl is not None or order.tp is not None:
             self.bracketed.add(s)
             self._retrigger(s)
@@ -442,7 +447,9 @@ class SimulatedBroker:
         while left:
             lot = self.lots[s][0]
             take = min(left, abs(lot[2]))
-            self._close_lot(s, lot, take, ts, price, fee if take == qty else fee * take / qty, reason)
+            self._close_lot(
+                s, lot, take, ts, price, fee if take == qty else fee * take / qty, reason
+            )
             left -= take
         order.filled += qty
         self._record_fill(
@@ -479,12 +486,12 @@ class SimulatedBroker:
         self.closed.append(row)
         self._record("trades", row)
 
-    def _check_brackets(self, s: int, ts: int, o: float, h: float, l: float, caps: dict) -> None:
+    def _check_brackets(self, s: int, ts: int, o: float, h: float, low: float, caps: dict) -> None:
         """Exit lots whose stop (tested first) or take profit the bar reaches (DESIGN 5b)."""
         for lot in list(self.lots[s]):
             sl, tp = lot[4], lot[5]
             if lot[2] > 0:
-                if sl is not None and l <= sl:
+                if sl is not None and low <= sl:
                     price, reason = (o if o < sl else sl), "stop_loss"
                 elif tp is not None and h >= tp:
                     price, reason = (o if o > tp else tp), "take_profit"
@@ -493,7 +500,7 @@ class SimulatedBroker:
             else:
                 if sl is not None and h >= sl:
                     price, reason = (o if o > sl else sl), "stop_loss"
-                elif tp is not None and l <= tp:
+                elif tp is not None and low <= tp:
                     price, reason = (o if o < tp else tp), "take_profit"
                 else:
                     continue
@@ -548,8 +555,17 @@ class SimulatedBroker:
         self._record(
             "fills",
             FillRow(
-                self._seq(), ts, self._symbols[s], side, qty, price, order_ts, signal_seq, fee,
-                remaining, reason,
+                self._seq(),
+                ts,
+                self._symbols[s],
+                side,
+                qty,
+                price,
+                order_ts,
+                signal_seq,
+                fee,
+                remaining,
+                reason,
             ),
         )
 
@@ -570,7 +586,14 @@ class SimulatedBroker:
         self._record(
             "denials",
             DenialRow(
-                self._seq(), ts, self._symbols[sym], side, quantity, code, observed, limit,
+                self._seq(),
+                ts,
+                self._symbols[sym],
+                side,
+                quantity,
+                code,
+                observed,
+                limit,
                 signal_seq,
             ),
         )
@@ -603,7 +626,13 @@ class _OneBar:
     """Column lists of a single bar, shaped like the engine's per-chunk lists."""
 
     def __init__(self, syms: list, opens: list, highs: list, lows: list, volumes: list) -> None:
-        self.syms, self.opens, self.highs, self.lows, self.volumes = syms, opens, highs, lows, volumes
+        self.syms, self.opens, self.highs, self.lows, self.volumes = (
+            syms,
+            opens,
+            highs,
+            lows,
+            volumes,
+        )
 
 
 class SimulatedBrokerFactory:

@@ -9,9 +9,9 @@ from typing import Any
 import numpy as np
 
 from components.market.base import BarChunk
+from components.registry import register
 from components.strategies.base import FLAT, LONG, SHORT, EventStrategy, Insight
 from components.strategies.indicators import previous_nonzero, rolling_sum
-from components.registry import register
 
 
 @dataclass
