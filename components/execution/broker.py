@@ -217,7 +217,10 @@ class SimulatedBroker:
 
     def pending_quantity(self, sym: int) -> int:
         """Return the signed units of orders not yet filled for ``sym``."""
-        return sum(o.signed_remaining for o in self.pending.get(sym, ()))
+        orders = self.pending.get(sym)
+        if not orders:
+            return 0
+        return sum(o.signed_remaining for o in orders)
 
     # -- orders ------------------------------------------------------------------------------------
     def submit(
@@ -256,34 +259,46 @@ class SimulatedBroker:
 
     # -- one clock step ----------------------------------------------------------------------------
     def on_step(self, ts: int, rows: range, bars: Any) -> None:
-        """Run steps (1)-(3) of the bar for every row of this clock step (``bars``: chunk lists)."""
-        syms, opens = bars.syms, bars.opens
-        pending, bracketed = self.pending, self.bracketed
-        active = [r for r in rows if syms[r] in pending or syms[r] in bracketed]
-        if not active:
-            return
+        """Run steps (1)-(3) of the bar for every row of this clock step (``bars``: chunk lists).
+
+        Each phase runs over every symbol of the step before the next one starts: (1a) closing
+        orders at the open, (1b) entries at the open, (2) brackets, (3) within the bar.
+        """
+        syms, opens, pending = bars.syms, bars.opens, self.pending
         caps: dict[int, float] = {}
-        if self.max_volume_fraction is not None:
-            volumes = bars.volumes
-            for r in active:
-                caps[syms[r]] = math.floor(self.max_volume_fraction * volumes[r])
-        for r in active:  # (1a) closing orders of every symbol first, at the open
-            s = syms[r]
-            if s in pending:
-                for order in [o for o in pending[s] if o.intent in CLOSING]:
-                    self._try_open(order, ts, opens[r], caps)
-        highs, lows = bars.highs, bars.lows
-        for r in active:
-            s = syms[r]
-            if s in pending:  # (1b) entries (and orders whose trigger the open crossed)
-                for order in [o for o in pending[s] if o.intent not in CLOSING]:
-                    self._try_open(order, ts, opens[r], caps)
-            if s in bracketed and (
-                lows[r] <= self.low_trigger[s] or highs[r] >= self.high_trigger[s]
-            ):
-                self._check_brackets(s, ts, opens[r], highs[r], lows[r], caps)  # (2)
-            if s in pending:  # (3) limit / stop orders touched within the bar; day orders expire
-                self._intrabar(s, ts, opens[r], highs[r], lows[r], caps)
+        working = [r for r in rows if syms[r] in pending] if pending else ()
+        if working:
+            if self.max_volume_fraction is not None:
+                volumes, mvf = bars.volumes, self.max_volume_fraction
+                for r in rows:
+                    caps[syms[r]] = math.floor(mvf * volumes[r])
+            for r in working:  # (1a) closing orders of every symbol first, at the open
+                orders = pending.get(syms[r])
+                if orders:
+                    for order in [o for o in orders if o.intent in CLOSING]:
+                        self._try_open(order, ts, opens[r], caps)
+            for r in working:  # (1b) entries (and orders whose trigger the open crossed)
+                orders = pending.get(syms[r])
+                if orders:
+                    for order in [o for o in orders if o.intent not in CLOSING]:
+                        self._try_open(order, ts, opens[r], caps)
+        bracketed = self.bracketed
+        if bracketed:  # (2) brackets, a lot filled at this open included
+            highs, lows = bars.highs, bars.lows
+            low_trigger, high_trigger = self.low_trigger, self.high_trigger
+            if not caps and self.max_volume_fraction is not None:
+                volumes, mvf = bars.volumes, self.max_volume_fraction
+                for r in rows:
+                    caps[syms[r]] = math.floor(mvf * volumes[r])
+            for r in rows:
+                s = syms[r]
+                if s in bracketed and (lows[r] <= low_trigger[s] or highs[r] >= high_trigger[s]):
+                    self._check_brackets(s, ts, opens[r], highs[r], lows[r], caps)
+        if working:  # (3) limit / stop orders touched within the bar; day orders expire
+            highs, lows = bars.highs, bars.lows
+            for r in working:
+                if syms[r] in pending:
+                    self._intrabar(syms[r], ts, opens[r], highs[r], lows[r], caps)
 
     def fill_at_open(self, sym: int, ts: int, price: float) -> None:
         """Fill ``sym``'s working orders on a bar that trades only at ``price`` (tests, tools)."""
@@ -430,9 +445,14 @@ class SimulatedBroker:
         self.lots[s].append(
             [ts, entry, signed, fee, order.sl, order.tp, order.signal_seq, order.ts]
         )
-        if order.sl is not None or order.tp is not None:
+        sl, tp = order.sl, order.tp
+        if sl is not None or tp is not None:
             self.bracketed.add(s)
-            self._retrigger(s)
+            low, high = (sl, tp) if signed > 0 else (tp, sl)
+            if low is not None and low > self.low_trigger[s]:
+                self.low_trigger[s] = low
+            if high is not None and high < self.high_trigger[s]:
+                self.high_trigger[s] = high
         order.filled += qty
         self._record_fill(
             ts, s, order.side, qty, entry, order.ts, order.signal_seq, fee, order.remaining, "entry"
@@ -488,6 +508,7 @@ class SimulatedBroker:
 
     def _check_brackets(self, s: int, ts: int, o: float, h: float, low: float, caps: dict) -> None:
         """Exit lots whose stop (tested first) or take profit the bar reaches (DESIGN 5b)."""
+        exited = False
         for lot in list(self.lots[s]):
             sl, tp = lot[4], lot[5]
             if lot[2] > 0:
@@ -517,7 +538,9 @@ class SimulatedBroker:
             self._close_lot(s, lot, take, ts, price, fee, reason)
             left = abs(lot[2])
             self._record_fill(ts, s, side, take, price, order_ts, seq, fee, left, reason)
-        self._retrigger(s)
+            exited = True
+        if exited:
+            self._retrigger(s)
 
     def _retrigger(self, s: int) -> None:
         """Recompute the bar levels that can touch one of ``s``'s brackets (a cheap pre-test)."""
