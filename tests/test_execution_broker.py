@@ -180,8 +180,8 @@ def test_reversal_when_short_view_while_long_then_two_trades_at_the_same_open() 
     assert (closed.exit_price, closed.exit_reason, closed.size) == (110.0, "reverse", 100)
     assert desk.broker.position_of(0) == -100
     lot = desk.broker.lots[0][0]
-    assert lot[0] == closed.exit_ts and lot[1] == pytest.approx(110.0 * (1 - 0.0005))
-    assert lot[3] == pytest.approx(1.0 + 0.001 * 100 * 110.0 * (1 - 0.0005))
+    assert lot.entry_ts == closed.exit_ts and lot.price == pytest.approx(110.0 * (1 - 0.0005))
+    assert lot.fee == pytest.approx(1.0 + 0.001 * 100 * 110.0 * (1 - 0.0005))
 
 
 def test_partial_fills_when_volume_capped_then_rest_works_on_and_sums_to_quantity() -> None:

@@ -77,7 +77,7 @@ def identity_equity(desk: Desk, cash0: float) -> float:
     value = cash0 + sum(t.pnl for t in desk.trades()) - broker.borrow_paid
     for sym, lots in enumerate(broker.lots):
         for lot in lots:
-            value += lot[2] * (broker.last_close[sym] - lot[1]) - lot[3]
+            value += lot.qty * (broker.last_close[sym] - lot.price) - lot.fee
     return value
 
 

@@ -122,6 +122,30 @@ class BrokerConfig:
         _finite_at_least("broker.borrow_rate", self.borrow_rate, 0, "broker.borrow_rate=0.03")
 
 
+class Lot:
+    """One entry fill still (partly) open: the unit of trades and of brackets."""
+
+    __slots__ = ("entry_ts", "fee", "order_ts", "price", "qty", "signal_seq", "sl", "tp")
+
+    def __init__(
+        self,
+        entry_ts: int,
+        price: float,
+        qty: int,
+        fee: float,
+        sl: float | None,
+        tp: float | None,
+        signal_seq: int,
+        order_ts: int,
+    ) -> None:
+        self.entry_ts = entry_ts
+        self.price = price  # entry fill price, after spread
+        self.qty = qty  # signed units still open
+        self.fee = fee  # the entry commission not yet booked into a closed trade
+        self.sl, self.tp = sl, tp  # bracket levels (prices), None = none
+        self.signal_seq, self.order_ts = signal_seq, order_ts
+
+
 class Broker(Protocol):
     """What the engine and the ExecutionHandler use of a broker (the strategy sees ``BrokerView``)."""
 
@@ -140,6 +164,10 @@ class Broker(Protocol):
         self, sym: int, side: str, quantity: int, ts: int, signal_seq: int, **kw: Any
     ) -> Order: ...
     def on_step(self, ts: int, rows: range, bars: Any) -> None: ...
+    def cancel(self, order: Order, ts: int, code: str) -> None: ...
+    def cancel_brackets(self, sym: int, ts: int, code: str | None) -> None: ...
+    def flatten_all(self, ts: int) -> None: ...
+    def open_positions(self) -> list[dict[str, object]]: ...
 
 
 Record = Callable[[str, tuple], None]
@@ -169,9 +197,7 @@ class SimulatedBroker:
         )
         self.position = [0] * n_symbols
         self.pending: dict[int, list[Order]] = {}
-        # per symbol, FIFO lots: [entry_ts, entry_price, signed qty, entry fee left, sl, tp,
-        # signal_seq, order_ts]
-        self.lots: list[deque[list[Any]]] = [deque() for _ in range(n_symbols)]
+        self.lots: list[deque[Lot]] = [deque() for _ in range(n_symbols)]  # per symbol, FIFO
         self.last_close = [0.0] * n_symbols
         self.held: set[int] = set()
         self.shorts: set[int] = set()
@@ -208,11 +234,11 @@ class SimulatedBroker:
         """Return ``sym``'s orders not yet filled, then its brackets, in submission order."""
         out: list[Any] = list(self.pending.get(sym, ()))
         for lot in self.lots[sym]:
-            side = "sell" if lot[2] > 0 else "buy"
-            if lot[4] is not None:
-                out.append(BracketView(sym, side, abs(lot[2]), "stop", None, lot[4]))
-            if lot[5] is not None:
-                out.append(BracketView(sym, side, abs(lot[2]), "limit", lot[5], None))
+            side = "sell" if lot.qty > 0 else "buy"
+            if lot.sl is not None:
+                out.append(BracketView(sym, side, abs(lot.qty), "stop", None, lot.sl))
+            if lot.tp is not None:
+                out.append(BracketView(sym, side, abs(lot.qty), "limit", lot.tp, None))
         return out
 
     def pending_quantity(self, sym: int) -> int:
@@ -245,10 +271,10 @@ class SimulatedBroker:
     def cancel_brackets(self, sym: int, ts: int, code: str | None) -> None:
         """Drop every bracket of ``sym``'s lots; record each one as a denial when ``code`` is set."""
         for lot in self.lots[sym]:
-            if code is not None and (lot[4] is not None or lot[5] is not None):
-                side = "sell" if lot[2] > 0 else "buy"
-                self.deny(ts, sym, side, abs(lot[2]), code, None, None, lot[6])
-            lot[4] = lot[5] = None
+            if code is not None and (lot.sl is not None or lot.tp is not None):
+                side = "sell" if lot.qty > 0 else "buy"
+                self.deny(ts, sym, side, abs(lot.qty), code, None, None, lot.signal_seq)
+            lot.sl = lot.tp = None
         self._retrigger(sym)
 
     def flatten_all(self, ts: int) -> None:
@@ -443,7 +469,7 @@ class SimulatedBroker:
             self.shorts.add(s)
             self._borrow_from[s] = ts
         self.lots[s].append(
-            [ts, entry, signed, fee, order.sl, order.tp, order.signal_seq, order.ts]
+            Lot(ts, entry, signed, fee, order.sl, order.tp, order.signal_seq, order.ts)
         )
         sl, tp = order.sl, order.tp
         if sl is not None or tp is not None:
@@ -466,7 +492,7 @@ class SimulatedBroker:
         left = qty
         while left:
             lot = self.lots[s][0]
-            take = min(left, abs(lot[2]))
+            take = min(left, abs(lot.qty))
             self._close_lot(
                 s, lot, take, ts, price, fee if take == qty else fee * take / qty, reason
             )
@@ -477,22 +503,22 @@ class SimulatedBroker:
         )
 
     def _close_lot(
-        self, s: int, lot: list[Any], take: int, ts: int, price: float, exit_fee: float, reason: str
+        self, s: int, lot: Lot, take: int, ts: int, price: float, exit_fee: float, reason: str
     ) -> None:
         """Book the round trip of ``take`` units of ``lot``; cash, position and borrow follow."""
         if self.borrow_rate and s in self.shorts:
             self._accrue_borrow(s, ts, price)
-        size = take if lot[2] > 0 else -take
-        lot_units = abs(lot[2])
-        entry_fee = lot[3] if take == lot_units else lot[3] * take / lot_units
+        size = take if lot.qty > 0 else -take
+        lot_units = abs(lot.qty)
+        entry_fee = lot.fee if take == lot_units else lot.fee * take / lot_units
         fees = entry_fee + exit_fee
-        pnl = size * (price - lot[1]) - fees
+        pnl = size * (price - lot.price) - fees
         self.cash += size * price - exit_fee
         self.total_fees += exit_fee
         self.position[s] -= size
-        lot[2] -= size
-        lot[3] -= entry_fee
-        if not lot[2]:
+        lot.qty -= size
+        lot.fee -= entry_fee
+        if not lot.qty:
             self.lots[s].remove(lot)
         if not self.position[s]:
             self.held.discard(s)
@@ -501,7 +527,16 @@ class SimulatedBroker:
         self.realized_pnl += pnl
         self.trades += 1
         row = TradeRow(
-            self._seq(), self._symbols[s], int(lot[0]), lot[1], ts, price, size, fees, pnl, reason
+            self._seq(),
+            self._symbols[s],
+            int(lot.entry_ts),
+            lot.price,
+            ts,
+            price,
+            size,
+            fees,
+            pnl,
+            reason,
         )
         self.closed.append(row)
         self._record("trades", row)
@@ -510,8 +545,8 @@ class SimulatedBroker:
         """Exit lots whose stop (tested first) or take profit the bar reaches (DESIGN 5b)."""
         exited = False
         for lot in list(self.lots[s]):
-            sl, tp = lot[4], lot[5]
-            if lot[2] > 0:
+            sl, tp = lot.sl, lot.tp
+            if lot.qty > 0:
                 if sl is not None and low <= sl:
                     price, reason = (o if o < sl else sl), "stop_loss"
                 elif tp is not None and h >= tp:
@@ -526,17 +561,17 @@ class SimulatedBroker:
                 else:
                     continue
             cap = caps.get(s, INF)
-            units = abs(lot[2])
+            units = abs(lot.qty)
             take = units if units <= cap else int(cap)
             if take <= 0:
                 break
             if caps:
                 caps[s] = cap - take
             fee = self.commission.fee(take, price) if self._fees else 0.0
-            side = "sell" if lot[2] > 0 else "buy"
-            seq, order_ts = lot[6], lot[7]
+            side = "sell" if lot.qty > 0 else "buy"
+            seq, order_ts = lot.signal_seq, lot.order_ts
             self._close_lot(s, lot, take, ts, price, fee, reason)
-            left = abs(lot[2])
+            left = abs(lot.qty)
             self._record_fill(ts, s, side, take, price, order_ts, seq, fee, left, reason)
             exited = True
         if exited:
@@ -546,8 +581,8 @@ class SimulatedBroker:
         """Recompute the bar levels that can touch one of ``s``'s brackets (a cheap pre-test)."""
         low, high = -INF, INF
         for lot in self.lots[s]:
-            sl, tp = lot[4], lot[5]
-            if lot[2] > 0:
+            sl, tp = lot.sl, lot.tp
+            if lot.qty > 0:
                 if sl is not None and sl > low:
                     low = sl
                 if tp is not None and tp < high:
@@ -627,7 +662,7 @@ class SimulatedBroker:
         out = []
         for sym in sorted(self.held):
             for lot in self.lots[sym]:
-                entry_ts, price, qty, fee = lot[0], lot[1], lot[2], lot[3]
+                entry_ts, price, qty, fee = lot.entry_ts, lot.price, lot.qty, lot.fee
                 mark = self.last_close[sym]
                 out.append(
                     {
@@ -638,8 +673,8 @@ class SimulatedBroker:
                         "entry_fee": fee,
                         "mark_price": mark,
                         "unrealized_pnl": (mark - price) * qty,
-                        "stop_loss": lot[4],
-                        "take_profit": lot[5],
+                        "stop_loss": lot.sl,
+                        "take_profit": lot.tp,
                     }
                 )
         return out
