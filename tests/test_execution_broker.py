@@ -276,3 +276,64 @@ def test_equity_when_short_then_marked_at_the_close() -> None:
     desk.bar(100.0, c=90.0)
     assert desk.broker.equity() == pytest.approx(1_000_000 + 1_000.0)
     assert desk.ts - DAY > 0
+
+
+# -- sizing through the handler ---------------------------------------------------------------------
+def test_target_weight_when_a_step_rebalances_then_exit_legs_are_submitted_before_entries() -> None:
+    from components.execution.sizing import TargetWeight
+    from components.strategies.base import Insight
+
+    desk = Desk(symbols=("AAA", "BBB"), sizing=TargetWeight(1.0), cash=10_000.0)
+    desk.bar(100.0, sym=0)
+    desk.bar(100.0, sym=1)
+    desk.view(LONG, sym=1, weight=0.5)
+    desk.bar(100.0, sym=1)  # BBB: 50 units
+    # Act: one step wants AAA at 0.8 and BBB flat; the BBB exit must come first
+    desk.handler.on_insights(
+        desk.ts,
+        [
+            Insight(desk.ts, 0, LONG, "rotate", weight=0.8),
+            Insight(desk.ts, 1, FLAT, "rotate"),
+        ],
+    )
+    # Assert
+    signals = desk.rows["signals"][1:]
+    assert [(s.symbol, s.side, s.quantity, s.intent) for s in signals] == [
+        ("BBB", "sell", 50, "close"),
+        ("AAA", "buy", 80, "open"),
+    ]
+
+
+def test_percent_equity_when_spread_then_units_from_the_fill_price_after_spread() -> None:
+    from components.execution.sizing import PercentEquity
+
+    desk = Desk(sizing=PercentEquity(0.5), cash=10_000.0, spread=0.01)
+    desk.bar(100.0)
+    desk.view(LONG)  # estimate at the close: 50 units
+    desk.bar(80.0)  # at the fill: floor(0.5 x 10,000 / 80.8) = 61
+    (fill,) = desk.fills()
+    assert (fill.quantity, fill.price) == (61, pytest.approx(80.8))
+    assert desk.rows["signals"][0].quantity == 50
+
+
+def test_working_orders_when_limit_order_waits_then_strategy_sees_its_fields() -> None:
+    desk = Desk()
+    desk.bar(100.0)
+    desk.view(LONG, order_type="limit", limit=95.0, tif="gtc")
+    (order,) = desk.broker.working_orders(0)
+    assert (order.side, order.quantity, order.order_type, order.limit, order.stop) == (
+        "buy",
+        100,
+        "limit",
+        95.0,
+        None,
+    )
+    assert order.tif == "gtc" and not order.is_bracket
+
+
+def test_new_view_when_opposite_entry_working_then_that_entry_is_cancelled_and_recorded() -> None:
+    desk = Desk()
+    desk.bar(100.0)
+    desk.view(LONG, order_type="limit", limit=90.0)
+    desk.view(FLAT)
+    assert desk.broker.pending == {} and desk.codes() == ["CANCELLED_BY_STRATEGY"]
