@@ -58,7 +58,8 @@ def table(r: dict[str, Any]) -> str:
     hourly = e.get("chunked+cached duckdb hourly snapshots @ full")
     if hourly:
         add(
-            f"end to end, chunked+cached, persistence on, 1M bars, hourly snapshots ({hourly['analytics_queries']:,} loads)",
+            "end to end, chunked+cached, persistence on, 1M bars, hourly-snapshot DB "
+            "(sma_cross reads no snapshots)",
             f"{_rate(hourly['bars_per_second'])} bars/s",
             "report",
         )
