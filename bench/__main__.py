@@ -37,9 +37,19 @@ TARGETS = {
     "writer_rows_per_s": 400_000,
     "validation_s_per_1m": 0.5,
     "lookup_us": 10,
+    "costs_brackets_ratio": 0.80,
 }
 CHUNK, BIG_CHUNK = 1000, 10_000
 CACHED = ("market=chunked", "analytics=cached")
+# issue 10: the headline with costs and brackets on (and shorts: reversal), same run, same data
+COSTS_BRACKETS = (
+    "broker.commission.fixed=1.0",
+    "broker.commission.rate=0.001",
+    "broker.spread=0.0005",
+    "orders.stop_loss=0.005",
+    "orders.take_profit=0.01",
+)
+MOMENTUM = ("strategy=momentum_rotation",)  # reads snapshots: the analytics query budgets
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -75,6 +85,12 @@ def run_e2e(db: Path, args: argparse.Namespace) -> dict[str, Any]:
     n = args.direct_steps
     plan = [
         (spec("chunked+cached duckdb", *CACHED, "buffer=duckdb"), None, args.repeat, CHUNK),
+        (
+            spec("chunked+cached duckdb costs+brackets", *CACHED, "buffer=duckdb", *COSTS_BRACKETS),
+            None,
+            args.repeat,
+            CHUNK,
+        ),
         (spec("chunked+cached memory", *CACHED, "buffer=memory"), None, args.repeat, CHUNK),
         (
             spec("direct duckdb", "market=direct", "analytics=direct", "buffer=duckdb", window=n),
@@ -90,6 +106,13 @@ def run_e2e(db: Path, args: argparse.Namespace) -> dict[str, Any]:
         ),
         (spec("chunked+cached duckdb", *CACHED, "buffer=duckdb", window=n), end, 1, CHUNK),
         (spec("chunked+cached memory", *CACHED, "buffer=memory", window=n), end, 1, CHUNK),
+        (
+            spec("momentum analytics direct", *MOMENTUM, "analytics=direct", window=n),
+            end,
+            1,
+            CHUNK,
+        ),
+        (spec("momentum analytics cached", *MOMENTUM, "analytics=cached"), None, 1, CHUNK),
         (
             spec(
                 "chunked+cached duckdb chunk 10000",
