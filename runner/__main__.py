@@ -6,16 +6,16 @@ from runner import startup
 
 # first, before the slow imports: a signal during start-up is one line or a halt at the first bar
 startup.install_handlers()
-startup.pause("imports")
+with startup.exit_on_interrupt():
+    startup.pause("imports")
+    from pathlib import Path
 
-from pathlib import Path  # noqa: E402
+    import hydra
+    from omegaconf import DictConfig
 
-import hydra  # noqa: E402
-from omegaconf import DictConfig  # noqa: E402
-
-from components.cli import run_cli  # noqa: E402
-from runner.entry import run_job  # noqa: E402
-from runner.rundir import remove_stub  # noqa: E402
+    from components.cli import run_cli
+    from runner.entry import run_job
+    from runner.rundir import remove_stub
 
 CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
 
