@@ -5,7 +5,9 @@ from __future__ import annotations
 from runner import startup
 
 # first, before the slow imports: a signal during start-up is one line or a halt at the first bar
-startup.install_handlers()
+# (only as ``python -m runner``: a test importing this module keeps its own handlers)
+if __name__ == "__main__":
+    startup.install_handlers()
 with startup.exit_on_interrupt():
     startup.pause("imports")
     from pathlib import Path
