@@ -19,16 +19,23 @@ from omegaconf import DictConfig, OmegaConf
 from components.data.duckdb_client import get_connection, translate_error
 from components.errors import UserFacingError
 from components.execution.write_buffer import FlushError, WriteBuffer
-from components.registry import build
-from runner import outputs, startup
+from components.market import cache as bar_cache
+from components.registry import build, typed_config
+from runner import job_cache, outputs, run_stats, startup
 from runner.engine import Engine, LoopResult, StopFlags
 from runner.plan import Plan, make_plan, typed_configs
 from runner.progress import console_sink, make_progress
 from runner.resources import peak_rss_mb
 
+_HANDLERS: dict[str, Any] = {}  # console level and handler ids kept across the jobs of a sweep
 
-def configure_logging(run_dir: Path, level: str) -> Path:
-    """Console: concise; runner.log in the run dir: everything (STYLE P9)."""
+
+def configure_logging(run_dir: Path, level: str, *, keep_console: bool = False) -> Path:
+    """Console: concise; runner.log in the run dir: everything (STYLE P9).
+
+    ``keep_console`` (multirun jobs in one process): keep the console handler of the previous
+    job and swap only the file handler; adding a loguru handler costs ~5 ms.
+    """
     log_path = run_dir / "runner.log"
     logger.level(level.upper())  # an unknown level fails here, before the old handlers are gone
     try:  # a disk too full for the log is one line and exit 2, not a loguru error block per record
@@ -37,11 +44,19 @@ def configure_logging(run_dir: Path, level: str) -> Path:
             handle.flush()
     except OSError as exc:
         raise RunDirWriteError(_write_error_message(log_path, exc)) from None
+    if keep_console and _HANDLERS.get("level") == level:
+        try:
+            logger.remove(_HANDLERS["file"])
+        except ValueError:  # someone reset loguru in between: set up both again
+            _HANDLERS.clear()
+        else:
+            _HANDLERS["file"] = _add_file_handler(log_path)
+            return log_path
     logger.remove()
-    logger.add(
+    console = logger.add(
         console_sink, level=level, format="{time:HH:mm:ss} | {level: <7} | {message}"
     )  # tqdm-safe
-    logger.add(log_path, level="DEBUG", backtrace=True, diagnose=False, enqueue=False)
+    _HANDLERS.update(level=level, console=console, file=_add_file_handler(log_path))
     return log_path
 
 
@@ -63,17 +78,36 @@ _DISK_FULL = ("No space left", "File too large", "Disk quota", "Read-only file s
 REPORTING = "reporting"  # runs.status while the report files are written; then the loop's outcome
 
 
-def config_hash(cfg: DictConfig) -> str:
-    return hashlib.sha256(
-        OmegaConf.to_yaml(cfg, resolve=True, sort_keys=True).encode()
-    ).hexdigest()[:16]
+def _add_file_handler(log_path: Path) -> int:
+    return logger.add(log_path, level="DEBUG", backtrace=True, diagnose=False, enqueue=False)
+
+
+def resolved_yaml(cfg: DictConfig) -> str:
+    """Return the resolved config as sorted YAML (logged once, hashed into ``config_hash``)."""
+    return OmegaConf.to_yaml(cfg, resolve=True, sort_keys=True)
+
+
+def config_hash(cfg: DictConfig, text: str | None = None) -> str:
+    return hashlib.sha256((resolved_yaml(cfg) if text is None else text).encode()).hexdigest()[:16]
 
 
 def run_backtest(
-    cfg: DictConfig, run_dir: Path, *, quiet: bool = False, engine_hook: Any = None
+    cfg: DictConfig,
+    run_dir: Path,
+    *,
+    quiet: bool = False,
+    engine_hook: Any = None,
+    shared: bool = False,
 ) -> int:
-    """Run the backtest described by ``cfg`` into ``run_dir``; return the process exit code."""
+    """Run the backtest described by ``cfg`` into ``run_dir``; return the process exit code.
+
+    ``shared`` (multirun jobs): reuse this process's market DB connection, plan and bars from
+    earlier jobs of the sweep (``runner.job_cache``), keep the console log handler, and skip
+    ``equity.png`` / ``report.html`` unless ``run.plot=true`` / ``run.html=true`` was asked.
+    """
     configs = typed_configs(cfg)
+    for group in ("sizing", "orders"):  # checked before anything runs (dry runs too)
+        configs[group] = typed_config(group, cfg[group])
     results_path = run_dir / "results.duckdb"
     if results_path.exists():  # before runner.log: an earlier run's log is not appended to
         raise UserFacingError(
@@ -83,12 +117,15 @@ def run_backtest(
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise RunDirWriteError(_write_error_message(run_dir, exc)) from None
-    log_path = configure_logging(run_dir, configs_level(cfg))
+    log_path = configure_logging(run_dir, configs_level(cfg), keep_console=shared)
     logger.debug("run dir {} (config {})", run_dir, run_dir / ".hydra" / "config.yaml")
-    logger.debug("resolved config:\n{}", OmegaConf.to_yaml(cfg, resolve=True))
-    con = get_connection(configs["db"].path, read_only=True)
+    text = resolved_yaml(cfg)
+    logger.debug("resolved config:\n{}", text)
+    db_path = configs["db"].path
+    con = job_cache.market_connection(db_path) if shared else get_connection(db_path)
     try:
-        plan = make_plan(con, cfg, configs)
+        plan = make_plan(con, cfg, configs, cache=_plan_cache(db_path) if shared else None)
+        plan.config_hash = config_hash(cfg, text)
         startup.pause("plan")
         if cfg.run.dry_run:
             logger.debug(plan.describe())
@@ -101,7 +138,9 @@ def run_backtest(
             run_dir / cfg.run.halt_file,
             os.getpid(),
         )
-        return _execute(cfg, run_dir, con, plan, log_path, quiet=quiet, engine_hook=engine_hook)
+        return _execute(
+            cfg, run_dir, con, plan, log_path, quiet=quiet, engine_hook=engine_hook, shared=shared
+        )
     except (
         duckdb.Error
     ) as exc:  # a market DB that opens but fails on read (truncated, checksum): exit 2, one line
@@ -111,7 +150,14 @@ def run_backtest(
         logger.opt(exception=exc).debug("market DB error")
         raise translated from None
     finally:
-        con.close()
+        if not shared:
+            con.close()
+
+
+def _plan_cache(db_path: str) -> Any:
+    """Return the plan cache of this process for ``db_path`` (keyed by the file's identity)."""
+    identity = job_cache.db_identity(db_path)
+    return lambda request, make: job_cache.cached_plan((identity, *request), make)
 
 
 def configs_level(cfg: DictConfig) -> str:
@@ -127,12 +173,20 @@ def _execute(
     *,
     quiet: bool,
     engine_hook: Any,
+    shared: bool = False,
 ) -> int:
+    configs = plan.configs
     market = build("market", cfg.market)
+    if shared and getattr(configs["market"], "cache", False):
+        market = bar_cache.cached(market, _bars_key(plan))
     analytics = build("analytics", cfg.analytics)
     strategy = build("strategy", cfg.strategy)
     execution = build("execution", cfg.execution)
     buffer: WriteBuffer = build("buffer", cfg.buffer)
+    broker = build("broker", cfg.broker)  # a factory: the engine builds the broker per universe
+    sizing = build("sizing", cfg.sizing)
+    orders = build("orders", cfg.orders)
+    kept_equity = run_stats.keep_equity_in_memory(buffer)  # buffer=memory stores no equity rows
     market.open(con, plan.universe)
     analytics.open(con, plan.universe.end_us)
     flags = StopFlags()
@@ -145,9 +199,21 @@ def _execute(
             plan,
             log_path,
             flags,
-            (market, analytics, strategy, execution, buffer),
+            (
+                market,
+                analytics,
+                strategy,
+                execution,
+                buffer,
+                broker,
+                sizing,
+                orders,
+                con,
+                kept_equity,
+            ),
             quiet=quiet,
             engine_hook=engine_hook,
+            shared=shared,
         )
     finally:
         flags.uninstall()  # restore the caller's SIGINT/SIGTERM/SIGUSR1 handlers (in-process runs, tests)
@@ -170,12 +236,13 @@ def _run_loop(
     plan: Plan,
     log_path: Path,
     flags: StopFlags,
-    parts: tuple[Any, Any, Any, Any, WriteBuffer],
+    parts: tuple[Any, ...],
     *,
     quiet: bool,
     engine_hook: Any,
+    shared: bool = False,
 ) -> int:
-    market, analytics, strategy, execution, buffer = parts
+    market, analytics, strategy, execution, buffer, broker, sizing, orders, con, kept_equity = parts
     configs = plan.configs
     run_id = run_dir.name
     _open_results(buffer, run_dir / "results.duckdb")
@@ -184,7 +251,7 @@ def _run_loop(
             "INSERT INTO runs VALUES (?, 'running', now(), NULL, ?, ?, ?, NULL, NULL, NULL)",
             [
                 run_id,
-                config_hash(cfg),
+                plan.config_hash,
                 str(Path(configs["db"].path).resolve()),
                 plan.market_db_version,
             ],
@@ -204,7 +271,9 @@ def _run_loop(
         strategy=strategy,
         execution=execution,
         buffer=buffer,
-        broker_config=configs["broker"],
+        broker=broker,
+        sizing=sizing,
+        orders=orders,
         flags=flags,
         halt_file=run_dir / cfg.run.halt_file,
         progress=progress.update,
@@ -225,7 +294,16 @@ def _run_loop(
     _finish_runs_row(buffer, run_id, result, status=REPORTING)
     startup.pause("report")
     summary = _write_outputs(
-        cfg, run_dir, plan, engine, buffer, result, time.perf_counter() - started
+        cfg,
+        run_dir,
+        plan,
+        engine,
+        buffer,
+        result,
+        time.perf_counter() - started,
+        market_con=con,
+        kept_equity=kept_equity,
+        shared=shared,
     )
     _set_status(buffer, run_id, result.status)
     progress.close()
@@ -234,6 +312,26 @@ def _run_loop(
     if result.status == "interrupted" and flags.stop_signal is not None:
         return 128 + int(flags.stop_signal)
     return 0
+
+
+def _bars_key(plan: Plan) -> tuple[Any, ...]:
+    """Return the bar-cache key: DB file and version, universe, and the provider's config."""
+    market = dict(vars(plan.configs["market"]))
+    market.pop("cache", None)
+    u = plan.universe
+    return (
+        job_cache.db_identity(plan.configs["db"].path),
+        plan.market_db_version,
+        u.symbols,
+        u.start_us,
+        u.end_us,
+        tuple(sorted((k, repr(v)) for k, v in market.items())),
+    )
+
+
+def want_plot(plot: bool | None, *, multirun: bool) -> bool:
+    """Return whether to draw equity.png: ``run.plot`` when set, else only outside multirun jobs."""
+    return (not multirun) if plot is None else bool(plot)
 
 
 def _fail(buffer: WriteBuffer, run_id: str, engine: Engine, exc: BaseException) -> None:
@@ -279,28 +377,30 @@ def _write_outputs(
     buffer: WriteBuffer,
     result: LoopResult,
     wall: float,
+    *,
+    market_con: Any = None,
+    kept_equity: list | None = None,
+    shared: bool = False,
 ) -> dict[str, Any]:
-    import pandas as pd
-
     result.metrics["peak_rss_mb"] = (
         peak_rss_mb()
     )  # process high-water mark (the sweep report resets it per job)
     trades = engine.broker.closed
     cash = plan.configs["broker"].cash
-    equity = pd.DataFrame(columns=["ts", "equity"])
-    if buffer.persistent and buffer.con is not None:
-        equity = buffer.con.execute("SELECT ts, equity FROM equity ORDER BY ts").df()
+    equity = run_stats.equity_frame(buffer, kept_equity or [])
     max_dd = (
         float((1 - equity["equity"] / equity["equity"].cummax()).max() * 100)
         if len(equity)
         else 0.0
     )
-    wins = sum(1 for t in trades if t[7] > 0)
+    wins = sum(1 for t in trades if t.pnl > 0)
     summary: dict[str, Any] = {
         "run_id": run_dir.name,
         "status": result.status,
         "n_trades": result.n_trades,
-        "total_pnl": sum(t[7] for t in trades),
+        "total_pnl": sum(t.pnl for t in trades),
+        "total_fees": result.total_fees,
+        "total_borrow": result.borrow_paid,
         "final_equity": result.final_equity,
         "initial_cash": cash,
         "return_pct": (result.final_equity / cash - 1) * 100,
@@ -316,15 +416,26 @@ def _write_outputs(
         "symbols": list(plan.universe.symbols),
         "market_db": str(Path(plan.configs["db"].path).resolve()),
         "market_db_version": plan.market_db_version,
-        "config_hash": config_hash(cfg),
+        "config_hash": plan.config_hash,
         "metrics": result.metrics,
     }
+    stats_started = time.perf_counter()
+    extras = _stats_into(summary, cfg, plan, engine, equity, market_con)
+    run_stats.write_equity_daily(run_dir / "equity_daily.csv", equity)
+    summary["metrics"]["stats_seconds"] = round(time.perf_counter() - stats_started, 4)
     outputs.write_trades_csv(run_dir / "trades.csv", trades)
     outputs.write_json(run_dir / "metrics.json", result.metrics)
     has_plot = False
-    if cfg.run.plot and len(equity):
+    if want_plot(cfg.run.plot, multirun=shared) and len(equity):
         events = outputs.kill_switch_events(buffer.con if buffer.persistent else None)
-        has_plot = outputs.plot_equity(run_dir / "equity.png", equity, trades, summary, events)
+        has_plot = outputs.plot_equity(
+            run_dir / "equity.png", equity, trades, summary, events, extras.get("buy_hold")
+        )
+    if want_plot(cfg.run.html, multirun=shared) and len(equity):
+        from runner import report_html
+
+        events = outputs.kill_switch_events(buffer.con if buffer.persistent else None)
+        report_html.write_report(run_dir / "report.html", summary, equity, trades, events, extras)
     outputs.atomic_write(
         run_dir / "summary.md", outputs.summary_markdown(summary, trades, has_plot)
     )
@@ -332,18 +443,53 @@ def _write_outputs(
     return summary
 
 
+def _stats_into(
+    summary: dict[str, Any],
+    cfg: DictConfig,
+    plan: Plan,
+    engine: Engine,
+    equity: Any,
+    market_con: Any,
+) -> dict[str, Any]:
+    """Put ``stats`` into ``summary``; return what the plots need (closes, buy & hold curve)."""
+    warmup = run_stats.warmup_bars(engine.strategy)
+    extras: dict[str, Any] = {"warmup": warmup}
+    anchors: dict[str, tuple[float, float]] = {}
+    if market_con is not None and len(equity):
+        last_us = int(equity["ts"].iloc[-1])
+        if cfg.run.plot or cfg.run.html:
+            closes = run_stats.read_closes(market_con, plan.universe, last_us)
+            anchors = run_stats.buy_hold_anchors(closes, warmup)
+            extras["closes"] = closes
+            extras["buy_hold"] = run_stats.buy_hold_curve(
+                closes, equity["ts"].to_numpy(), summary["initial_cash"], warmup
+            )
+        else:
+            anchors = run_stats.anchors_from_db(market_con, plan.universe, last_us, warmup)
+    summary["stats"] = run_stats.run_stats(
+        equity,
+        engine.broker.closed,
+        anchors,
+        cash=summary["initial_cash"],
+        open_positions=summary["open_positions"],
+        total_fees=summary.get("total_fees"),
+    )
+    return extras
+
+
 def _print_summary(summary: dict[str, Any], run_dir: Path, log_path: Path) -> None:
     m, ks = summary["metrics"], summary["kill_switch"]
     state = ks["state"] + (f" ({ks['code']}: {ks['reason']})" if ks["code"] else "")
     stopped = f" - stopped at {summary['stopped_at']}" if summary["status"] == "interrupted" else ""
     logger.info(
-        "{} {}: {} trades, pnl {:,.2f}, final equity {:,.2f}, {} open position(s), kill switch {}, "
-        "{:,.0f} bars/s{}",
+        "{} {}: {} trades, pnl {:,.2f}, final equity {:,.2f}, {}, {} open position(s), "
+        "kill switch {}, {:,.0f} bars/s{}",
         summary["status"],
         summary["strategy"],
         summary["n_trades"],
         summary["total_pnl"],
         summary["final_equity"],
+        outputs.headline(summary.get("stats") or {}),
         len(summary["open_positions"]),
         state,
         m["bars_per_second"],

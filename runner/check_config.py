@@ -30,8 +30,8 @@ from components.cli import EXIT_USER_ERROR, describe_config_error
 from components.data.duckdb_client import get_connection
 from components.data.market_db import has_table
 from components.errors import UserFacingError
-from runner.plan import Plan, make_plan, typed_configs
 from components.registry import build
+from runner.plan import Plan, make_plan, typed_configs
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 DEFAULT_DB = "outputs/market/demo.duckdb"

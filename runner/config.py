@@ -22,7 +22,9 @@ class RunConfig:
     progress: str = "auto"  # auto (bar on a terminal, quiet otherwise) | on | off
     halt_file: str = "HALT"  # create this file in the run dir to activate the kill switch mid-run
     log_level: str = "INFO"  # console log level; runner.log always gets DEBUG
-    plot: bool = True  # write equity.png in the run dir
+    plot: bool | None = None  # write equity.png; null = yes for a single run, no in multirun jobs
+    html: bool | None = None  # write report.html; null = yes for a single run, no in multirun jobs
+    resume: bool = True  # multirun: reuse jobs of the same sweep dir that completed with the same behaviour config, DB version and code
     metrics_every_s: float = 5.0  # seconds between metrics lines in runner.log
 
     def __post_init__(self) -> None:
@@ -58,6 +60,8 @@ class RootConfig:
     execution: Any = None
     buffer: Any = None
     broker: Any = None
+    sizing: Any = None  # how insights become quantities (conf/sizing/)
+    orders: Any = None  # brackets attached to every entry (conf/orders/)
     symbols: Any = None  # list of symbols, e.g. [GOOG,AAPL]; null = every symbol in the market DB
     start: str | None = (
         None  # first timestamp to trade, ISO-8601 (UTC if no offset); null = from the start

@@ -26,7 +26,9 @@ from loguru import logger
 from omegaconf import DictConfig
 
 import runner.components_index  # noqa: F401 - fills the registry and ConfigStore before composing
+from components.data.market_db import content_version
 from components.errors import UserFacingError
+from runner import job_cache, resume
 from runner.app import run_backtest
 from runner.rundir import remove_stub
 
@@ -58,12 +60,19 @@ def import_extra_modules(spec: str | None = None) -> list[str]:
 
 
 def run_job(cfg: DictConfig) -> int:
-    """Run one backtest job (single run or one multirun job) in Hydra's output dir."""
+    """Run one backtest job (single run or one multirun job) in Hydra's output dir.
+
+    A multirun job shares this process's caches with the other jobs of the sweep
+    (``runner.job_cache``) and is skipped when its run dir already holds a complete run of the
+    same job (``runner.resume``; ``run.resume=false`` reruns it).
+    """
     hydra_cfg = HydraConfig.get()
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
     run_dir = Path(hydra_cfg.runtime.output_dir)
+    if multirun and not cfg.run.dry_run and _reuse_or_start(cfg, run_dir):
+        return 0
     try:
-        code = run_backtest(cfg, run_dir, quiet=multirun)
+        code = run_backtest(cfg, run_dir, quiet=multirun, shared=multirun)
     except UserFacingError:
         raise
     except Exception as exc:  # one line on the console, the traceback in runner.log
@@ -83,6 +92,29 @@ def run_job(cfg: DictConfig) -> int:
     if code != 0:
         raise SystemExit(code)
     return code
+
+
+def _reuse_or_start(cfg: DictConfig, run_dir: Path) -> bool:
+    """Return True when an earlier complete run of this job is reused; else clear the run dir."""
+    try:
+        con = job_cache.market_connection(cfg.db.path)
+        identity = resume.job_identity(cfg, content_version(con), job_cache.code_version())
+    except Exception:  # no readable market DB: the run itself reports it in one line
+        return False
+    summary = resume.reusable(run_dir, identity) if cfg.run.resume else None
+    if summary is not None:
+        resume.mark_reused(run_dir, identity)
+        logger.info(
+            "reused {} ({} {}, digest {}): same behaviour config, market DB version {} and code",
+            run_dir,
+            summary.get("status"),
+            summary.get("strategy"),
+            str(summary.get("digest"))[:12],
+            identity["market_db_version"],
+        )
+        return True
+    resume.start_attempt(run_dir, identity)
+    return False
 
 
 import_extra_modules()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +29,7 @@ class Plan:
     first_ts: pd.Timestamp
     last_ts: pd.Timestamp
     market_db_version: int
+    config_hash: str = ""  # of the resolved config; set by the app once per run
 
     def describe(self) -> str:
         c = self.configs
@@ -248,9 +250,28 @@ def _or_null(value: Any) -> str:
     return "null" if value is None else str(value)
 
 
-def make_plan(con: duckdb.DuckDBPyConnection, cfg: DictConfig, configs: dict[str, Any]) -> Plan:
-    universe, bars, first, last = resolve_universe(con, cfg)
-    plan = Plan(configs, universe, bars, first, last, content_version(con))
+def make_plan(
+    con: duckdb.DuckDBPyConnection,
+    cfg: DictConfig,
+    configs: dict[str, Any],
+    cache: Callable[[tuple[Any, ...], Callable[[], Any]], Any] | None = None,
+) -> Plan:
+    """Plan the run; ``cache(request, make)`` (multirun jobs) reuses an earlier job's universe.
+
+    The request is everything the universe depends on besides the DB file (whose identity the
+    cache key holds): the content version, the symbols and the window.
+    """
+
+    def resolve() -> tuple[Any, ...]:
+        return (*resolve_universe(con, cfg), content_version(con))
+
+    if cache is None:
+        universe, bars, first, last, version = resolve()
+    else:
+        symbols = OmegaConf.to_container(cfg.symbols) if cfg.symbols is not None else None
+        request = (repr(symbols), str(cfg.start), str(cfg.end))
+        universe, bars, first, last, version = cache(request, resolve)
+    plan = Plan(configs, universe, bars, first, last, version)
     check_analytics(con, cfg, plan)
     return plan
 

@@ -29,12 +29,19 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from runner import sweep_stats
 from runner.parity import ABSENT, flatten, override_key, split_config
 from runner.resources import reset_peak_rss
 
 PARITY_EXIT_CODE = 3  # 0 ok, 1 a job failed, 2 bad configuration, 3 parity violated
 JOB_RECORD = "sweep_job.json"
-REPORT_NAMES = ("sweep_report.csv", "sweep_report.md", "sweep_report.png")
+REPORT_NAMES = (
+    "sweep_report.csv",
+    "sweep_report.md",
+    "sweep_report.png",
+    "sweep_results.parquet",
+    "sweep_heatmap.png",
+)
 BASIC_LAUNCHER = "hydra._internal.core_plugins.basic_launcher.BasicLauncher"
 CSV_COLUMNS = [
     "job",
@@ -43,6 +50,12 @@ CSV_COLUMNS = [
     "status",
     "parity",
     "digest",
+    "rank",
+    "return_pct",
+    "sharpe",
+    "max_drawdown_pct",
+    "n_trades",
+    "total_fees",
     "wall_seconds",
     "job_seconds",
     "bars",
@@ -53,6 +66,8 @@ CSV_COLUMNS = [
     "cache_hits",
     "launcher",
     "run_dir",
+    "reused",
+    "slurm_job_id",
 ]
 OK_STATUSES = ("completed", "halted")  # runs whose digest covers the whole window
 MANUAL_HALT = "MANUAL"  # kill-switch code of a halt from outside the run (halt file, SIGUSR1)
@@ -74,6 +89,10 @@ class JobRow:
     group: str = ""
     parity: str = "n/a"
     error: str = ""
+    stats: dict[str, Any] = field(default_factory=dict)  # summary.json's trading statistics
+    rank: int | None = None  # 1 = best by the report's rank_by
+    reused: bool = False  # taken from an earlier run of the same sweep dir (runner.resume)
+    slurm_job_id: str = ""  # SLURM_JOB_ID of the job (submitit_slurm), else empty
 
 
 @dataclass
@@ -102,9 +121,17 @@ class Violation:
 class SweepReport(Callback):
     """Write the sweep report after a multirun and fail it when parity is violated."""
 
-    def __init__(self, fail_on_mismatch: bool = True, plot: bool = True) -> None:
+    def __init__(
+        self,
+        fail_on_mismatch: bool = True,
+        plot: bool = True,
+        rank_by: str = "sharpe",
+        fast_compose: bool = True,
+    ) -> None:
         self.fail_on_mismatch = fail_on_mismatch
         self.plot = plot
+        self.rank_by = sweep_stats.check_rank_by(rank_by)
+        self.fast_compose = fast_compose
         self._pending: tuple[Path, DictConfig] | None = None
         self._job_started = 0.0
         self._rss_reset = False
@@ -115,6 +142,10 @@ class SweepReport(Callback):
         ).absolute()  # resolves ${now:}/${uid:} once, here
         self._pending = (sweep_dir, config)
         atexit.register(self._write_at_exit)
+        if self.fast_compose:
+            from runner import fast_compose
+
+            fast_compose.install()  # derive same-shape job configs instead of composing each
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
         self._rss_reset = reset_peak_rss()  # per-job peak even when jobs share a process
@@ -130,6 +161,7 @@ class SweepReport(Callback):
             "job_seconds": round(time.perf_counter() - self._job_started, 3),
             "peak_rss_reset": self._rss_reset,
             "pid": os.getpid(),
+            **job_origin(Path(config.hydra.runtime.output_dir)),
         }
         _write_text(
             Path(config.hydra.runtime.output_dir) / JOB_RECORD, json.dumps(record, indent=2) + "\n"
@@ -140,7 +172,8 @@ class SweepReport(Callback):
             return
         sweep_dir, _ = self._pending
         self._pending = None
-        report = write_report(sweep_dir, config, plot=self.plot)
+        release_job_caches()
+        report = write_report(sweep_dir, config, plot=self.plot, rank_by=self.rank_by)
         print(report.verdict_line(), file=sys.stderr)
         if report.violations and self.fail_on_mismatch:
             raise SystemExit(PARITY_EXIT_CODE)
@@ -156,6 +189,7 @@ class SweepReport(Callback):
                 sweep_dir,
                 config,
                 plot=self.plot,
+                rank_by=self.rank_by,
                 note="A job failed, so the multirun ended with an error after its jobs ran; the "
                 "failed jobs are listed below (jobs of a batch that never started are not).",
             )
@@ -171,6 +205,8 @@ class Report:
     violations: list[Violation]
     launcher: str
     parallel: bool
+    rank_by: str = "sharpe"
+    results: list[str] = field(default_factory=list)  # Markdown lines: DSR, PBO, heatmap
 
     def verdict_line(self) -> str:
         where = self.sweep_dir / "sweep_report.md"
@@ -194,13 +230,20 @@ class Report:
 
 
 def write_report(
-    sweep_dir: Path, config: DictConfig | None = None, *, plot: bool = True, note: str = ""
+    sweep_dir: Path,
+    config: DictConfig | None = None,
+    *,
+    plot: bool = True,
+    note: str = "",
+    rank_by: str = "sharpe",
 ) -> Report:
     """Read every job under ``sweep_dir``, check parity, write the CSV, Markdown and PNG; return it."""
     rows = read_jobs(sweep_dir)
     violations = check_parity(rows)
     launcher, parallel = describe_launcher(config)
-    report = Report(sweep_dir, rows, violations, launcher, parallel)
+    rows = sweep_stats.rank_rows(rows, rank_by)
+    report = Report(sweep_dir, rows, violations, launcher, parallel, rank_by)
+    report.results = write_results(report, plot=plot)
     _write_text(sweep_dir / "sweep_report.csv", report_csv(report))
     has_plot = plot and bool(rows) and plot_report(report, sweep_dir / "sweep_report.png")
     _write_text(sweep_dir / "sweep_report.md", report_markdown(report, has_plot, note))
@@ -222,18 +265,16 @@ def read_jobs(sweep_dir: Path) -> list[JobRow]:
 def read_job(run_dir: Path) -> JobRow:
     """Read one job's overrides, config, record and summary."""
     hydra_dir = run_dir / ".hydra"
-    overrides = [
-        str(o) for o in OmegaConf.to_container(OmegaConf.load(hydra_dir / "overrides.yaml"))
-    ]
+    overrides = [str(o) for o in _load_yaml(hydra_dir / "overrides.yaml")]
     record = _read_json(run_dir / JOB_RECORD)
     summary = _read_json(run_dir / "summary.json")
-    num = record.get("num", _job_num(hydra_dir, run_dir))
+    num = record["num"] if "num" in record else _job_num(hydra_dir, run_dir)
     status = summary.get("status") or (
         "failed" if record.get("status") == "failed" or not record else "no summary"
     )
     if status == "halted" and (summary.get("kill_switch") or {}).get("code") == MANUAL_HALT:
         status = "halted (manual)"  # stopped from outside (halt file, signal): not comparable
-    flat = flatten(OmegaConf.to_container(OmegaConf.load(hydra_dir / "config.yaml"), resolve=False))
+    flat = flatten(_load_yaml(hydra_dir / "config.yaml"))
     behaviour, performance = split_config(flat)
     return JobRow(
         num=int(num),
@@ -246,6 +287,9 @@ def read_job(run_dir: Path) -> JobRow:
         behaviour=behaviour,
         performance=performance,
         error=record.get("error", ""),
+        stats=summary.get("stats") or {},
+        reused=bool(record.get("reused")),
+        slurm_job_id=str(record.get("slurm_job_id") or ""),
     )
 
 
@@ -345,6 +389,8 @@ def _row_values(row: JobRow, launcher: str) -> list[Any]:
         row.status,
         row.parity,
         row.digest or "",
+        row.rank if row.rank is not None else "",
+        *(_csv_stat(row, k) for k in CSV_STATS),
         m.get("wall_seconds", ""),
         row.job_seconds if row.job_seconds is not None else "",
         m.get("bars", ""),
@@ -355,6 +401,8 @@ def _row_values(row: JobRow, launcher: str) -> list[Any]:
         m.get("cache_hits", ""),
         launcher,
         str(row.run_dir),
+        "yes" if row.reused else "",
+        row.slurm_job_id,
     ]
 
 
@@ -393,6 +441,7 @@ def report_markdown(report: Report, has_plot: bool, note: str = "") -> str:
     notes.append(
         "Peak RSS is per job (reset at job start on Linux); otherwise it is the process high-water mark."
     )
+    notes += resume_notes(rows)
     notes += [
         f"Jobs {', '.join(map(str, jobs))} ran the same configuration although their overrides differ: "
         "an experiment that pins a group (`override /market: ...`) beats a preset's choice; set it on the "
@@ -401,14 +450,23 @@ def report_markdown(report: Report, has_plot: bool, note: str = "") -> str:
     ]
     lines += [f"> {n}" for n in notes] + [""]
     lines += [
-        "| job | overrides | group | status | parity | digest | loop s | bars/s | peak RSS MB | "
-        "market queries | analytics queries | cache hits |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        f"Ranked by `{report.rank_by}` "
+        f"({'lower' if report.rank_by in sweep_stats.LOWER_IS_BETTER else 'higher'} is better; "
+        "`hydra.callbacks.sweep_report.rank_by=<stat>` to change).",
+        "",
+        "| rank | job | overrides | return % | Sharpe | max DD % | trades | fees | group | status | "
+        "parity | digest | loop s | bars/s | peak RSS MB | market queries | analytics queries | "
+        "cache hits |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         m = row.metrics
+        st = row.stats
         lines.append(
-            f"| {row.num} | `{' '.join(labels[row.num]) or '-'}` | {row.group} | {row.status} | {row.parity} | "
+            f"| {row.rank or '-'} | {row.num} | `{' '.join(labels[row.num]) or '-'}` | "
+            f"{_fmt(st.get('return_pct'), '.2f')} | {_fmt(st.get('sharpe'), '.3f')} | "
+            f"{_fmt(st.get('max_drawdown_pct'), '.2f')} | {st.get('n_trades', '-')} | "
+            f"{_fmt(st.get('total_fees'), ',.2f')} | {row.group} | {row.status} | {row.parity} | "
             f"`{(row.digest or '-')[:12]}` | {_fmt(m.get('wall_seconds'), '.2f')} | "
             f"{_fmt(m.get('bars_per_second'), ',.0f')} | {_fmt(m.get('peak_rss_mb'), '.0f')} | "
             f"{m.get('market_db_queries', '-')} | {m.get('analytics_queries', '-')} | {m.get('cache_hits', '-')} |"
@@ -426,13 +484,66 @@ def report_markdown(report: Report, has_plot: bool, note: str = "") -> str:
             for r in failed
         ]
         lines.append("")
+    lines += report.results
     if has_plot:
         lines += ["![bars/s and peak RSS per job](sweep_report.png)", ""]
     lines += [
-        "Files: `sweep_report.csv` (every override, full digests), each job's `summary.json` and `runner.log`.",
+        "Files: `sweep_report.csv` (every override, full digests), `sweep_results.parquet` (one row "
+        "per job, every statistic; query it with DuckDB), each job's `summary.json`, `report.html` "
+        "and `runner.log`.",
         "",
     ]
     return "\n".join(lines)
+
+
+def job_origin(run_dir: Path) -> dict[str, Any]:
+    """Return where a job ran: reused from an earlier attempt, and its Slurm job id if any."""
+    origin: dict[str, Any] = {"reused": (run_dir / "reused.json").exists()}
+    job_id = os.environ.get("SLURM_JOB_ID")
+    if job_id:
+        array = os.environ.get("SLURM_ARRAY_JOB_ID")
+        task = os.environ.get("SLURM_ARRAY_TASK_ID")
+        origin["slurm_job_id"] = f"{array}_{task}" if array and task else job_id
+    return origin
+
+
+def resume_notes(rows: list[JobRow]) -> list[str]:
+    """Return the report notes on reused jobs and on jobs that ran through Slurm."""
+    notes = []
+    reused = [r.num for r in rows if r.reused]
+    if reused:
+        notes.append(
+            f"{len(reused)} of {len(rows)} job(s) were reused from an earlier run of this sweep dir "
+            "(same behaviour config, market DB version and code; `run.resume=false` reruns them): "
+            f"{_ranges(reused)}. Their figures are those of the run that produced them."
+        )
+    slurm = sorted({r.slurm_job_id.split("_")[0] for r in rows if r.slurm_job_id})
+    if slurm:
+        notes.append(
+            f"{sum(1 for r in rows if r.slurm_job_id)} job(s) ran through Slurm, job id(s) "
+            f"{', '.join(slurm)} (per job in sweep_report.csv, column slurm_job_id)."
+        )
+    return notes
+
+
+def _ranges(nums: list[int]) -> str:
+    """Return ``0-3, 7`` for ``[0, 1, 2, 3, 7]``."""
+    out, start, prev = [], None, None
+    for n in [*sorted(nums), None]:  # type: ignore[list-item]
+        if start is not None and (n is None or n != prev + 1):
+            out.append(f"{start}-{prev}" if prev != start else str(start))
+            start = None
+        if n is not None and start is None:
+            start = n
+        prev = n
+    return ", ".join(out)
+
+
+def release_job_caches() -> None:
+    """Close the market DB connections and bars the jobs of this process shared."""
+    from runner import job_cache
+
+    job_cache.release()
 
 
 def plot_report(report: Report, path: Path) -> bool:
@@ -476,6 +587,27 @@ def plot_report(report: Report, path: Path) -> bool:
     return True
 
 
+CSV_STATS = ("return_pct", "sharpe", "max_drawdown_pct", "n_trades", "total_fees")
+
+
+def _csv_stat(row: JobRow, key: str) -> Any:
+    value = row.stats.get(key)
+    return "" if value is None else value
+
+
+def write_results(report: Report, *, plot: bool = True) -> list[str]:
+    """Write ``sweep_results.parquet`` and the heatmap; return the report's trading-results lines."""
+    rows, sweep_dir = report.rows, report.sweep_dir
+    sweep_stats.write_parquet(sweep_stats.results_frame(rows), sweep_dir / "sweep_results.parquet")
+    lines = ["## Trading results", ""]
+    keys = sweep_stats.varying_behaviour_keys(rows)
+    heatmap = sweep_dir / "sweep_heatmap.png"
+    if plot and len(keys) == 2 and sweep_stats.plot_heatmap(rows, keys, report.rank_by, heatmap):
+        lines += [f"![{report.rank_by} by {keys[0]} x {keys[1]}](sweep_heatmap.png)", ""]
+    lines += [f"- {line}" for line in sweep_stats.overfit_lines(rows)]
+    return [*lines, ""]
+
+
 def _fmt(value: Any, spec: str) -> str:
     return "-" if value in (None, "") else format(value, spec)
 
@@ -493,6 +625,16 @@ def _error_text(job_return: Any) -> str:
     except AttributeError:
         return "failed"
     return f"{type(value).__name__}: {value}"[:300]
+
+
+def _load_yaml(path: Path) -> Any:
+    """Return a saved Hydra YAML file as plain data (unresolved), ~20x faster than OmegaConf.load."""
+    import yaml
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    with open(path, encoding="utf-8") as handle:
+        data = yaml.load(handle, Loader=loader)  # a safe loader (C or Python)
+    return [] if data is None else data
 
 
 def _read_json(path: Path) -> dict[str, Any]:

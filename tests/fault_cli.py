@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from components.cli import run_cli
+from components.registry import register
 from components.strategies.builtin import SmaCross, SmaCrossConfig
 from runner.__main__ import main
-from components.registry import register
 
 
 class StrategyExploded(RuntimeError):

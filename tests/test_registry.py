@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from components.errors import ConfigError, UnknownComponentError
 from components import registry
+from components.errors import ConfigError, UnknownComponentError
 from tests.helpers import CONF_DIR, compose_config
 
 EXPERIMENTS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))

@@ -36,7 +36,9 @@ class Insight(NamedTuple):
     limit: float | None = None  # limit price (limit, stop_limit)
     stop: float | None = None  # stop trigger price (stop, stop_limit)
     tif: str = "gtc"  # gtc | day (a day order not filled by the end of its first bar expires)
-    stop_loss: float | None = None  # fraction below/above the decision close; None = orders.stop_loss
+    stop_loss: float | None = (
+        None  # fraction below/above the decision close; None = orders.stop_loss
+    )
     take_profit: float | None = None  # fraction; None = orders.take_profit
 
 
