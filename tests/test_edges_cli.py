@@ -262,6 +262,11 @@ def _cases(db: Path, f: dict[str, Path]) -> dict[str, Case]:
                 "chunked, direct",
             ),
         ),
+        "key_big_int": Case(
+            ("market.chunk_size=99999999999999999999999",),
+            r"market\.chunk_size=99999999999999999999999: too large \(integers must fit in 64 bits, "
+            r"\|value\| <= 9,223,372,036,854,775,807\); give a realistic value, e\.g\. market\.chunk_size=1000",
+        ),
         # 13. an unknown log level used to exit 1 with no output (the logger was gone)
         **{
             f"log_level_{name}": Case(

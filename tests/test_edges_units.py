@@ -205,3 +205,18 @@ def test_remove_stub_when_dir_holds_results_or_existed_then_kept_issue14_item18(
     assert not (tmp_path / "a").exists()
     assert (kept / "results.duckdb").exists() and earlier.exists()
     assert rundir._created == {}
+
+
+def test_typed_configs_when_integer_beyond_64_bits_then_names_key_issue14_item12(
+    tmp_path: Path,
+) -> None:
+    from runner.plan import typed_configs
+
+    cfg = compose_config(
+        ["+experiment=backtest", "execution.kill_switch.max_daily_trades=99999999999999999999"]
+    )
+    with pytest.raises(
+        ConfigError,
+        match=r"^execution\.kill_switch\.max_daily_trades=99999999999999999999: too large",
+    ):
+        typed_configs(cfg)
