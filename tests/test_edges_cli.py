@@ -526,7 +526,15 @@ def test_cli_when_db_path_is_not_a_duckdb_file_then_says_so_issue14_item11(
 
 @pytest.mark.parametrize(
     "name",
-    ["group_int", "group_null", "group_bool", "group_nan", "group_nested_list", "group_big_int"],
+    [
+        "group_int",
+        "group_null",
+        "group_bool",
+        "group_nan",
+        "group_nested_list",
+        "group_big_int",
+        "key_big_int",
+    ],
 )
 def test_runner_when_group_override_is_not_a_name_then_one_line_issue14_item12(
     world: dict[str, object], name: str
