@@ -19,43 +19,114 @@ from omegaconf import DictConfig, OmegaConf
 from components.data.duckdb_client import get_connection, translate_error
 from components.errors import UserFacingError
 from components.execution.write_buffer import FlushError, WriteBuffer
-from components.registry import build
-from runner import outputs, run_stats
+from components.market import cache as bar_cache
+from components.registry import build, typed_config
+from runner import job_cache, outputs, run_stats, startup
 from runner.engine import Engine, LoopResult, StopFlags
 from runner.plan import Plan, make_plan, typed_configs
 from runner.progress import console_sink, make_progress
 from runner.resources import peak_rss_mb
 
+_HANDLERS: dict[str, Any] = {}  # console level and handler ids kept across the jobs of a sweep
 
-def configure_logging(run_dir: Path, level: str) -> Path:
-    """Console: concise; runner.log in the run dir: everything (STYLE P9)."""
+
+def configure_logging(run_dir: Path, level: str, *, keep_console: bool = False) -> Path:
+    """Console: concise; runner.log in the run dir: everything (STYLE P9).
+
+    ``keep_console`` (multirun jobs in one process): keep the console handler of the previous
+    job and swap only the file handler; adding a loguru handler costs ~5 ms.
+    """
     log_path = run_dir / "runner.log"
+    logger.level(level.upper())  # an unknown level fails here, before the old handlers are gone
+    try:  # a disk too full for the log is one line and exit 2, not a loguru error block per record
+        with open(log_path, "a", encoding="utf-8") as handle:
+            handle.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} | runner.log of {run_dir}\n")
+            handle.flush()
+    except OSError as exc:
+        raise RunDirWriteError(_write_error_message(log_path, exc)) from None
+    if keep_console and _HANDLERS.get("level") == level:
+        try:
+            logger.remove(_HANDLERS["file"])
+        except ValueError:  # someone reset loguru in between: set up both again
+            _HANDLERS.clear()
+        else:
+            _HANDLERS["file"] = _add_file_handler(log_path)
+            return log_path
     logger.remove()
-    logger.add(
+    console = logger.add(
         console_sink, level=level, format="{time:HH:mm:ss} | {level: <7} | {message}"
     )  # tqdm-safe
-    logger.add(log_path, level="DEBUG", backtrace=True, diagnose=False, enqueue=False)
+    _HANDLERS.update(level=level, console=console, file=_add_file_handler(log_path))
     return log_path
 
 
-def config_hash(cfg: DictConfig) -> str:
-    return hashlib.sha256(
-        OmegaConf.to_yaml(cfg, resolve=True, sort_keys=True).encode()
-    ).hexdigest()[:16]
+class RunDirWriteError(UserFacingError, OSError):
+    """The run directory cannot be written (full disk, file-size limit, read-only file system)."""
+
+
+def _write_error_message(path: Path, exc: BaseException) -> str:
+    reason = getattr(exc, "strerror", None) or str(exc)
+    return (
+        f"could not write {path}: {reason}; free space on that disk (or raise the file-size limit), or "
+        "put the run elsewhere with hydra.run.dir=<dir on another disk>, then run again."
+    )
+
+
+_DISK_FULL = ("No space left", "File too large", "Disk quota", "Read-only file system")
+
+
+REPORTING = "reporting"  # runs.status while the report files are written; then the loop's outcome
+
+
+def _add_file_handler(log_path: Path) -> int:
+    return logger.add(log_path, level="DEBUG", backtrace=True, diagnose=False, enqueue=False)
+
+
+def resolved_yaml(cfg: DictConfig) -> str:
+    """Return the resolved config as sorted YAML (logged once, hashed into ``config_hash``)."""
+    return OmegaConf.to_yaml(cfg, resolve=True, sort_keys=True)
+
+
+def config_hash(cfg: DictConfig, text: str | None = None) -> str:
+    return hashlib.sha256((resolved_yaml(cfg) if text is None else text).encode()).hexdigest()[:16]
 
 
 def run_backtest(
-    cfg: DictConfig, run_dir: Path, *, quiet: bool = False, engine_hook: Any = None
+    cfg: DictConfig,
+    run_dir: Path,
+    *,
+    quiet: bool = False,
+    engine_hook: Any = None,
+    shared: bool = False,
 ) -> int:
-    """Run the backtest described by ``cfg`` into ``run_dir``; return the process exit code."""
-    run_dir.mkdir(parents=True, exist_ok=True)
+    """Run the backtest described by ``cfg`` into ``run_dir``; return the process exit code.
+
+    ``shared`` (multirun jobs): reuse this process's market DB connection, plan and bars from
+    earlier jobs of the sweep (``runner.job_cache``), keep the console log handler, and skip
+    ``equity.png`` / ``report.html`` unless ``run.plot=true`` / ``run.html=true`` was asked.
+    """
     configs = typed_configs(cfg)
-    log_path = configure_logging(run_dir, configs_level(cfg))
-    logger.debug("run dir {} (config {})", run_dir, run_dir / ".hydra" / "config.yaml")
-    logger.debug("resolved config:\n{}", OmegaConf.to_yaml(cfg, resolve=True))
-    con = get_connection(configs["db"].path, read_only=True)
+    for group in ("sizing", "orders"):  # checked before anything runs (dry runs too)
+        configs[group] = typed_config(group, cfg[group])
+    results_path = run_dir / "results.duckdb"
+    if results_path.exists():  # before runner.log: an earlier run's log is not appended to
+        raise UserFacingError(
+            f"{results_path} already exists; a run dir is never reused. Choose a new hydra.run.dir."
+        )
     try:
-        plan = make_plan(con, cfg, configs)
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RunDirWriteError(_write_error_message(run_dir, exc)) from None
+    log_path = configure_logging(run_dir, configs_level(cfg), keep_console=shared)
+    logger.debug("run dir {} (config {})", run_dir, run_dir / ".hydra" / "config.yaml")
+    text = resolved_yaml(cfg)
+    logger.debug("resolved config:\n{}", text)
+    db_path = configs["db"].path
+    con = job_cache.market_connection(db_path) if shared else get_connection(db_path)
+    try:
+        plan = make_plan(con, cfg, configs, cache=_plan_cache(db_path) if shared else None)
+        plan.config_hash = config_hash(cfg, text)
+        startup.pause("plan")
         if cfg.run.dry_run:
             logger.debug(plan.describe())
             print(f"dry run OK: {plan.describe()}")
@@ -67,22 +138,26 @@ def run_backtest(
             run_dir / cfg.run.halt_file,
             os.getpid(),
         )
-        return _execute(cfg, run_dir, con, plan, log_path, quiet=quiet, engine_hook=engine_hook)
+        return _execute(
+            cfg, run_dir, con, plan, log_path, quiet=quiet, engine_hook=engine_hook, shared=shared
+        )
     except (
         duckdb.Error
-    ) as exc:  # a market DB that opens but fails on read (truncated): exit 2, one line
-        translated = _market_db_error(exc, Path(configs["db"].path))
+    ) as exc:  # a market DB that opens but fails on read (truncated, checksum): exit 2, one line
+        translated = translate_error(exc, Path(configs["db"].path))
         if translated is None:
             raise
         logger.opt(exception=exc).debug("market DB error")
         raise translated from None
     finally:
-        con.close()
+        if not shared:
+            con.close()
 
 
-def _market_db_error(exc: duckdb.Error, db_path: Path) -> UserFacingError | None:
-    """Return the user-facing error for a DuckDB failure that names the market DB file, else None."""
-    return translate_error(exc, db_path) if str(db_path) in str(exc) else None
+def _plan_cache(db_path: str) -> Any:
+    """Return the plan cache of this process for ``db_path`` (keyed by the file's identity)."""
+    identity = job_cache.db_identity(db_path)
+    return lambda request, make: job_cache.cached_plan((identity, *request), make)
 
 
 def configs_level(cfg: DictConfig) -> str:
@@ -98,35 +173,89 @@ def _execute(
     *,
     quiet: bool,
     engine_hook: Any,
+    shared: bool = False,
 ) -> int:
     configs = plan.configs
     market = build("market", cfg.market)
+    if shared and getattr(configs["market"], "cache", False):
+        market = bar_cache.cached(market, _bars_key(plan))
     analytics = build("analytics", cfg.analytics)
     strategy = build("strategy", cfg.strategy)
     execution = build("execution", cfg.execution)
     buffer: WriteBuffer = build("buffer", cfg.buffer)
+    broker = build("broker", cfg.broker)  # a factory: the engine builds the broker per universe
+    sizing = build("sizing", cfg.sizing)
+    orders = build("orders", cfg.orders)
     kept_equity = run_stats.keep_equity_in_memory(buffer)  # buffer=memory stores no equity rows
     market.open(con, plan.universe)
     analytics.open(con, plan.universe.end_us)
-    run_id = run_dir.name
-    results_path = run_dir / "results.duckdb"
-    if results_path.exists():
-        raise UserFacingError(
-            f"{results_path} already exists; a run dir is never reused. Choose a new hydra.run.dir."
+    flags = StopFlags()
+    flags.install()  # from here SIGINT/SIGTERM stop at the first bar and SIGUSR1 halts there
+    flags.halt_reason = flags.halt_reason or startup.take_pending_halt()
+    try:
+        return _run_loop(
+            cfg,
+            run_dir,
+            plan,
+            log_path,
+            flags,
+            (
+                market,
+                analytics,
+                strategy,
+                execution,
+                buffer,
+                broker,
+                sizing,
+                orders,
+                con,
+                kept_equity,
+            ),
+            quiet=quiet,
+            engine_hook=engine_hook,
+            shared=shared,
         )
-    buffer.open(results_path)
+    finally:
+        flags.uninstall()  # restore the caller's SIGINT/SIGTERM/SIGUSR1 handlers (in-process runs, tests)
+
+
+def _open_results(buffer: WriteBuffer, results_path: Path) -> None:
+    """Create results.duckdb; a disk too full to start is one line and exit 2."""
+    try:
+        buffer.open(results_path)
+    except (OSError, duckdb.Error) as exc:
+        if isinstance(exc, UserFacingError) or not any(t in str(exc) for t in _DISK_FULL):
+            raise
+        buffer.close()
+        raise RunDirWriteError(_write_error_message(results_path, exc)) from None
+
+
+def _run_loop(
+    cfg: DictConfig,
+    run_dir: Path,
+    plan: Plan,
+    log_path: Path,
+    flags: StopFlags,
+    parts: tuple[Any, ...],
+    *,
+    quiet: bool,
+    engine_hook: Any,
+    shared: bool = False,
+) -> int:
+    market, analytics, strategy, execution, buffer, broker, sizing, orders, con, kept_equity = parts
+    configs = plan.configs
+    run_id = run_dir.name
+    _open_results(buffer, run_dir / "results.duckdb")
     if buffer.persistent:
         buffer.con.execute(
             "INSERT INTO runs VALUES (?, 'running', now(), NULL, ?, ?, ?, NULL, NULL, NULL)",
             [
                 run_id,
-                config_hash(cfg),
+                plan.config_hash,
                 str(Path(configs["db"].path).resolve()),
                 plan.market_db_version,
             ],
         )
-    flags = StopFlags()
-    flags.install()
     progress = make_progress(
         cfg.run.progress,
         plan.n_bars,
@@ -142,7 +271,9 @@ def _execute(
         strategy=strategy,
         execution=execution,
         buffer=buffer,
-        broker_config=configs["broker"],
+        broker=broker,
+        sizing=sizing,
+        orders=orders,
         flags=flags,
         halt_file=run_dir / cfg.run.halt_file,
         progress=progress.update,
@@ -156,10 +287,12 @@ def _execute(
     except BaseException as exc:  # flush what we have synchronously, mark the run failed, re-raise
         progress.close()
         _fail(buffer, run_id, engine, exc)
-        flags.uninstall()
         raise
-    progress.close()
-    _finish_runs_row(buffer, run_id, result)
+    # runs.status stays 'reporting' until every output file is in place (issue 14, item 4): a run
+    # killed while writing its report is never mistaken for a finished one
+    progress.writing_report()
+    _finish_runs_row(buffer, run_id, result, status=REPORTING)
+    startup.pause("report")
     summary = _write_outputs(
         cfg,
         run_dir,
@@ -170,13 +303,35 @@ def _execute(
         time.perf_counter() - started,
         market_con=con,
         kept_equity=kept_equity,
+        shared=shared,
     )
+    _set_status(buffer, run_id, result.status)
+    progress.close()
     buffer.close()
     _print_summary(summary, run_dir, log_path)
-    flags.uninstall()  # restore the caller's SIGINT/SIGTERM/SIGUSR1 handlers (in-process runs, tests)
     if result.status == "interrupted" and flags.stop_signal is not None:
         return 128 + int(flags.stop_signal)
     return 0
+
+
+def _bars_key(plan: Plan) -> tuple[Any, ...]:
+    """Return the bar-cache key: DB file and version, universe, and the provider's config."""
+    market = dict(vars(plan.configs["market"]))
+    market.pop("cache", None)
+    u = plan.universe
+    return (
+        job_cache.db_identity(plan.configs["db"].path),
+        plan.market_db_version,
+        u.symbols,
+        u.start_us,
+        u.end_us,
+        tuple(sorted((k, repr(v)) for k, v in market.items())),
+    )
+
+
+def want_plot(plot: bool | None, *, multirun: bool) -> bool:
+    """Return whether to draw equity.png: ``run.plot`` when set, else only outside multirun jobs."""
+    return (not multirun) if plot is None else bool(plot)
 
 
 def _fail(buffer: WriteBuffer, run_id: str, engine: Engine, exc: BaseException) -> None:
@@ -197,13 +352,21 @@ def _fail(buffer: WriteBuffer, run_id: str, engine: Engine, exc: BaseException) 
     buffer.close()
 
 
-def _finish_runs_row(buffer: WriteBuffer, run_id: str, result: LoopResult) -> None:
+def _finish_runs_row(
+    buffer: WriteBuffer, run_id: str, result: LoopResult, status: str | None = None
+) -> None:
     if buffer.persistent and buffer.con is not None:
         buffer.con.execute(
             "UPDATE runs SET status = ?, ended_at = now(), digest = ?, stopped_at_ts = make_timestamptz(?::BIGINT) "
             "WHERE run_id = ?",
-            [result.status, result.digest, result.stopped_at_us, run_id],
+            [status or result.status, result.digest, result.stopped_at_us, run_id],
         )
+
+
+def _set_status(buffer: WriteBuffer, run_id: str, status: str) -> None:
+    """Record the loop's outcome once summary.json and the other outputs are in place."""
+    if buffer.persistent and buffer.con is not None:
+        buffer.con.execute("UPDATE runs SET status = ? WHERE run_id = ?", [status, run_id])
 
 
 def _write_outputs(
@@ -217,6 +380,7 @@ def _write_outputs(
     *,
     market_con: Any = None,
     kept_equity: list | None = None,
+    shared: bool = False,
 ) -> dict[str, Any]:
     result.metrics["peak_rss_mb"] = (
         peak_rss_mb()
@@ -229,12 +393,14 @@ def _write_outputs(
         if len(equity)
         else 0.0
     )
-    wins = sum(1 for t in trades if t[7] > 0)
+    wins = sum(1 for t in trades if t.pnl > 0)
     summary: dict[str, Any] = {
         "run_id": run_dir.name,
         "status": result.status,
         "n_trades": result.n_trades,
-        "total_pnl": sum(t[7] for t in trades),
+        "total_pnl": sum(t.pnl for t in trades),
+        "total_fees": result.total_fees,
+        "total_borrow": result.borrow_paid,
         "final_equity": result.final_equity,
         "initial_cash": cash,
         "return_pct": (result.final_equity / cash - 1) * 100,
@@ -250,7 +416,7 @@ def _write_outputs(
         "symbols": list(plan.universe.symbols),
         "market_db": str(Path(plan.configs["db"].path).resolve()),
         "market_db_version": plan.market_db_version,
-        "config_hash": config_hash(cfg),
+        "config_hash": plan.config_hash,
         "metrics": result.metrics,
     }
     # costs reported by bench/bench_stats.py: the statistics, and the closes the plots draw
@@ -264,12 +430,12 @@ def _write_outputs(
     outputs.write_trades_csv(run_dir / "trades.csv", trades)
     outputs.write_json(run_dir / "metrics.json", result.metrics)
     has_plot = False
-    if cfg.run.plot and len(equity):
+    if want_plot(cfg.run.plot, multirun=shared) and len(equity):
         events = outputs.kill_switch_events(buffer.con if buffer.persistent else None)
         has_plot = outputs.plot_equity(
             run_dir / "equity.png", equity, trades, summary, events, extras.get("buy_hold")
         )
-    if cfg.run.html and len(equity):
+    if want_plot(cfg.run.html, multirun=shared) and len(equity):
         from runner import report_html
 
         html_started = time.perf_counter()

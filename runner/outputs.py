@@ -11,7 +11,17 @@ from typing import Any
 
 import pandas as pd
 
-TRADE_COLUMNS = ["symbol", "entry_ts", "entry_price", "exit_ts", "exit_price", "size", "pnl"]
+TRADE_COLUMNS = [
+    "symbol",
+    "entry_ts",
+    "entry_price",
+    "exit_ts",
+    "exit_price",
+    "size",
+    "fees",
+    "pnl",
+    "exit_reason",
+]
 
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -34,22 +44,24 @@ def atomic_write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def write_trades_csv(path: Path, trades: list[tuple]) -> None:
-    """Write closed round trips (rows as the broker records them) in the contract's columns."""
+def write_trades_csv(path: Path, trades: list[Any]) -> None:
+    """Write closed round trips (``TradeRow`` records) in the contract's columns."""
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(TRADE_COLUMNS)
-        for _seq, symbol, entry_ts, entry_price, exit_ts, exit_price, size, pnl in trades:
+        for t in trades:
             writer.writerow(
                 [
-                    symbol,
-                    iso(entry_ts),
-                    repr(float(entry_price)),
-                    iso(exit_ts),
-                    repr(float(exit_price)),
-                    int(size),
-                    repr(float(pnl)),
+                    t.symbol,
+                    iso(t.entry_ts),
+                    repr(float(t.entry_price)),
+                    iso(t.exit_ts),
+                    repr(float(t.exit_price)),
+                    int(t.size),
+                    repr(float(t.fees)),
+                    repr(float(t.pnl)),
+                    t.exit_reason,
                 ]
             )
     os.replace(tmp, path)
@@ -158,12 +170,14 @@ def summary_markdown(summary: dict[str, Any], trades: list[tuple], has_plot: boo
         "|---|---|",
         f"| closed trades | {summary['n_trades']} |",
         f"| total pnl | {summary['total_pnl']:,.2f} |",
+        f"| total fees | {summary.get('total_fees', 0.0):,.2f} (borrow {summary.get('total_borrow', 0.0):,.2f}) |",
         f"| final equity | {summary['final_equity']:,.2f} |",
         f"| return | {summary['return_pct']:.2f} % |",
         f"| max drawdown | {summary['max_drawdown_pct']:.2f} % |",
         f"| win rate | {summary['win_rate_pct']:.1f} % |",
         f"| open positions | {len(summary['open_positions'])} |",
-        f"| kill switch | {ks['state']}{' (' + ks['code'] + ': ' + ks['reason'] + ')' if ks['code'] else ''} |",
+        f"| kill switch | {ks['state']}{' (' + ks['code'] + ': ' + ks['reason'] + ')' if ks['code'] else ''}"
+        f"{', mode ' + ks['mode'] if ks.get('mode') else ''} |",
         f"| bars | {m['bars']:,} in {m['wall_seconds']:.2f} s ({m['bars_per_second']:,.0f} bars/s) |",
         f"| signals | {m['signals_received']} received, {m['signals_accepted']} accepted, {m['signals_denied']} denied |",
         f"| market DB queries | {m['market_db_queries']} (analytics {m['analytics_queries']}, cache hits {m['cache_hits']}) |",
@@ -199,12 +213,13 @@ def summary_markdown(summary: dict[str, Any], trades: list[tuple], has_plot: boo
         lines += [
             "## Trades (first 20)",
             "",
-            "| symbol | entry | entry price | exit | exit price | size | pnl |",
-            "|---|---|---|---|---|---|---|",
+            "| symbol | entry | entry price | exit | exit price | size | fees | pnl | exit reason |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
-        for _s, sym, ets, ep, xts, xp, size, pnl in trades[:20]:
+        for t in trades[:20]:
             lines.append(
-                f"| {sym} | {iso(ets)} | {ep:g} | {iso(xts)} | {xp:g} | {size} | {pnl:,.2f} |"
+                f"| {t.symbol} | {iso(t.entry_ts)} | {t.entry_price:g} | {iso(t.exit_ts)} | "
+                f"{t.exit_price:g} | {t.size} | {t.fees:,.2f} | {t.pnl:,.2f} | {t.exit_reason} |"
             )
         lines.append("")
     lines += [
@@ -605,5 +620,6 @@ def _subtitle(summary: dict[str, Any]) -> str:
         parts.append(
             f"status {status.upper()}, kill switch {ks.get('state', '?')}"
             + (f" ({ks['code']})" if ks.get("code") else "")
+            + (f", mode {ks['mode']}" if ks.get("mode") else "")
         )
     return " | ".join(parts) + f"\nrun {summary.get('run_id', '')}"

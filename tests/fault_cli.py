@@ -36,7 +36,7 @@ class Explode(SmaCross):
     """sma_cross that raises on one clock step."""
 
     def __init__(self, config: ExplodeConfig, at_step: int) -> None:
-        super().__init__(config.fast, config.slow)
+        super().__init__(config)
         self._at_step, self._step = at_step, 0
 
     def on_step(self, k: int, lo: int, hi: int, ts: int, snapshot: Any) -> Any:

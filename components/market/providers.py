@@ -28,6 +28,7 @@ from components.registry import register
 class DirectMarketConfig:
     kind: str = "direct"
     validate: bool = True  # pandera-validate every slice (OhlcvBars) before the loop sees it
+    cache: bool = True  # multirun jobs of one process replay the bars of an earlier job (same DB version, universe, window)
 
 
 @dataclass
@@ -35,6 +36,7 @@ class ChunkedMarketConfig:
     kind: str = "chunked"
     chunk_size: int = 1000  # clock steps (distinct timestamps) fetched per query
     validate: bool = True  # pandera-validate every chunk (OhlcvBars) before the loop sees it
+    cache: bool = True  # multirun jobs of one process replay the bars of an earlier job (same DB version, universe, window)
 
     def __post_init__(self) -> None:
         if self.chunk_size < 1:

@@ -1,5 +1,9 @@
-"""Built-in strategies: ``sma_cross`` and ``rsi_revert`` (reference semantics, DESIGN section 5)
-and ``momentum_rotation`` (reads analytics snapshots)."""
+"""Built-in strategies, written with the strategy API (components/strategies/api.py):
+``sma_cross`` and ``rsi_revert`` (reference semantics, DESIGN section 5) and ``momentum_rotation``
+(reads analytics snapshots). Each is also a worked example of one API feature: ``decide_when``
+(decide only on the rare bars where something can happen), ``bars.known`` (a recursive indicator
+resumed from its last value) and ``rebalance`` with ``ctx.snapshot``.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from components.market.base import BarChunk
-from components.registry import register
-from components.strategies.base import FLAT, LONG, EventStrategy, Insight
-from components.strategies.indicators import previous_nonzero, rolling_sum
+from components.strategies.api import Context, Strategy, register_strategy, rolling_mean, shift
 
 
 @dataclass
@@ -19,6 +20,7 @@ class SmaCrossConfig:
     kind: str = "sma_cross"
     fast: int = 10  # bars in the fast simple moving average of closes
     slow: int = 30  # bars in the slow simple moving average of closes
+    short: bool = False  # true: reversal (a down-cross closes any long and goes short)
 
     def __post_init__(self) -> None:
         if not 1 <= self.fast < self.slow:
@@ -58,169 +60,120 @@ class MomentumRotationConfig:
             raise ValueError(f"strategy.top_n must be >= 1, was {self.top_n}; try strategy.top_n=2")
 
 
-class SmaCross(EventStrategy):
-    """Long on an up-cross of SMA(fast) over SMA(slow), flat on a down-cross; exact ties skipped."""
-
-    name = "sma_cross"
-
-    def __init__(self, fast: int, slow: int) -> None:
-        super().__init__()
-        self.fast, self.slow = fast, slow
-
-    def start(self, symbols: tuple[str, ...]) -> None:
-        n = len(symbols)
-        self._tail = [np.empty(0) for _ in range(n)]  # last slow-1 closes of each symbol
-        self._count = [0] * n  # bars seen per symbol
-        self._last_sign = [0] * n  # most recent non-zero sign of fast - slow
-
-    def on_chunk(self, chunk: BarChunk) -> None:
-        events: list[tuple[int, Insight]] = []
-        for s in np.unique(chunk.sym).tolist():
-            rows = np.flatnonzero(chunk.sym == s)
-            events.extend(self._symbol_events(s, rows, chunk))
-        self._set_events(events)
-
-    def _symbol_events(
-        self, s: int, rows: np.ndarray, chunk: BarChunk
-    ) -> list[tuple[int, Insight]]:
-        fast, slow = self.fast, self.slow
-        tail, first = self._tail[s], self._count[s]  # `first` = bar index of rows[0]
-        ext = np.concatenate((tail, chunk.close[rows]))
-        self._count[s] = first + len(rows)
-        self._tail[s] = ext[-(slow - 1) :]
-        base = first - len(tail)  # bar index of ext[0]
-        slow_sum = rolling_sum(ext, slow)  # slow_sum[j] ends at ext[j + slow - 1]
-        if not len(slow_sum):
-            return []
-        fast_sum = rolling_sum(ext, fast)[slow - fast :]
-        fast_ma, slow_ma = fast_sum / fast, slow_sum / slow
-        end_bar = base + np.arange(slow - 1, len(ext))  # bar index of each window's last bar
-        new = end_bar >= first  # windows whose last bar is in this chunk
-        fast_ma, slow_ma, end_bar = fast_ma[new], slow_ma[new], end_bar[new]
-        sign = np.sign(fast_ma - slow_ma).astype(np.int64)
-        prev = previous_nonzero(sign, self._last_sign[s])
-        nonzero = sign[sign != 0]
-        if len(nonzero):
-            self._last_sign[s] = int(nonzero[-1])
-        evaluated = end_bar >= slow  # first evaluated bar is W + 1 = slow
-        up = np.flatnonzero(evaluated & (sign > 0) & (prev < 0))
-        down = np.flatnonzero(evaluated & (sign < 0) & (prev > 0))
-        row_of = rows[end_bar - first]
-        out = []
-        for j, view, reason in [(j, LONG, "sma_up_cross") for j in up.tolist()] + [
-            (j, FLAT, "sma_down_cross") for j in down.tolist()
-        ]:
-            row = int(row_of[j])
-            out.append(
-                (row, (int(chunk.ts[row]), s, view, reason, float(fast_ma[j]), float(slow_ma[j])))
-            )
-        return out
+def _sign(x: float) -> int:
+    return (x > 0) - (x < 0)
 
 
-class RsiRevert(EventStrategy):
-    """Long when Wilder RSI < oversold, flat when RSI > overbought."""
+@register_strategy("sma_cross", SmaCrossConfig)
+class SmaCross(Strategy):
+    """Long on an up-cross of SMA(fast) over SMA(slow), flat (or short) on a down-cross.
 
-    name = "rsi_revert"
+    ``d = fast - slow``; a cross at t compares sign(d[t]) with the most recent non-zero sign at a
+    bar k, W <= k < t (exact ties skipped). W = slow - 1, first evaluated bar slow.
+    """
 
-    def __init__(self, period: int, oversold: float, overbought: float) -> None:
-        super().__init__()
-        self.period, self.oversold, self.overbought = period, oversold, overbought
+    def on_start(self) -> None:
+        self.last_sign = dict.fromkeys(self.symbols, 0)  # most recent non-zero sign of d
 
-    def start(self, symbols: tuple[str, ...]) -> None:
-        n = len(symbols)
-        # per symbol: [bars seen, previous close, sum of ups, sum of downs, AU, AD]
-        self._state: list[list[Any]] = [[0, 0.0, 0.0, 0.0, 0.0, 0.0] for _ in range(n)]
+    def lookback(self) -> int:
+        return self.config.slow + 1  # decide_when compares this bar's sign with the previous one
 
-    def on_chunk(self, chunk: BarChunk) -> None:
-        events: list[tuple[int, Insight]] = []
-        period, lo_th, hi_th = self.period, self.oversold, self.overbought
-        closes, syms, stamps = chunk.close.tolist(), chunk.sym.tolist(), chunk.ts.tolist()
-        for row, (close, s) in enumerate(zip(closes, syms, strict=True)):
-            st = self._state[s]
-            t = st[0]
-            st[0] = t + 1
-            if t == 0:
-                st[1] = close
-                continue
-            change = close - st[1]
-            st[1] = close
-            up = change if change > 0 else 0.0
-            dn = -change if change < 0 else 0.0
+    def indicators(self, bars: Any) -> dict[str, Any]:
+        return {
+            "fast": rolling_mean(bars.close, self.config.fast),
+            "slow": rolling_mean(bars.close, self.config.slow),
+        }
+
+    def decide_when(self, bars: Any) -> Any:
+        sign = np.sign(bars.fast - bars.slow)
+        return sign != shift(sign, 1)  # only a change of sign can be a cross
+
+    def decide(self, ctx: Context) -> None:
+        now, symbol = ctx.now, ctx.symbol
+        last = _sign(ctx.prev.fast - ctx.prev.slow) or self.last_sign[symbol]
+        sign = _sign(now.fast - now.slow)
+        self.last_sign[symbol] = sign or last
+        if sign > 0 and last < 0:
+            ctx.buy(reason="sma_up_cross", value=now.fast, reference=now.slow)
+        elif sign < 0 and last > 0:
+            order = ctx.short if self.config.short else ctx.close
+            order(reason="sma_down_cross", value=now.fast, reference=now.slow)
+
+
+@register_strategy("rsi_revert", RsiRevertConfig)
+class RsiRevert(Strategy):
+    """Long when Wilder RSI < oversold, flat when RSI > overbought (W = period)."""
+
+    def lookback(self) -> int:
+        return self.config.period + 1  # the first average needs bars 0..period
+
+    def indicators(self, bars: Any) -> dict[str, Any]:
+        """Wilder's recursion, resumed from ``bars.known`` (the values of earlier chunks)."""
+        period, close = self.config.period, bars.close.tolist()
+        au, ad, rsi = (bars.known[k].copy() for k in ("au", "ad", "rsi"))
+        for j in range(max(bars.new_from, 1), len(close)):
+            t = bars.start + j  # this bar's index in the symbol's history
             if t < period:
-                st[2] += up
-                st[3] += dn
                 continue
-            if t == period:
-                st[4] = (st[2] + up) / period
-                st[5] = (st[3] + dn) / period
-                continue  # W = period: RSI first defined here, first evaluated at W + 1
-            st[4] = st[4] * (period - 1) / period + up / period
-            st[5] = st[5] * (period - 1) / period + dn / period
-            au, ad = st[4], st[5]
-            rsi = (50.0 if au == 0 else 100.0) if ad == 0 else 100.0 - 100.0 / (1.0 + au / ad)
-            if rsi < lo_th:
-                events.append((row, (stamps[row], s, LONG, "rsi_oversold", rsi, lo_th)))
-            elif rsi > hi_th:
-                events.append((row, (stamps[row], s, FLAT, "rsi_overbought", rsi, hi_th)))
-        self._set_events(events)
+            if t == period:  # the first averages: plain means of the first `period` changes
+                ups = dns = 0.0
+                for i in range(j - period + 1, j + 1):
+                    change = close[i] - close[i - 1]
+                    ups += change if change > 0 else 0.0
+                    dns += -change if change < 0 else 0.0
+                au[j], ad[j] = ups / period, dns / period
+            else:
+                change = close[j] - close[j - 1]
+                up = change if change > 0 else 0.0
+                dn = -change if change < 0 else 0.0
+                au[j] = au[j - 1] * (period - 1) / period + up / period
+                ad[j] = ad[j - 1] * (period - 1) / period + dn / period
+            a, d = float(au[j]), float(ad[j])
+            rsi[j] = (50.0 if a == 0 else 100.0) if d == 0 else 100.0 - 100.0 / (1.0 + a / d)
+        return {"rsi": rsi, "au": au, "ad": ad}
+
+    def decide_when(self, bars: Any) -> Any:
+        return (bars.rsi < self.config.oversold) | (bars.rsi > self.config.overbought)
+
+    def decide(self, ctx: Context) -> None:
+        rsi, c = ctx.now.rsi, self.config
+        if rsi < c.oversold:
+            ctx.buy(reason="rsi_oversold", value=rsi, reference=c.oversold)
+        elif rsi > c.overbought:
+            ctx.close(reason="rsi_overbought", value=rsi, reference=c.overbought)
 
 
-class MomentumRotation:
+@register_strategy("momentum_rotation", MomentumRotationConfig)
+class MomentumRotation(Strategy):
     """Hold the top_n universe symbols by trailing return; rebalance when the snapshot changes."""
 
-    name = "momentum_rotation"
     uses_analytics = True
 
-    def __init__(self, top_n: int, min_return: float) -> None:
-        self.top_n, self.min_return = top_n, min_return
+    def on_start(self) -> None:
+        self.last_snapshot: int | None = None
+        self.held: set[str] = set()
 
-    def start(self, symbols: tuple[str, ...]) -> None:
-        self._index = {name: i for i, name in enumerate(symbols)}
-        self._last_snapshot: int | None = None
-        self._held: set[int] = set()
-
-    def on_chunk(self, chunk: BarChunk) -> None:
-        return None
-
-    def on_step(self, k: int, lo: int, hi: int, ts: int, snapshot: Any) -> list[Insight] | None:
-        if snapshot is None or snapshot.snapshot_us == self._last_snapshot:
-            return None
-        self._last_snapshot = snapshot.snapshot_us
+    def rebalance(self, ctx: Context) -> None:
+        snapshot = ctx.snapshot
+        if snapshot is None or snapshot.snapshot_us == self.last_snapshot:
+            return
+        self.last_snapshot = snapshot.snapshot_us
+        universe = set(ctx.symbols)
         ranked = sorted(
-            (
-                (-float(ret), name, float(ret), float(rank))
-                for name, ret, rank in zip(
-                    snapshot.symbols, snapshot.trailing_return, snapshot.return_rank, strict=True
-                )
-                if name in self._index
+            (-float(ret), name, float(ret), float(rank))
+            for name, ret, rank in zip(
+                snapshot.symbols, snapshot.trailing_return, snapshot.return_rank, strict=True
             )
+            if name in universe
         )
         chosen = {
-            self._index[name]: (ret, rank)
-            for _, name, ret, rank in ranked[: self.top_n]
-            if ret > self.min_return
+            name: (ret, rank)
+            for _, name, ret, rank in ranked[: self.config.top_n]
+            if ret > self.config.min_return
         }
-        target = set(chosen)
-        out: list[Insight] = [
-            (ts, s, FLAT, "momentum_exit", 0.0, 0.0) for s in sorted(self._held - target)
-        ]
-        out += [
-            (ts, s, LONG, "momentum_enter", *chosen[s]) for s in sorted(target - self._held)
-        ]  # exits free cash first
-        self._held = target
-        return out or None
-
-
-@register("strategy", "sma_cross", SmaCrossConfig)
-def make_sma_cross(config: SmaCrossConfig) -> SmaCross:
-    return SmaCross(config.fast, config.slow)
-
-
-@register("strategy", "rsi_revert", RsiRevertConfig)
-def make_rsi_revert(config: RsiRevertConfig) -> RsiRevert:
-    return RsiRevert(config.period, config.oversold, config.overbought)
-
-
-@register("strategy", "momentum_rotation", MomentumRotationConfig)
-def make_momentum_rotation(config: MomentumRotationConfig) -> MomentumRotation:
-    return MomentumRotation(config.top_n, config.min_return)
+        for name in sorted(self.held - set(chosen), key=ctx.symbols.index):  # exits free cash first
+            ctx.close(symbol=name, reason="momentum_exit", value=0.0, reference=0.0)
+        for name in sorted(set(chosen) - self.held, key=ctx.symbols.index):
+            ret, rank = chosen[name]
+            ctx.buy(symbol=name, reason="momentum_enter", value=ret, reference=rank)
+        self.held = set(chosen)

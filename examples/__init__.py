@@ -1,0 +1,1 @@
+"""Example plugins: strategies written with ``components.strategies.api`` (see docs/strategies.md)."""

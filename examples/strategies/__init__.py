@@ -1,0 +1,1 @@
+"""Example strategies; each module registers one ``strategy=<name>`` option (RUNNER_PLUGINS)."""

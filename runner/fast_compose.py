@@ -1,0 +1,146 @@
+"""Compose the configs of a sweep's jobs in ~1 ms each instead of ~120 ms.
+
+Hydra composes every job of a multirun from scratch (defaults tree, every YAML file, schema
+merges), and its sweeper composes each one a second time to validate the batch first: on a
+50-job grid that was ~12 s of a 35 s sweep. Jobs of a grid differ only in the values of a few
+plain ``key=value`` overrides (``strategy.fast=7``), so ``FastSweepConfigLoader`` composes the
+first job of each *shape* (the same overrides in the same order, differing at most in the values
+of plain value overrides) with Hydra, and derives the others from it: a copy of that config
+with the differing values set exactly as Hydra sets them (``OmegaConf.update(..., merge=True)``
+in struct mode), ``hydra.overrides.task`` and ``hydra.job.override_dirname`` recomputed.
+
+Anything else (a group choice such as ``strategy=rsi_revert``, ``+key``/``~key``/``++key``,
+``hydra.*`` keys, a key given twice, dict values, a failure while deriving) goes through Hydra's
+own composition, which also produces Hydra's error messages. ``tests/test_sweep.py`` checks
+that derived configs equal composed ones. ``install()`` (called by the sweep report callback
+when the multirun starts) wraps the config loader that Hydra hands to the sweeper and the
+launcher, so the basic, joblib and submitit launchers all use it; set
+``hydra.callbacks.sweep_report.fast_compose=false`` to compose every job with Hydra.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from hydra._internal.config_loader_impl import get_overrides_dirname
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Override, OverrideType
+from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict, read_write
+
+_ABSENT = object()
+_PRIMITIVES = (int, float, str, bool, type(None))
+
+
+class FastSweepConfigLoader:
+    """A ConfigLoader whose ``load_sweep_config`` derives same-shape jobs from one composed job."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self._templates: dict[tuple[Any, ...], tuple[list[Override], DictConfig]] = {}
+        self.composed = 0
+        self.derived = 0
+
+    def __getattr__(self, name: str) -> Any:  # every other ConfigLoader method is Hydra's
+        if name == "inner":
+            raise AttributeError(name)
+        return getattr(self.inner, name)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+
+    def load_sweep_config(
+        self, master_config: DictConfig, sweep_overrides: list[str]
+    ) -> DictConfig:
+        try:
+            parsed = OverridesParser.create().parse_overrides(list(sweep_overrides))
+            shape = self._shape(parsed)
+        except Exception:  # Hydra composes it and reports a bad override its own way
+            parsed, shape = [], None
+        template = self._templates.get(shape) if shape is not None else None
+        if template is not None:
+            derived = self._derive(template, parsed)
+            if derived is not None:
+                OmegaConf.copy_cache(from_config=master_config, to_config=derived)
+                self.derived += 1
+                return derived
+        cfg = self.inner.load_sweep_config(master_config, list(sweep_overrides))
+        self.composed += 1
+        if shape is not None and shape not in self._templates:
+            self._templates[shape] = (parsed, copy.deepcopy(cfg))
+        return cfg
+
+    def _shape(self, parsed: list[Override]) -> tuple[Any, ...] | None:
+        """Return the override list with plain values blanked out; None when a key repeats."""
+        keys = [o.key_or_group for o in parsed]
+        if len(set(keys)) != len(keys):
+            return None
+        return tuple(
+            ("value", o.key_or_group) if self._plain(o) else ("other", o.input_line) for o in parsed
+        )
+
+    def _plain(self, override: Override) -> bool:
+        key = override.key_or_group
+        if (
+            override.type != OverrideType.CHANGE
+            or override.package is not None
+            or override.is_sweep_override()
+            or key.startswith("hydra")
+            or "/" in key
+        ):
+            return False
+        try:
+            if self.inner.repository.group_exists(key.replace(".", "/")):
+                return False
+        except AttributeError:
+            return False
+        return _plain_value(override.value())
+
+    def _derive(
+        self, template: tuple[list[Override], DictConfig], parsed: list[Override]
+    ) -> DictConfig | None:
+        base_overrides, base_cfg = template
+        cfg = copy.deepcopy(base_cfg)
+        try:
+            for old, new in zip(base_overrides, parsed, strict=True):
+                if old.input_line == new.input_line:
+                    continue
+                node = OmegaConf.select(cfg, new.key_or_group, default=_ABSENT)
+                if node is _ABSENT or isinstance(node, DictConfig):
+                    return None
+                OmegaConf.update(cfg, new.key_or_group, new.value(), merge=True)
+            app = [o for o in parsed if not o.is_hydra_override()]
+            with read_write(cfg.hydra), open_dict(cfg.hydra):
+                cfg.hydra.overrides.task = [o.input_line for o in app]
+                dirname = cfg.hydra.job.config.override_dirname
+                cfg.hydra.job.override_dirname = get_overrides_dirname(
+                    overrides=app,
+                    kv_sep=dirname.kv_sep,
+                    item_sep=dirname.item_sep,
+                    exclude_keys=dirname.exclude_keys,
+                )
+        except Exception:  # let Hydra compose it (and word any error its own way)
+            return None
+        return cfg
+
+
+def _plain_value(value: Any) -> bool:
+    if isinstance(value, _PRIMITIVES):
+        return True
+    if isinstance(value, list | ListConfig):
+        return all(isinstance(v, _PRIMITIVES) for v in value)
+    return False
+
+
+def install() -> bool:
+    """Wrap the running Hydra's config loader (before the sweeper is built); return True if done."""
+    try:
+        from hydra.core.global_hydra import GlobalHydra
+
+        hydra = GlobalHydra.instance().hydra
+        if hydra is None or isinstance(hydra.config_loader, FastSweepConfigLoader):
+            return hydra is not None
+        hydra.config_loader = FastSweepConfigLoader(hydra.config_loader)
+    except Exception:  # a Hydra without these internals: compose every job the slow way
+        return False
+    return True

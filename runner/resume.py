@@ -1,0 +1,98 @@
+"""Resume a multirun: reuse the jobs of a sweep dir that already completed the same work.
+
+A job's identity (DESIGN section 10) is the hash of its behaviour keys (``runner.parity``: every
+key that ``conf/parity.yaml`` does not declare performance or display), the market DB's content
+version and the code version (``runner.job_cache.code_version``). Each job writes its identity
+to ``job_identity.json`` before it runs. Rerunning the same multirun command with the same
+``hydra.sweep.dir`` then reuses a job whose run dir holds the same identity and a
+``summary.json`` of a complete run (completed, or halted by its own kill switch); every other job
+(failed, interrupted, killed, halted from outside, never run, or now different) runs again from
+a clean run dir. ``run.resume=false`` reruns every job.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from runner.outputs import write_json
+from runner.parity import flatten, split_config
+
+IDENTITY_FILE = "job_identity.json"
+REUSED_FILE = "reused.json"  # written when a job was reused; the sweep report marks it
+COMPLETE = ("completed", "halted")
+MANUAL_HALT = "MANUAL"  # halt file / SIGUSR1 (submitit's time-limit warning): not a complete run
+# what a previous attempt may have left in the run dir; .hydra/ is rewritten by Hydra itself
+ATTEMPT_FILES = (
+    "results.duckdb",
+    "results.duckdb.wal",
+    "summary.json",
+    "summary.md",
+    "metrics.json",
+    "trades.csv",
+    "equity.png",
+    "report.html",
+    "runner.log",
+    REUSED_FILE,
+)
+
+
+def behaviour_config(cfg: DictConfig) -> dict[str, Any]:
+    """Return the flattened behaviour keys of a job's config (resolved, no ``hydra`` node)."""
+    container = OmegaConf.to_container(cfg, resolve=True)
+    assert isinstance(container, dict)
+    container.pop("hydra", None)
+    behaviour, _ = split_config(flatten(container))
+    return behaviour
+
+
+def job_identity(cfg: DictConfig, market_db_version: int, code_version: str) -> dict[str, Any]:
+    """Return the identity record of a job: its hash and what went into it."""
+    behaviour = behaviour_config(cfg)
+    payload = json.dumps(
+        {"behaviour": behaviour, "market_db_version": market_db_version, "code": code_version},
+        sort_keys=True,
+        default=str,
+    )
+    return {
+        "identity": hashlib.sha256(payload.encode()).hexdigest()[:20],
+        "market_db_version": market_db_version,
+        "code_version": code_version,
+    }
+
+
+def reusable(run_dir: Path, identity: dict[str, Any]) -> dict[str, Any] | None:
+    """Return the summary of a complete earlier run of the same job in ``run_dir``, else None."""
+    previous = _read_json(run_dir / IDENTITY_FILE)
+    if previous.get("identity") != identity["identity"]:
+        return None
+    summary = _read_json(run_dir / "summary.json")
+    if summary.get("status") not in COMPLETE or not summary.get("digest"):
+        return None
+    if (summary.get("kill_switch") or {}).get("code") == MANUAL_HALT:
+        return None
+    return summary
+
+
+def start_attempt(run_dir: Path, identity: dict[str, Any]) -> None:
+    """Clear what an earlier attempt left in ``run_dir`` and record this attempt's identity."""
+    for name in ATTEMPT_FILES:
+        (run_dir / name).unlink(missing_ok=True)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_json(run_dir / IDENTITY_FILE, identity)
+
+
+def mark_reused(run_dir: Path, identity: dict[str, Any]) -> None:
+    write_json(run_dir / REUSED_FILE, {"reused": True, **identity})
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
