@@ -421,7 +421,8 @@ def _write_outputs(
     }
     # costs reported by bench/bench_stats.py: the statistics, and the closes the plots draw
     started = time.perf_counter()
-    extras = _plot_inputs(cfg, plan, engine, equity, market_con, cash)
+    plot, html = (want_plot(v, multirun=shared) for v in (cfg.run.plot, cfg.run.html))
+    extras = _plot_inputs(plot or html, plan, engine, equity, market_con, cash)
     stats_started = time.perf_counter()
     _stats_into(summary, plan, engine, equity, market_con, extras)
     run_stats.write_equity_daily(run_dir / "equity_daily.csv", equity)
@@ -430,12 +431,12 @@ def _write_outputs(
     outputs.write_trades_csv(run_dir / "trades.csv", trades)
     outputs.write_json(run_dir / "metrics.json", result.metrics)
     has_plot = False
-    if want_plot(cfg.run.plot, multirun=shared) and len(equity):
+    if plot and len(equity):
         events = outputs.kill_switch_events(buffer.con if buffer.persistent else None)
         has_plot = outputs.plot_equity(
             run_dir / "equity.png", equity, trades, summary, events, extras.get("buy_hold")
         )
-    if want_plot(cfg.run.html, multirun=shared) and len(equity):
+    if html and len(equity):
         from runner import report_html
 
         html_started = time.perf_counter()
@@ -450,11 +451,11 @@ def _write_outputs(
 
 
 def _plot_inputs(
-    cfg: DictConfig, plan: Plan, engine: Engine, equity: Any, market_con: Any, cash: float
+    draw: bool, plan: Plan, engine: Engine, equity: Any, market_con: Any, cash: float
 ) -> dict[str, Any]:
     """Return what equity.png and report.html draw besides equity: closes, buy & hold curve."""
     warmup = run_stats.warmup_bars(engine.strategy)
-    if market_con is None or not len(equity) or not (cfg.run.plot or cfg.run.html):
+    if market_con is None or not len(equity) or not draw:
         return {"warmup": warmup}
     closes = run_stats.read_closes(market_con, plan.universe, int(equity["ts"].iloc[-1]))
     return {
