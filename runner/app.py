@@ -160,6 +160,8 @@ def _execute(
         raise UserFacingError(
             f"{results_path} already exists; a run dir is never reused. Choose a new hydra.run.dir."
         )
+    if shared and type(buffer) is WriteBuffer:  # an empty results DB, copied: ~3x cheaper than DDL
+        job_cache.copy_results_template(results_path)
     buffer.open(results_path)
     if buffer.persistent:
         buffer.con.execute(
