@@ -3,8 +3,9 @@
 In one run, on the same machine and the same GOOG daily bars (2,148), for each grid:
 - backtesting.py 0.6.6 ``Backtest.optimize`` as its own process (``bench/bt_optimize.py``;
   it spreads the grid over every CPU with multiprocessing);
-- our multirun ``python -m runner -m ...`` with the basic launcher and with joblib (2 workers),
-  each as a whole process (start-up, every job's files, the sweep report).
+- our multirun ``python -m runner -m ...`` with the basic launcher, joblib (2 workers) and the
+  batched launcher (in-process, and 2 forked workers), each as a whole process (start-up, every
+  job's files, the sweep report).
 It prints seconds and ms per combination with the ratio to backtesting.py, the per-job breakdown
 (loop, job, process share), the peak-RSS spread of the in-process (basic) sweep, and the 1M-bar
 headline run as a whole process beside the bare-loop ceiling measured in the same run.
@@ -41,6 +42,8 @@ GRIDS = {
 LAUNCHERS = {
     "basic": [],
     "joblib n_jobs=2": ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"],
+    "batched": ["hydra/launcher=batched"],
+    "batched n_jobs=2": ["hydra/launcher=batched", "hydra.launcher.n_jobs=2"],
 }
 TARGET_RATIO, STRETCH_RATIO, HEADLINE_TARGET = 1.0, 0.5, 0.25
 
@@ -163,7 +166,7 @@ def table(results: dict[str, Any]) -> str:
         "| grid | tool | seconds | ms / combination | ratio to backtesting.py (process / optimize call) |",
         "|---|---|---|---|---|",
     ]
-    for name, grid in results["grids"].items():
+    for grid in results["grids"].values():
         bt = grid["backtesting.py"]
         n = bt["combinations"]
         lines.append(
