@@ -8,16 +8,23 @@ a bad override, an unknown key, a wrong type, or any ``UserFacingError``. No tra
 from __future__ import annotations
 
 import dataclasses
-import difflib
+import errno
 import os
 import re
+import signal
 import sys
+import traceback
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from components.errors import UserFacingError
+from components.suggest import closest
 
 EXIT_USER_ERROR = 2
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+_HOME_VALUE = re.compile(r"^([+~]{0,2}[\w.@/-]+=)~(?=/|$)")
+_DISK_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS}
 
 _HYDRA_NOISE = re.compile(r"\n\s*(full_key|reference_type|object_type)=?.*", re.MULTILINE)
 _SEARCH_PATH = re.compile(r"\s*Config search path:.*", re.DOTALL)
@@ -57,9 +64,9 @@ def _missing_option(exc: Any) -> str:
     options = [o for o in (exc.options or _listed_options(str(exc))) if not o.endswith("_schema")]
     typed = _typed_override(group, option) or f"{group}={option}"
     prefix = typed[: len(typed) - len(typed.lstrip("+~"))]
-    close = difflib.get_close_matches(option, options, n=1)
-    hint = f" Did you mean {close[0]!r}?" if close else ""
-    fix = f"{prefix}{group}={close[0]}" if close else f"{prefix}{group}=<one of the options above>"
+    close = closest(option, options)
+    hint = f" Did you mean {close!r}?" if close else ""
+    fix = f"{prefix}{group}={close}" if close else f"{prefix}{group}=<one of the options above>"
     where = "" if group.startswith("hydra/") else f", or add conf/{group}/{option}.yaml"
     return (
         f"{typed}: no option {option!r} in config group {group!r} (available: {', '.join(options) or 'none'})."
@@ -77,15 +84,15 @@ def _unknown_key(exc: BaseException, cause: Any) -> str:
     full_key, key = str(cause.full_key), str(cause.key)
     node = full_key.rpartition(".")[0]
     keys = _field_names(getattr(cause, "object_type", None))
-    close = difflib.get_close_matches(key, keys, n=1)
+    close = closest(key, keys)
     value = (_typed_override(full_key) or "=").split("=", 1)[1]
     where = (
         f"{node} ({cause.object_type.__name__})" if node and keys else (node or "the root config")
     )
     listed = f" (its keys: {', '.join(keys)})" if keys else ""
-    hint = f" Did you mean {close[0]!r}?" if close else ""
+    hint = f" Did you mean {close!r}?" if close else ""
     fix = (
-        f"{node + '.' if node else ''}{close[0]}={value}"
+        f"{node + '.' if node else ''}{close}={value}"
         if close
         else "use one of its keys, or drop the override"
     )
@@ -176,25 +183,131 @@ class _DropHydraJobError:
         return getattr(self._stream, name)
 
 
-def run_cli(main: Callable[[], Any]) -> None:
-    """Run a Hydra ``main`` and turn user errors into one line on stderr with exit code 2."""
+def _group_override_error(exc: BaseException) -> str | None:
+    """``market=-1``, ``buffer=null``, ``strategy=[[1]]``: a config group given a non-name value.
+
+    Hydra fails deep inside its defaults list (a ValueError or TypeError, 39-52 lines); name the
+    override, the options of the group and the fix instead.
+    """
+    if not isinstance(exc, ValueError | TypeError):
+        return None
+    frames = traceback.extract_tb(exc.__traceback__)
+    if not frames or not frames[-1].filename.endswith(("defaults_list.py", "overrides.py")):
+        return None
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parser = OverridesParser.create()
+    for arg in sys.argv[1:]:
+        if arg.startswith("-") or "=" not in arg:
+            continue
+        try:
+            override = parser.parse_override(arg)
+        except Exception:  # an unparsable argument is Hydra's to report
+            continue
+        group = override.key_or_group
+        options = _group_options(group)
+        if options is None:
+            continue
+        value = override.value()
+        if isinstance(value, str) or (
+            isinstance(value, list) and all(isinstance(v, str) for v in value)
+        ):
+            continue
+        shown = "null" if value is None else repr(value)
+        prefix = arg[: len(arg) - len(arg.lstrip("+~"))]
+        return (
+            f"{arg}: {group} is a config group and takes an option name, got {shown}; "
+            f"options: {', '.join(options) or 'none'}. Fix: {prefix}{group}={options[0] if options else '<option>'}"
+            f" (a key inside the group is set as {group}.<key>=<value>)."
+        )
+    return None
+
+
+def _group_options(group: str) -> list[str] | None:
+    """Return the options of config group ``group`` (None if it is not a group)."""
+    folder = CONF_DIR / group
+    if not folder.is_dir():
+        return None
+    return sorted(p.stem for p in folder.glob("*.yaml") if not p.stem.endswith("_schema"))
+
+
+def expand_home(args: list[str]) -> list[str]:
+    """Expand a leading ``~`` in override values (``db.path=~/x.duckdb``), as a shell would.
+
+    Hydra's override grammar cannot parse an unquoted ``~`` inside a value.
+    """
+    return [_HOME_VALUE.sub(lambda m: m.group(1) + os.path.expanduser("~"), a) for a in args]
+
+
+def _disk_error(exc: OSError) -> str | None:
+    """Return one line for a file the CLI could not write (full disk, size limit, read-only).
+
+    Hydra creates the run dir and writes ``.hydra/`` before the task runs, so this is where a
+    disk too full to start ends up.
+    """
+    if exc.errno not in _DISK_ERRNOS:
+        return None
+    where = exc.filename or _file_being_saved(exc) or "the run directory (hydra.run.dir)"
+    return (
+        f"could not write {where}: {exc.strerror or exc}; free space on that disk (or raise the limit), "
+        "or write elsewhere (the runner: hydra.run.dir=<dir on another disk>), then run again."
+    )
+
+
+def _file_being_saved(exc: BaseException) -> str | None:
+    """Return the file Hydra was saving (``_save_config(cfg, filename, output_dir)``), if any."""
+    tb = exc.__traceback__
+    found = None
+    while tb is not None:
+        names = tb.tb_frame.f_locals
+        if "filename" in names and "output_dir" in names:
+            found = str(Path(str(names["output_dir"])) / str(names["filename"]))
+        tb = tb.tb_next
+    return found
+
+
+def _interrupted(exc: KeyboardInterrupt) -> tuple[str, int]:
+    signum = int(getattr(exc, "signum", signal.SIGINT))
+    if signum == signal.SIGINT:
+        return "interrupted by Ctrl-C; nothing further was written.", 128 + signum
+    name = signal.Signals(signum).name
+    return f"stopped by {name} before the run started; nothing further was written.", 128 + signum
+
+
+def run_cli(main: Callable[[], Any], on_refusal: Callable[[], Any] | None = None) -> None:
+    """Run a Hydra ``main`` and turn user errors into one line on stderr with exit code 2.
+
+    ``on_refusal`` runs before the CLI exits on a refusal or an interruption (the runner removes
+    the stub run dir there).
+    """
     os.environ.setdefault("HYDRA_FULL_ERROR", "1")
+    sys.argv[1:] = expand_home(sys.argv[1:])
     stderr = sys.stderr
     if not isinstance(stderr, _DropHydraJobError):
         sys.stderr = _DropHydraJobError(stderr)
     try:
-        main()
+        try:
+            main()
+        except (Exception, KeyboardInterrupt) as exc:
+            if on_refusal is not None and not isinstance(exc, SystemExit):
+                on_refusal()
+            raise
     except UserFacingError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(exc.exit_code)
     except Exception as exc:
-        message = describe_config_error(exc)
+        message = (
+            describe_config_error(exc)
+            or _group_override_error(exc)
+            or (_disk_error(exc) if isinstance(exc, OSError) else None)
+        )
         if message is None:
             raise
         print(f"error: {message}", file=sys.stderr)
         sys.exit(EXIT_USER_ERROR)
-    except KeyboardInterrupt:  # Ctrl-C outside the backtest loop (which stops cleanly by itself)
-        print("error: interrupted by Ctrl-C; nothing further was written.", file=sys.stderr)
-        sys.exit(128 + 2)
+    except KeyboardInterrupt as exc:  # Ctrl-C / SIGTERM outside the backtest loop
+        message, code = _interrupted(exc)
+        print(f"error: {message}", file=sys.stderr)
+        sys.exit(code)
     finally:
         sys.stderr = stderr  # in-process callers (tests) get their stream back

@@ -56,3 +56,11 @@ class PublishLockTimeoutError(UserFacingError, TimeoutError):
 
 class DataRangeError(UserFacingError, LookupError):
     """Requested symbols or dates are not in the market DB."""
+
+
+class DbNotAFileError(UserFacingError, IsADirectoryError):
+    """``db.path`` names a directory, a FIFO, a socket or a device instead of a regular file."""
+
+
+class DbUnreadableError(UserFacingError, PermissionError):
+    """The market DB file exists but this user may not read it."""

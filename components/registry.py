@@ -7,7 +7,6 @@ built: the runner cannot build a market-DB writer because none is registered.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from components.errors import ConfigError, UnknownComponentError
+from components.suggest import closest
 
 
 @dataclass(frozen=True)
@@ -69,8 +69,8 @@ def lookup(group: str, kind: str) -> Entry:
     if entry is not None:
         return entry
     known = known_kinds(group)
-    close = difflib.get_close_matches(str(kind), known, n=1)
-    hint = f" Did you mean {close[0]!r}?" if close else ""
+    close = closest(kind, known)
+    hint = f" Did you mean {close!r}?" if close else ""
     raise UnknownComponentError(
         f"{group}: no component registered as kind={kind!r} (known: {', '.join(known) or 'none'}).{hint} "
         f"Pick one with `{group}=<name>` or fix `kind:` in conf/{group}/."
@@ -84,12 +84,7 @@ def typed_config(group: str, node: DictConfig | dict[str, Any]) -> Any:
     known = [f.name for f in dataclasses.fields(entry.config_cls)]
     unknown = sorted(str(k) for k in node if k not in known)
     if unknown:
-        guess = difflib.get_close_matches(unknown[0], known, n=1)
-        hint = f" Did you mean {group}.{guess[0]}?" if guess else ""
-        raise ConfigError(
-            f"{group}.{unknown[0]}: no such key for {group} kind={kind!r} (keys: {', '.join(known)}).{hint} "
-            "Fix or remove the override."
-        )
+        raise ConfigError(_unknown_key_message(group, kind, unknown[0], known))
     try:
         merged = OmegaConf.merge(OmegaConf.structured(entry.config_cls), node)
         return OmegaConf.to_object(merged)
@@ -101,6 +96,29 @@ def typed_config(group: str, node: DictConfig | dict[str, Any]) -> Any:
         ) from None
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
+
+
+def _unknown_key_message(group: str, kind: str, key: str, known: list[str]) -> str:
+    """Name the key and the fix; when the key belongs to another option, say how to switch option."""
+    owners = [
+        e.kind
+        for e in entries()
+        if e.group == group
+        and e.kind != kind
+        and key in {f.name for f in dataclasses.fields(e.config_cls)}
+    ]
+    if owners:
+        return (
+            f"{group}.{key}: no such key for {group} kind={kind!r} (keys: {', '.join(known)}); it comes "
+            f"from the {owners[0]!r} option, because {group}.kind={kind} changes only the kind. "
+            f"Fix: select the option with {group}={kind} instead of {group}.kind={kind}."
+        )
+    guess = closest(key, known)
+    hint = f" Did you mean {group}.{guess}?" if guess else ""
+    return (
+        f"{group}.{key}: no such key for {group} kind={kind!r} (keys: {', '.join(known)}).{hint} "
+        "Fix or remove the override."
+    )
 
 
 def build(group: str, node: DictConfig | dict[str, Any], **deps: Any) -> Any:

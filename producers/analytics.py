@@ -29,7 +29,7 @@ from omegaconf import DictConfig
 
 from components.cli import run_cli
 from components.data.config import DbConfig
-from components.data.duckdb_client import CREATE_HINT
+from components.data.duckdb_client import CREATE_HINT, check_db_file
 from components.data.market_db import content_version
 from components.data.schemas import SNAPSHOT_COLUMNS, AnalyticsSnapshot, validate_or_raise
 from components.errors import DataRangeError, MarketDbMissingError
@@ -198,6 +198,7 @@ def main(cfg: DictConfig) -> None:
     configure_logging()
     config = typed(cfg.analytics, AnalyticsConfig, "analytics")
     publish_cfg = typed(cfg.publish, PublishConfig, "publish")
+    check_db_file(cfg.db.path, must_exist=False)  # refuse a FIFO or a CSV before any work
     logger.info(
         "analytics: cadence {}, lookback {} bars, from {}",
         config.cadence,

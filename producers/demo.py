@@ -24,6 +24,8 @@ from omegaconf import DictConfig
 
 from components.cli import run_cli
 from components.data.config import DbConfig
+from components.data.duckdb_client import check_db_file
+from components.timestamps import parse_timestamp
 from producers.common import CONF_DIR, configure_logging, typed
 from producers.publish import PublishConfig
 from producers.store import WriteResult, check_on_conflict, write_bars
@@ -52,9 +54,9 @@ class DemoConfig:
                 f"demo.stagger must be in [0, 1) and demo.gap_rate in [0, 0.5), were {self.stagger} "
                 f"and {self.gap_rate}; try demo.stagger=0.5 demo.gap_rate=0.002"
             )
+        parse_timestamp(self.start, "demo.start")  # ISO-8601 only (issue 14)
         try:
             pd.Timedelta(pd.tseries.frequencies.to_offset(self.freq))
-            pd.Timestamp(self.start)
         except (ValueError, TypeError) as exc:
             raise ValueError(
                 f"demo.freq and demo.start must be a fixed pandas interval and a timestamp, were "
@@ -185,6 +187,7 @@ def main(cfg: DictConfig) -> None:
     configure_logging()
     config = typed(cfg.demo, DemoConfig, "demo")
     publish_cfg = typed(cfg.publish, PublishConfig, "publish")
+    check_db_file(cfg.db.path, must_exist=False)  # refuse a FIFO or a CSV before any work
     logger.info(
         "demo: generating {} symbols x {} bars (seed {}) for {}",
         config.n_symbols,

@@ -71,6 +71,7 @@ class IngestAppConfig:
     symbol: str | None = None  # symbol for files without a symbol column
     tz: str = "UTC"  # IANA zone of naive timestamps (stamps with an offset keep theirs)
     on_conflict: str = "error"  # error | replace: stored bars (same symbol, ts) with other values
+    sep: str = ","  # CSV field separator: one character, or tab / semicolon / comma / pipe by name
     publish: PublishConfig = field(default_factory=PublishConfig)
 
 
@@ -147,7 +148,36 @@ def resolve_sources(source: str | None) -> list[Path]:
         raise SourceError(
             f"source file {source!r} not found (relative to {Path.cwd()}); check the path."
         )
+    if not path.is_file():  # a FIFO, socket or device: reading it could block forever
+        raise SourceError(
+            f"source={source!r} is not a regular file (a named pipe, socket or device); copy the data "
+            "into a CSV or Parquet file and name that file."
+        )
     return [path]
+
+
+SEP_NAMES = {"tab": "\t", "\\t": "\t", "semicolon": ";", "comma": ",", "pipe": "|", "space": " "}
+
+
+def check_sep(sep: str) -> str:
+    """Return the one-character CSV separator ``sep`` names (``tab``, ``;``, ...), else raise."""
+    value = SEP_NAMES.get(str(sep).lower(), str(sep))
+    if len(value) != 1 or value in '"\r\n':
+        raise ConfigError(
+            f"sep must be one character or one of {', '.join(SEP_NAMES)}, was {sep!r}; e.g. sep=';' "
+            "or sep=tab."
+        )
+    return value
+
+
+def _sep_hint(header_line: str, sep: str) -> str | None:
+    """Return the separator a one-column header looks split by (``;`` or tab), else None."""
+    if sep in header_line:
+        return None
+    for candidate in (";", "\t", "|"):
+        if header_line.count(candidate) >= 2:
+            return candidate
+    return None
 
 
 def check_tz(tz: str) -> str:
@@ -164,7 +194,7 @@ def check_tz(tz: str) -> str:
 # ---------------------------------------------------------------------------- reading one file
 
 
-def read_table(src: SourceFile) -> pa.Table:
+def read_table(src: SourceFile, sep: str = ",") -> pa.Table:
     """Return the raw table of ``src``: Parquet as stored, CSV with every column as text."""
     suffix = src.path.suffix.lower()
     if suffix in PARQUET_SUFFIXES:
@@ -179,10 +209,10 @@ def read_table(src: SourceFile) -> pa.Table:
             f"{src.path}: unsupported file type {suffix or '(none)'!r}; give CSV ({', '.join(CSV_SUFFIXES)}) "
             f"or Parquet ({', '.join(PARQUET_SUFFIXES)}) files."
         )
-    return _read_csv(src)
+    return _read_csv(src, sep)
 
 
-def _read_csv(src: SourceFile) -> pa.Table:
+def _read_csv(src: SourceFile, sep: str = ",") -> pa.Table:
     """Read every column as text; only on failure decode in Python to say what is wrong and where."""
     data = src.data.removeprefix(b"\xef\xbb\xbf")
     end = data.find(b"\n")
@@ -190,8 +220,15 @@ def _read_csv(src: SourceFile) -> pa.Table:
         header_line = (data if end < 0 else data[:end]).decode("utf-8").rstrip("\r")
     except UnicodeDecodeError:
         raise _not_utf8(src, data) from None
+    guess = _sep_hint(header_line, sep)
+    if guess is not None:
+        shown = "tab" if guess == "\t" else f"'{guess}'"
+        raise SourceError(
+            f"{src.path}: looks {shown}-separated (header {header_line[:60]!r}); pass sep={shown}, e.g. "
+            f"`python -m producers.ingest source={src.path} sep={shown} db.path=<db>`."
+        )
     try:
-        header = next(csv.reader([header_line]), [])
+        header = next(csv.reader([header_line], delimiter=sep), [])
     except csv.Error as exc:  # e.g. a bare carriage return inside the header line
         raise SourceError(
             f"{src.path}: malformed CSV header line ({exc}); expected the header {UNIFORM}."
@@ -201,10 +238,14 @@ def _read_csv(src: SourceFile) -> pa.Table:
             f"{src.path}: the file is empty (no header line); expected the header {UNIFORM}."
         )
     try:
+        names = _column_names(header)
+        read_options = pcsv.ReadOptions(column_names=names, skip_rows=1) if names else None
         return pcsv.read_csv(
             pa.BufferReader(data),
+            parse_options=pcsv.ParseOptions(delimiter=sep),
+            read_options=read_options,
             convert_options=pcsv.ConvertOptions(
-                column_types={name: pa.string() for name in header},
+                column_types={name: pa.string() for name in names or header},
                 strings_can_be_null=False,
                 quoted_strings_can_be_null=False,
             ),
@@ -215,6 +256,13 @@ def _read_csv(src: SourceFile) -> pa.Table:
         except UnicodeDecodeError:
             raise _not_utf8(src, data) from None
         raise SourceError(f"{src.path}: malformed CSV: {_csv_problem(str(exc), text)}") from None
+
+
+def _column_names(header: list[str]) -> list[str] | None:
+    """Name an unnamed first column (pandas' index: ``,Open,High,...``) so it can become ``ts``."""
+    if header and header[0].strip() == "" and all(h.strip() for h in header[1:]):
+        return ["ts", *header[1:]]
+    return None
 
 
 def _not_utf8(src: SourceFile, data: bytes) -> SourceError:
@@ -393,9 +441,9 @@ def _no_failures() -> pd.DataFrame:
     return pd.DataFrame(columns=FAILURE_COLUMNS)
 
 
-def parse_source(src: SourceFile, symbol: str | None, tz: str) -> None:
+def parse_source(src: SourceFile, symbol: str | None, tz: str, sep: str = ",") -> None:
     """Fill ``src.frame`` (BAR_COLUMNS, RangeIndex = data row) and ``src.failures`` (parse + schema)."""
-    table = read_table(src)
+    table = read_table(src, sep)
     columns = column_map(src, table.column_names, symbol)
     if table.num_rows == 0:
         raise SourceError(
@@ -480,7 +528,9 @@ def cross_file_duplicates(sources: list[SourceFile]) -> list[pd.DataFrame]:
     return out
 
 
-def plan_ingest(paths: list[Path], db_path: str, symbol: str | None, tz: str) -> IngestPlan:
+def plan_ingest(
+    paths: list[Path], db_path: str, symbol: str | None, tz: str, sep: str = ","
+) -> IngestPlan:
     """Read, parse and validate every new file; raise one DataValidationError listing all failures."""
     files = [SourceFile.read(p) for p in paths]
     known = known_hashes(db_path, [f.sha256 for f in files])
@@ -490,10 +540,63 @@ def plan_ingest(paths: list[Path], db_path: str, symbol: str | None, tz: str) ->
         (skipped if src.sha256 in known or src.sha256 in seen else todo).append(src)
         seen.add(src.sha256)
     for src in todo:
-        parse_source(src, symbol, tz)
+        parse_source(src, symbol, tz, sep)
     _add_cross_file_failures(todo)
     _raise_if_invalid(todo)
+    for src in todo:
+        for warning in suspected_splits(src):
+            logger.warning(warning)
     return IngestPlan(sources=todo, skipped=skipped)
+
+
+# overnight moves that an unadjusted split (2:1, 3:1, 4:1, 3:2, 5:1) or reverse split leaves
+SPLIT_RATIOS = {
+    1 / 2: "2-for-1",
+    1 / 3: "3-for-1",
+    1 / 4: "4-for-1",
+    1 / 5: "5-for-1",
+    2 / 3: "3-for-2",
+    2.0: "1-for-2 reverse",
+    3.0: "1-for-3 reverse",
+    4.0: "1-for-4 reverse",
+}
+SPLIT_TOLERANCE = 0.02  # relative distance from a split ratio that counts as "near"
+MAX_SPLIT_WARNINGS = 5
+
+
+def suspected_splits(src: SourceFile) -> list[str]:
+    """Return warnings for bar-to-bar moves (open / previous close) near a split ratio.
+
+    Prices that are not split-adjusted make a backtest trade through the split: a buy decided
+    near 100 fills at 50.5. This is a warning, not a refusal: a real crash can look the same.
+    """
+    frame = src.frame
+    if frame is None or len(frame) < 2:
+        return []
+    ordered = frame.sort_values(["symbol", "ts"], kind="stable")
+    previous_close = ordered["close"].shift().where(ordered["symbol"].eq(ordered["symbol"].shift()))
+    ratio = ordered["open"] / previous_close
+    found: list[tuple[str, pd.Timestamp, str]] = []
+    for target, name in SPLIT_RATIOS.items():
+        near = ((ratio / target - 1).abs() <= SPLIT_TOLERANCE).to_numpy()
+        for row in ordered.index[near]:
+            bar = ordered.loc[row]
+            found.append(
+                (
+                    bar["symbol"],
+                    bar["ts"],
+                    f"{src.path.name}: {bar['symbol']} opens at {bar['open']:g} on {bar['ts'].date()} after a "
+                    f"close of {previous_close.loc[row]:g} ({(ratio.loc[row] - 1) * 100:+.0f} %): this looks "
+                    f"like an unadjusted {name} split, and a backtest would trade through it; use "
+                    "split-adjusted prices unless the move is real.",
+                )
+            )
+    out = [message for _symbol, _ts, message in sorted(found)]
+    return sorted(out)[:MAX_SPLIT_WARNINGS] + (
+        [f"{src.path.name}: ... and {len(out) - MAX_SPLIT_WARNINGS} more suspected split(s)"]
+        if len(out) > MAX_SPLIT_WARNINGS
+        else []
+    )
 
 
 def _add_cross_file_failures(todo: list[SourceFile]) -> None:
@@ -541,11 +644,13 @@ def ingest(
     tz: str = "UTC",
     on_conflict: str = "error",
     lock_timeout_s: float = 60.0,
+    sep: str = ",",
 ) -> tuple[WriteResult, IngestPlan]:
     """Ingest ``source`` into the market DB at ``db_path``; return what was written and skipped."""
     check_tz(tz)
     check_on_conflict(on_conflict)
-    plan = plan_ingest(resolve_sources(source), db_path, symbol, tz)
+    sep = check_sep(sep)
+    plan = plan_ingest(resolve_sources(source), db_path, symbol, tz, sep)
     records = [DatasetRecord.of(str(s.path.resolve()), s.sha256, s.frame) for s in plan.sources]  # type: ignore[arg-type]
     result = WriteResult(db_path=db_path, datasets=records)
     if not plan.sources:
@@ -595,6 +700,7 @@ def main(cfg: DictConfig) -> None:
         tz=cfg.tz,
         on_conflict=cfg.on_conflict,
         lock_timeout_s=publish_cfg.lock_timeout_s,
+        sep=cfg.sep,
     )
     print(summary(result, plan))
     if result.published:

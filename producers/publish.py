@@ -22,7 +22,7 @@ from typing import Generic, TypeVar
 import duckdb
 from loguru import logger
 
-from components.data.duckdb_client import get_connection
+from components.data.duckdb_client import check_db_file, get_connection
 from components.data.market_db import bump_content_version, ensure_schema
 from components.errors import PublishLockTimeoutError
 
@@ -125,7 +125,7 @@ def publish(
     PublishLockTimeoutError
         Another producer held ``<db>.lock`` longer than ``lock_timeout_s``.
     """
-    live = Path(db_path)
+    live = check_db_file(db_path, must_exist=False)  # a FIFO would hang copyfile; a CSV is refused
     with PublishLock(live, lock_timeout_s):
         _remove_stale_staging(live)
         staging = staging_path(live)

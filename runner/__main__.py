@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from runner import startup
 
-import hydra
-from omegaconf import DictConfig
+# first, before the slow imports: a signal during start-up is one line or a halt at the first bar
+startup.install_handlers()
+startup.pause("imports")
 
-from components.cli import run_cli
-from runner.entry import run_job
+from pathlib import Path  # noqa: E402
+
+import hydra  # noqa: E402
+from omegaconf import DictConfig  # noqa: E402
+
+from components.cli import run_cli  # noqa: E402
+from runner.entry import run_job  # noqa: E402
+from runner.rundir import remove_stub  # noqa: E402
 
 CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
 
@@ -20,4 +27,4 @@ def main(cfg: DictConfig) -> int:
 
 
 if __name__ == "__main__":
-    run_cli(main)
+    run_cli(main, on_refusal=remove_stub)  # a refused run leaves no stub run dir (runner.rundir)

@@ -20,8 +20,8 @@ from components.data.duckdb_client import get_connection, translate_error
 from components.errors import UserFacingError
 from components.execution.write_buffer import FlushError, WriteBuffer
 from components.market import cache as bar_cache
-from components.registry import build
-from runner import job_cache, outputs
+from components.registry import build, typed_config
+from runner import job_cache, outputs, run_stats, startup
 from runner.engine import Engine, LoopResult, StopFlags
 from runner.plan import Plan, make_plan, typed_configs
 from runner.progress import console_sink, make_progress
@@ -37,6 +37,13 @@ def configure_logging(run_dir: Path, level: str, *, keep_console: bool = False) 
     job and swap only the file handler; adding a loguru handler costs ~5 ms.
     """
     log_path = run_dir / "runner.log"
+    logger.level(level.upper())  # an unknown level fails here, before the old handlers are gone
+    try:  # a disk too full for the log is one line and exit 2, not a loguru error block per record
+        with open(log_path, "a", encoding="utf-8") as handle:
+            handle.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} | runner.log of {run_dir}\n")
+            handle.flush()
+    except OSError as exc:
+        raise RunDirWriteError(_write_error_message(log_path, exc)) from None
     if keep_console and _HANDLERS.get("level") == level:
         try:
             logger.remove(_HANDLERS["file"])
@@ -51,6 +58,24 @@ def configure_logging(run_dir: Path, level: str, *, keep_console: bool = False) 
     )  # tqdm-safe
     _HANDLERS.update(level=level, console=console, file=_add_file_handler(log_path))
     return log_path
+
+
+class RunDirWriteError(UserFacingError, OSError):
+    """The run directory cannot be written (full disk, file-size limit, read-only file system)."""
+
+
+def _write_error_message(path: Path, exc: BaseException) -> str:
+    reason = getattr(exc, "strerror", None) or str(exc)
+    return (
+        f"could not write {path}: {reason}; free space on that disk (or raise the file-size limit), or "
+        "put the run elsewhere with hydra.run.dir=<dir on another disk>, then run again."
+    )
+
+
+_DISK_FULL = ("No space left", "File too large", "Disk quota", "Read-only file system")
+
+
+REPORTING = "reporting"  # runs.status while the report files are written; then the loop's outcome
 
 
 def _add_file_handler(log_path: Path) -> int:
@@ -78,10 +103,20 @@ def run_backtest(
 
     ``shared`` (multirun jobs): reuse this process's market DB connection, plan and bars from
     earlier jobs of the sweep (``runner.job_cache``), keep the console log handler, and skip
-    ``equity.png`` unless ``run.plot=true`` was asked.
+    ``equity.png`` / ``report.html`` unless ``run.plot=true`` / ``run.html=true`` was asked.
     """
-    run_dir.mkdir(parents=True, exist_ok=True)
     configs = typed_configs(cfg)
+    for group in ("sizing", "orders"):  # checked before anything runs (dry runs too)
+        configs[group] = typed_config(group, cfg[group])
+    results_path = run_dir / "results.duckdb"
+    if results_path.exists():  # before runner.log: an earlier run's log is not appended to
+        raise UserFacingError(
+            f"{results_path} already exists; a run dir is never reused. Choose a new hydra.run.dir."
+        )
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RunDirWriteError(_write_error_message(run_dir, exc)) from None
     log_path = configure_logging(run_dir, configs_level(cfg), keep_console=shared)
     logger.debug("run dir {} (config {})", run_dir, run_dir / ".hydra" / "config.yaml")
     text = resolved_yaml(cfg)
@@ -91,6 +126,7 @@ def run_backtest(
     try:
         plan = make_plan(con, cfg, configs, cache=_plan_cache(db_path) if shared else None)
         plan.config_hash = config_hash(cfg, text)
+        startup.pause("plan")
         if cfg.run.dry_run:
             logger.debug(plan.describe())
             print(f"dry run OK: {plan.describe()}")
@@ -107,8 +143,8 @@ def run_backtest(
         )
     except (
         duckdb.Error
-    ) as exc:  # a market DB that opens but fails on read (truncated): exit 2, one line
-        translated = _market_db_error(exc, Path(configs["db"].path))
+    ) as exc:  # a market DB that opens but fails on read (truncated, checksum): exit 2, one line
+        translated = translate_error(exc, Path(configs["db"].path))
         if translated is None:
             raise
         logger.opt(exception=exc).debug("market DB error")
@@ -122,11 +158,6 @@ def _plan_cache(db_path: str) -> Any:
     """Return the plan cache of this process for ``db_path`` (keyed by the file's identity)."""
     identity = job_cache.db_identity(db_path)
     return lambda request, make: job_cache.cached_plan((identity, *request), make)
-
-
-def _market_db_error(exc: duckdb.Error, db_path: Path) -> UserFacingError | None:
-    """Return the user-facing error for a DuckDB failure that names the market DB file, else None."""
-    return translate_error(exc, db_path) if str(db_path) in str(exc) else None
 
 
 def configs_level(cfg: DictConfig) -> str:
@@ -152,17 +183,72 @@ def _execute(
     strategy = build("strategy", cfg.strategy)
     execution = build("execution", cfg.execution)
     buffer: WriteBuffer = build("buffer", cfg.buffer)
+    broker = build("broker", cfg.broker)  # a factory: the engine builds the broker per universe
+    sizing = build("sizing", cfg.sizing)
+    orders = build("orders", cfg.orders)
+    kept_equity = run_stats.keep_equity_in_memory(buffer)  # buffer=memory stores no equity rows
     market.open(con, plan.universe)
     analytics.open(con, plan.universe.end_us)
+    flags = StopFlags()
+    flags.install()  # from here SIGINT/SIGTERM stop at the first bar and SIGUSR1 halts there
+    flags.halt_reason = flags.halt_reason or startup.take_pending_halt()
+    try:
+        return _run_loop(
+            cfg,
+            run_dir,
+            plan,
+            log_path,
+            flags,
+            (
+                market,
+                analytics,
+                strategy,
+                execution,
+                buffer,
+                broker,
+                sizing,
+                orders,
+                con,
+                kept_equity,
+            ),
+            quiet=quiet,
+            engine_hook=engine_hook,
+            shared=shared,
+        )
+    finally:
+        flags.uninstall()  # restore the caller's SIGINT/SIGTERM/SIGUSR1 handlers (in-process runs, tests)
+
+
+def _open_results(buffer: WriteBuffer, results_path: Path) -> None:
+    """Create results.duckdb; a disk too full to start is one line and exit 2."""
+    try:
+        buffer.open(results_path)
+    except (OSError, duckdb.Error) as exc:
+        if isinstance(exc, UserFacingError) or not any(t in str(exc) for t in _DISK_FULL):
+            raise
+        buffer.close()
+        raise RunDirWriteError(_write_error_message(results_path, exc)) from None
+
+
+def _run_loop(
+    cfg: DictConfig,
+    run_dir: Path,
+    plan: Plan,
+    log_path: Path,
+    flags: StopFlags,
+    parts: tuple[Any, ...],
+    *,
+    quiet: bool,
+    engine_hook: Any,
+    shared: bool = False,
+) -> int:
+    market, analytics, strategy, execution, buffer, broker, sizing, orders, con, kept_equity = parts
+    configs = plan.configs
     run_id = run_dir.name
     results_path = run_dir / "results.duckdb"
-    if results_path.exists():
-        raise UserFacingError(
-            f"{results_path} already exists; a run dir is never reused. Choose a new hydra.run.dir."
-        )
     if shared and type(buffer) is WriteBuffer:  # an empty results DB, copied: ~3x cheaper than DDL
         job_cache.copy_results_template(results_path)
-    buffer.open(results_path)
+    _open_results(buffer, results_path)
     if buffer.persistent:
         buffer.con.execute(
             "INSERT INTO runs VALUES (?, 'running', now(), NULL, ?, ?, ?, NULL, NULL, NULL)",
@@ -173,8 +259,6 @@ def _execute(
                 plan.market_db_version,
             ],
         )
-    flags = StopFlags()
-    flags.install()
     progress = make_progress(
         cfg.run.progress,
         plan.n_bars,
@@ -190,7 +274,9 @@ def _execute(
         strategy=strategy,
         execution=execution,
         buffer=buffer,
-        broker_config=configs["broker"],
+        broker=broker,
+        sizing=sizing,
+        orders=orders,
         flags=flags,
         halt_file=run_dir / cfg.run.halt_file,
         progress=progress.update,
@@ -204,16 +290,28 @@ def _execute(
     except BaseException as exc:  # flush what we have synchronously, mark the run failed, re-raise
         progress.close()
         _fail(buffer, run_id, engine, exc)
-        flags.uninstall()
         raise
-    progress.close()
-    _finish_runs_row(buffer, run_id, result)
+    # runs.status stays 'reporting' until every output file is in place (issue 14, item 4): a run
+    # killed while writing its report is never mistaken for a finished one
+    progress.writing_report()
+    _finish_runs_row(buffer, run_id, result, status=REPORTING)
+    startup.pause("report")
     summary = _write_outputs(
-        cfg, run_dir, plan, engine, buffer, result, time.perf_counter() - started, shared=shared
+        cfg,
+        run_dir,
+        plan,
+        engine,
+        buffer,
+        result,
+        time.perf_counter() - started,
+        market_con=con,
+        kept_equity=kept_equity,
+        shared=shared,
     )
+    _set_status(buffer, run_id, result.status)
+    progress.close()
     buffer.close()
     _print_summary(summary, run_dir, log_path)
-    flags.uninstall()  # restore the caller's SIGINT/SIGTERM/SIGUSR1 handlers (in-process runs, tests)
     if result.status == "interrupted" and flags.stop_signal is not None:
         return 128 + int(flags.stop_signal)
     return 0
@@ -257,13 +355,21 @@ def _fail(buffer: WriteBuffer, run_id: str, engine: Engine, exc: BaseException) 
     buffer.close()
 
 
-def _finish_runs_row(buffer: WriteBuffer, run_id: str, result: LoopResult) -> None:
+def _finish_runs_row(
+    buffer: WriteBuffer, run_id: str, result: LoopResult, status: str | None = None
+) -> None:
     if buffer.persistent and buffer.con is not None:
         buffer.con.execute(
             "UPDATE runs SET status = ?, ended_at = now(), digest = ?, stopped_at_ts = make_timestamptz(?::BIGINT) "
             "WHERE run_id = ?",
-            [result.status, result.digest, result.stopped_at_us, run_id],
+            [status or result.status, result.digest, result.stopped_at_us, run_id],
         )
+
+
+def _set_status(buffer: WriteBuffer, run_id: str, status: str) -> None:
+    """Record the loop's outcome once summary.json and the other outputs are in place."""
+    if buffer.persistent and buffer.con is not None:
+        buffer.con.execute("UPDATE runs SET status = ? WHERE run_id = ?", [status, run_id])
 
 
 def _write_outputs(
@@ -275,29 +381,29 @@ def _write_outputs(
     result: LoopResult,
     wall: float,
     *,
+    market_con: Any = None,
+    kept_equity: list | None = None,
     shared: bool = False,
 ) -> dict[str, Any]:
-    import pandas as pd
-
     result.metrics["peak_rss_mb"] = (
         peak_rss_mb()
     )  # process high-water mark (the sweep report resets it per job)
     trades = engine.broker.closed
     cash = plan.configs["broker"].cash
-    equity = pd.DataFrame(columns=["ts", "equity"])
-    if buffer.persistent and buffer.con is not None:
-        equity = buffer.con.execute("SELECT ts, equity FROM equity ORDER BY ts").df()
+    equity = run_stats.equity_frame(buffer, kept_equity or [])
     max_dd = (
         float((1 - equity["equity"] / equity["equity"].cummax()).max() * 100)
         if len(equity)
         else 0.0
     )
-    wins = sum(1 for t in trades if t[7] > 0)
+    wins = sum(1 for t in trades if t.pnl > 0)
     summary: dict[str, Any] = {
         "run_id": run_dir.name,
         "status": result.status,
         "n_trades": result.n_trades,
-        "total_pnl": sum(t[7] for t in trades),
+        "total_pnl": sum(t.pnl for t in trades),
+        "total_fees": result.total_fees,
+        "total_borrow": result.borrow_paid,
         "final_equity": result.final_equity,
         "initial_cash": cash,
         "return_pct": (result.final_equity / cash - 1) * 100,
@@ -316,12 +422,23 @@ def _write_outputs(
         "config_hash": plan.config_hash,
         "metrics": result.metrics,
     }
+    stats_started = time.perf_counter()
+    extras = _stats_into(summary, cfg, plan, engine, equity, market_con)
+    run_stats.write_equity_daily(run_dir / "equity_daily.csv", equity)
+    summary["metrics"]["stats_seconds"] = round(time.perf_counter() - stats_started, 4)
     outputs.write_trades_csv(run_dir / "trades.csv", trades)
     outputs.write_json(run_dir / "metrics.json", result.metrics)
     has_plot = False
     if want_plot(cfg.run.plot, multirun=shared) and len(equity):
         events = outputs.kill_switch_events(buffer.con if buffer.persistent else None)
-        has_plot = outputs.plot_equity(run_dir / "equity.png", equity, trades, summary, events)
+        has_plot = outputs.plot_equity(
+            run_dir / "equity.png", equity, trades, summary, events, extras.get("buy_hold")
+        )
+    if want_plot(cfg.run.html, multirun=shared) and len(equity):
+        from runner import report_html
+
+        events = outputs.kill_switch_events(buffer.con if buffer.persistent else None)
+        report_html.write_report(run_dir / "report.html", summary, equity, trades, events, extras)
     outputs.atomic_write(
         run_dir / "summary.md", outputs.summary_markdown(summary, trades, has_plot)
     )
@@ -329,18 +446,53 @@ def _write_outputs(
     return summary
 
 
+def _stats_into(
+    summary: dict[str, Any],
+    cfg: DictConfig,
+    plan: Plan,
+    engine: Engine,
+    equity: Any,
+    market_con: Any,
+) -> dict[str, Any]:
+    """Put ``stats`` into ``summary``; return what the plots need (closes, buy & hold curve)."""
+    warmup = run_stats.warmup_bars(engine.strategy)
+    extras: dict[str, Any] = {"warmup": warmup}
+    anchors: dict[str, tuple[float, float]] = {}
+    if market_con is not None and len(equity):
+        last_us = int(equity["ts"].iloc[-1])
+        if cfg.run.plot or cfg.run.html:
+            closes = run_stats.read_closes(market_con, plan.universe, last_us)
+            anchors = run_stats.buy_hold_anchors(closes, warmup)
+            extras["closes"] = closes
+            extras["buy_hold"] = run_stats.buy_hold_curve(
+                closes, equity["ts"].to_numpy(), summary["initial_cash"], warmup
+            )
+        else:
+            anchors = run_stats.anchors_from_db(market_con, plan.universe, last_us, warmup)
+    summary["stats"] = run_stats.run_stats(
+        equity,
+        engine.broker.closed,
+        anchors,
+        cash=summary["initial_cash"],
+        open_positions=summary["open_positions"],
+        total_fees=summary.get("total_fees"),
+    )
+    return extras
+
+
 def _print_summary(summary: dict[str, Any], run_dir: Path, log_path: Path) -> None:
     m, ks = summary["metrics"], summary["kill_switch"]
     state = ks["state"] + (f" ({ks['code']}: {ks['reason']})" if ks["code"] else "")
     stopped = f" - stopped at {summary['stopped_at']}" if summary["status"] == "interrupted" else ""
     logger.info(
-        "{} {}: {} trades, pnl {:,.2f}, final equity {:,.2f}, {} open position(s), kill switch {}, "
-        "{:,.0f} bars/s{}",
+        "{} {}: {} trades, pnl {:,.2f}, final equity {:,.2f}, {}, {} open position(s), "
+        "kill switch {}, {:,.0f} bars/s{}",
         summary["status"],
         summary["strategy"],
         summary["n_trades"],
         summary["total_pnl"],
         summary["final_equity"],
+        outputs.headline(summary.get("stats") or {}),
         len(summary["open_positions"]),
         state,
         m["bars_per_second"],

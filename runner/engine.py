@@ -18,12 +18,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from components.execution.broker import BrokerConfig, SimulatedBroker
+from components.execution.broker import Broker
 from components.execution.handler import ExecutionHandler
 from components.execution.kill_switch import KillState
+from components.execution.orders import OrdersConfig
+from components.execution.records import EquityRow
 from components.execution.write_buffer import WriteBuffer
 from components.market.base import MarketProvider, Universe
-from components.strategies.base import FLAT, LONG, Strategy
+from components.strategies.base import Strategy
 
 
 class CausalityError(RuntimeError):
@@ -71,6 +73,8 @@ class LoopResult:
     unfilled_orders: int
     kill_switch: dict[str, Any]
     digest: str
+    total_fees: float = 0.0  # commissions of closed trades (both legs)
+    borrow_paid: float = 0.0  # borrow charged on shorts, quote currency
     record_counts: dict[str, int] = field(default_factory=dict)
 
 
@@ -86,7 +90,9 @@ class Engine:
         strategy: Strategy,
         execution: ExecutionHandler,
         buffer: WriteBuffer,
-        broker_config: BrokerConfig,
+        broker: Callable[..., Broker],
+        sizing: Any = None,
+        orders: OrdersConfig | None = None,
         flags: StopFlags | None = None,
         halt_file: Path | None = None,
         progress: Callable[[int, int, str], None] | None = None,
@@ -95,17 +101,23 @@ class Engine:
     ) -> None:
         self.universe, self.market, self.analytics = universe, market, analytics
         self.strategy, self.execution, self.buffer = strategy, execution, buffer
-        self.order_size = broker_config.order_size
         self.flags = flags or StopFlags()
         self.halt_file = halt_file
         self.progress = progress
         self.day_tz = day_tz
         self.before_step = before_step  # test hook: called with (engine, step, ts) before each step
         self._seq = itertools.count(1).__next__
-        self.broker = SimulatedBroker(
-            broker_config, len(universe.symbols), universe.symbols, buffer.add, self._seq
+        # the registry built the broker's factory; only the engine knows the universe and sinks
+        self.broker = broker(universe.symbols, buffer.add, self._seq)
+        execution.bind(
+            self.broker,
+            buffer.add,
+            self._seq,
+            universe.symbols,
+            sizing=sizing,
+            orders=orders,
+            strategy_name=strategy.name,
         )
-        execution.bind(self.broker, buffer.add, self._seq, universe.symbols)
         self.last_ts: int | None = None
 
     def _check_halt_file(self, ts: int) -> None:
@@ -129,15 +141,15 @@ class Engine:
         ks = execution.kill_switch
         assert ks is not None
         metrics = execution.metrics
-        flags, add, seq, symbols, size = (
-            self.flags,
-            buffer.add,
-            self._seq,
-            self.universe.symbols,
-            self.order_size,
-        )
-        name = strategy.name
-        strategy.start(symbols)
+        flags, add = self.flags, buffer.add
+        if hasattr(strategy, "bind"):
+            strategy.bind(broker)  # the strategy reads the broker through BrokerView only
+        strategy.start(self.universe.symbols)
+        # no analytics query for a strategy that never reads snapshots (issue 14, item 19)
+        snapshot_at = analytics.at if getattr(strategy, "uses_analytics", True) else None
+        on_insights = execution.on_insights
+        borrow = broker.borrow_rate > 0
+        pending, bracketed, last_close = broker.pending, broker.bracketed, broker.last_close
         status = "completed"
         step = 0
         days: set[Any] = set()
@@ -150,7 +162,8 @@ class Engine:
                 )
             previous_ts = int(chunk.step_ts[-1])
             strategy.on_chunk(chunk)
-            opens, closes, syms = chunk.open.tolist(), chunk.close.tolist(), chunk.sym.tolist()
+            bars = _ChunkLists(chunk)
+            closes, syms = chunk.close.tolist(), bars.syms
             bounds, stamps = chunk.bounds.tolist(), chunk.step_ts.tolist()
             days.update(_trading_days(chunk.step_ts, self.day_tz))
             self._check_halt_file(stamps[0])
@@ -167,38 +180,26 @@ class Engine:
                 if self.before_step is not None:
                     self.before_step(self, step, ts)
                 lo, hi = bounds[k], bounds[k + 1]
-                # (1) fills at this bar's open, (2) mark to close
-                if broker.pending:
-                    if ks.state is not KillState.ACTIVE:  # halted before this open: nothing fills
-                        execution.cancel_blocked_orders(ts)
-                    for r in range(lo, hi):
-                        s = syms[r]
-                        if s in broker.pending:
-                            broker.fill_at_open(s, ts, opens[r])
-                last_close = broker.last_close
+                # (1) fills at this bar's open, (2) brackets and working orders within the bar
+                if pending or bracketed:
+                    if pending and ks.state is not KillState.ACTIVE:
+                        execution.cancel_blocked_orders(ts)  # halted before this open
+                    broker.on_step(ts, range(lo, hi), bars)
+                # (3) mark to the close
                 for r in range(lo, hi):
                     last_close[syms[r]] = closes[r]
+                if borrow and broker.shorts:
+                    broker.charge_borrow(ts)
                 equity = broker.equity()
-                add("equity", (ts, broker.cash, equity))
+                add("equity", EquityRow(ts, broker.cash, equity))
                 ks.on_equity(ts, equity)
-                # (3) snapshot, (4) insights, (5) signals, (6) execution
-                insights = strategy.on_step(k, lo, hi, ts, analytics.at(ts))
+                # (4) snapshot and insights; (5) sizing and (6) the kill switch, in the handler
+                insights = strategy.on_step(
+                    k, lo, hi, ts, snapshot_at(ts) if snapshot_at is not None else None
+                )
                 if insights:
-                    for ins in insights:
-                        iseq = seq()
-                        s, view = ins[1], ins[2]
-                        add("insights", (iseq, ts, symbols[s], name, view, ins[3], ins[4], ins[5]))
-                        held = broker.position[s] + broker.pending_quantity(s)
-                        if view == LONG and held <= 0:
-                            side, qty = "buy", size
-                        elif view == FLAT and held > 0:
-                            side, qty = "sell", held
-                        else:
-                            continue
-                        sseq = seq()
-                        add("signals", (sseq, ts, symbols[s], side, qty, ins[3], iseq))
-                        execution.submit(ts, s, side, qty, sseq)
-                if broker.pending and ks.state is not KillState.ACTIVE:
+                    on_insights(ts, insights)
+                if pending and ks.state is not KillState.ACTIVE:
                     execution.cancel_blocked_orders(ts)
                 step += 1
                 self.last_ts = ts
@@ -226,10 +227,30 @@ class Engine:
             realized_pnl=broker.realized_pnl,
             n_trades=broker.trades,
             unfilled_orders=sum(len(v) for v in broker.pending.values()),
+            total_fees=sum(t.fees for t in broker.closed),
+            borrow_paid=broker.borrow_paid,
             kill_switch=ks.describe(),
             digest=buffer.digest.hexdigest(),
             record_counts=dict(buffer.digest.counts),
         )
+
+
+class _ChunkLists:
+    """The chunk's columns as Python lists (fast scalar access in the loop); high, low and
+    volume are converted on first use only (the broker needs them for working orders)."""
+
+    def __init__(self, chunk: Any) -> None:
+        self._chunk = chunk
+        self.syms = chunk.sym.tolist()
+        self.opens = chunk.open.tolist()
+
+    def __getattr__(self, name: str) -> list[Any]:
+        column = {"highs": "high", "lows": "low", "volumes": "volume"}.get(name)
+        if column is None:
+            raise AttributeError(name)
+        values = getattr(self._chunk, column).tolist()
+        setattr(self, name, values)
+        return values
 
 
 def _trading_days(step_ts: np.ndarray, tz: str) -> set[Any]:

@@ -30,6 +30,7 @@ from components.data.market_db import content_version
 from components.errors import UserFacingError
 from runner import job_cache, resume
 from runner.app import run_backtest
+from runner.rundir import remove_stub
 
 EXTRA_IMPORTS_ENV = "RUNNER_PLUGINS"
 
@@ -86,6 +87,8 @@ def run_job(cfg: DictConfig) -> int:
         ):  # let Hydra record the job as failed and run the remaining jobs; exit 1 at the end
             raise JobFailedError(message) from None
         raise SystemExit(1) from None
+    if cfg.run.dry_run and not multirun:
+        remove_stub(run_dir)  # a dry run writes nothing (runner.rundir)
     if code != 0:
         raise SystemExit(code)
     return code

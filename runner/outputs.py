@@ -11,7 +11,17 @@ from typing import Any
 
 import pandas as pd
 
-TRADE_COLUMNS = ["symbol", "entry_ts", "entry_price", "exit_ts", "exit_price", "size", "pnl"]
+TRADE_COLUMNS = [
+    "symbol",
+    "entry_ts",
+    "entry_price",
+    "exit_ts",
+    "exit_price",
+    "size",
+    "fees",
+    "pnl",
+    "exit_reason",
+]
 
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -34,22 +44,24 @@ def atomic_write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def write_trades_csv(path: Path, trades: list[tuple]) -> None:
-    """Write closed round trips (rows as the broker records them) in the contract's columns."""
+def write_trades_csv(path: Path, trades: list[Any]) -> None:
+    """Write closed round trips (``TradeRow`` records) in the contract's columns."""
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(TRADE_COLUMNS)
-        for _seq, symbol, entry_ts, entry_price, exit_ts, exit_price, size, pnl in trades:
+        for t in trades:
             writer.writerow(
                 [
-                    symbol,
-                    iso(entry_ts),
-                    repr(float(entry_price)),
-                    iso(exit_ts),
-                    repr(float(exit_price)),
-                    int(size),
-                    repr(float(pnl)),
+                    t.symbol,
+                    iso(t.entry_ts),
+                    repr(float(t.entry_price)),
+                    iso(t.exit_ts),
+                    repr(float(t.exit_price)),
+                    int(t.size),
+                    repr(float(t.fees)),
+                    repr(float(t.pnl)),
+                    t.exit_reason,
                 ]
             )
     os.replace(tmp, path)
@@ -68,6 +80,82 @@ def open_positions_json(positions: list[dict[str, Any]]) -> list[dict[str, Any]]
     return out
 
 
+STAT_LABELS = {
+    "start": "start",
+    "end": "end",
+    "duration_days": "duration",
+    "exposure_pct": "exposure time",
+    "equity_final": "equity final",
+    "equity_peak": "equity peak",
+    "return_pct": "return",
+    "buy_hold_return_pct": "buy & hold return",
+    "return_ann_pct": "return (annualised)",
+    "volatility_ann_pct": "volatility (annualised)",
+    "sharpe": "Sharpe ratio",
+    "sortino": "Sortino ratio",
+    "calmar": "Calmar ratio",
+    "max_drawdown_pct": "max drawdown",
+    "avg_drawdown_pct": "avg drawdown",
+    "max_drawdown_duration_days": "max drawdown duration",
+    "avg_drawdown_duration_days": "avg drawdown duration",
+    "n_trades": "trades",
+    "win_rate_pct": "win rate",
+    "best_trade_pct": "best trade",
+    "worst_trade_pct": "worst trade",
+    "avg_trade_pct": "avg trade (geometric)",
+    "max_trade_duration_days": "max trade duration",
+    "avg_trade_duration_days": "avg trade duration",
+    "profit_factor": "profit factor",
+    "expectancy_pct": "expectancy",
+    "sqn": "SQN",
+    "total_fees": "fees paid",
+    "turnover": "turnover (x average equity)",
+    "psr": "probabilistic Sharpe (P[SR > 0])",
+}
+
+
+def format_stat(key: str, value: Any) -> str:
+    """Return one statistic as a reader sees it: units, signs and a dash for undefined."""
+    if value is None:
+        return "-"
+    if isinstance(value, str):
+        return value
+    if key.endswith("_pct"):
+        return f"{value:,.2f} %"
+    if key.endswith("_days"):
+        return f"{value:,.1f} days" if value % 1 else f"{value:,.0f} days"
+    if key in ("equity_final", "equity_peak", "total_fees"):
+        return f"{value:,.2f}"
+    if key == "n_trades":
+        return f"{value:,}"
+    return f"{value:.3f}"
+
+
+def stats_markdown(stats: dict[str, Any]) -> list[str]:
+    """Return the statistics table of summary.md (every key of ``summary.json``'s ``stats``)."""
+    lines = ["## Statistics", "", "| statistic | value | key in summary.json |", "|---|---|---|"]
+    lines += [
+        f"| {STAT_LABELS.get(k, k)} | {format_stat(k, v)} | `stats.{k}` |" for k, v in stats.items()
+    ]
+    return [
+        *lines,
+        "",
+        "Sharpe, Sortino and volatility: daily equity returns, annualised (empyrical-reloaded); "
+        "the rest follow backtesting.py's definitions. Formulas: docs/statistics.md.",
+        "",
+    ]
+
+
+def headline(stats: dict[str, Any]) -> str:
+    """Return the console's trading figures: return, Sharpe, max drawdown."""
+    ret, sharpe, dd = (stats.get(k) for k in ("return_pct", "sharpe", "max_drawdown_pct"))
+    return (
+        f"return {'-' if ret is None else f'{ret:+.2f} %'}, "
+        f"Sharpe {'-' if sharpe is None else f'{sharpe:.2f}'}, "
+        f"max drawdown {'-' if dd is None else f'{dd:.2f} %'}"
+    )
+
+
 def summary_markdown(summary: dict[str, Any], trades: list[tuple], has_plot: bool) -> str:
     """Return a short human report of the run."""
     m = summary["metrics"]
@@ -82,12 +170,14 @@ def summary_markdown(summary: dict[str, Any], trades: list[tuple], has_plot: boo
         "|---|---|",
         f"| closed trades | {summary['n_trades']} |",
         f"| total pnl | {summary['total_pnl']:,.2f} |",
+        f"| total fees | {summary.get('total_fees', 0.0):,.2f} (borrow {summary.get('total_borrow', 0.0):,.2f}) |",
         f"| final equity | {summary['final_equity']:,.2f} |",
         f"| return | {summary['return_pct']:.2f} % |",
         f"| max drawdown | {summary['max_drawdown_pct']:.2f} % |",
         f"| win rate | {summary['win_rate_pct']:.1f} % |",
         f"| open positions | {len(summary['open_positions'])} |",
-        f"| kill switch | {ks['state']}{' (' + ks['code'] + ': ' + ks['reason'] + ')' if ks['code'] else ''} |",
+        f"| kill switch | {ks['state']}{' (' + ks['code'] + ': ' + ks['reason'] + ')' if ks['code'] else ''}"
+        f"{', mode ' + ks['mode'] if ks.get('mode') else ''} |",
         f"| bars | {m['bars']:,} in {m['wall_seconds']:.2f} s ({m['bars_per_second']:,.0f} bars/s) |",
         f"| signals | {m['signals_received']} received, {m['signals_accepted']} accepted, {m['signals_denied']} denied |",
         f"| market DB queries | {m['market_db_queries']} (analytics {m['analytics_queries']}, cache hits {m['cache_hits']}) |",
@@ -104,6 +194,8 @@ def summary_markdown(summary: dict[str, Any], trades: list[tuple], has_plot: boo
         lines.insert(-3, f"| stopped at | {summary['stopped_at']} |")
     if has_plot:
         lines += ["![equity and drawdown](equity.png)", ""]
+    if summary.get("stats"):
+        lines += stats_markdown(summary["stats"])
     if summary.get("open_positions"):
         lines += [
             "## Open at the end (not trades; marked at the last close)",
@@ -121,12 +213,13 @@ def summary_markdown(summary: dict[str, Any], trades: list[tuple], has_plot: boo
         lines += [
             "## Trades (first 20)",
             "",
-            "| symbol | entry | entry price | exit | exit price | size | pnl |",
-            "|---|---|---|---|---|---|---|",
+            "| symbol | entry | entry price | exit | exit price | size | fees | pnl | exit reason |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
-        for _s, sym, ets, ep, xts, xp, size, pnl in trades[:20]:
+        for t in trades[:20]:
             lines.append(
-                f"| {sym} | {iso(ets)} | {ep:g} | {iso(xts)} | {xp:g} | {size} | {pnl:,.2f} |"
+                f"| {t.symbol} | {iso(t.entry_ts)} | {t.entry_price:g} | {iso(t.exit_ts)} | "
+                f"{t.exit_price:g} | {t.size} | {t.fees:,.2f} | {t.pnl:,.2f} | {t.exit_reason} |"
             )
         lines.append("")
     lines += [
@@ -162,12 +255,14 @@ def plot_equity(
     trades: list[tuple],
     summary: dict[str, Any],
     events: pd.DataFrame | None = None,
+    buy_hold: Any = None,
 ) -> bool:
     """Draw equity with entries and exits marked, and drawdown below; return True when written.
 
     ``equity`` has ``ts`` and ``equity`` columns (one row per clock step), ``trades`` are the
     broker's closed round trips, ``summary`` the run's summary (title, open positions) and
-    ``events`` the kill-switch state changes (a vertical line each). With more than
+    ``events`` the kill-switch state changes (a vertical line each; the span after a halt is
+    shaded), ``buy_hold`` the buy & hold equity per clock step (a grey line). With more than
     ``MAX_MARKED_TRADES`` trades a middle panel counts wins and losses per period instead.
     """
     if equity.empty:
@@ -178,6 +273,8 @@ def plot_equity(
     import matplotlib.pyplot as plt
 
     curve = _naive_utc(equity)
+    if buy_hold is not None and len(buy_hold) == len(curve):
+        curve["buy_hold"] = buy_hold
     many = len(trades) > MAX_MARKED_TRADES
     ratios = [3, 1, 1.2] if many else [3, 1.2]
     fig, axes = plt.subplots(
@@ -195,7 +292,8 @@ def plot_equity(
     else:
         _mark_trades(top, curve, frame, summary.get("open_positions", []))
     _mark_kill_switch(axes, events)
-    top.legend(loc="best", fontsize=8, framealpha=0.9)
+    _mark_stop(axes, curve, summary, events)
+    top.legend(loc="best", fontsize=8, framealpha=0.9, ncols=2 if len(frame) and many else 1)
     _draw_drawdown(bottom, curve)
     _format_time_axis(bottom)
     fig.suptitle(_title(summary), fontsize=12, fontweight="bold", x=0.01, ha="left")
@@ -210,7 +308,9 @@ def plot_equity(
 
 def _naive_utc(equity: pd.DataFrame) -> pd.DataFrame:
     """Return ts (naive UTC, for matplotlib's date axis), equity and drawdown % per clock step."""
-    ts = pd.to_datetime(equity["ts"], utc=True).dt.tz_localize(None)
+    raw = equity["ts"]
+    unit = "us" if pd.api.types.is_integer_dtype(raw) else None
+    ts = pd.to_datetime(raw, utc=True, unit=unit).dt.tz_localize(None)
     values = equity["equity"].astype(float).to_numpy()
     peak = pd.Series(values).cummax().to_numpy()
     return pd.DataFrame(
@@ -233,6 +333,16 @@ def _draw_equity(ax: Any, curve: pd.DataFrame, summary: dict[str, Any]) -> None:
 
     thin = _thin(curve, "equity")
     ax.plot(thin["ts"], thin["equity"], color=_LINE, linewidth=1.1, label="equity", zorder=2)
+    if "buy_hold" in thin:
+        bh = summary.get("stats", {}).get("buy_hold_return_pct")
+        ax.plot(
+            thin["ts"],
+            thin["buy_hold"],
+            color="#9a9a9a",
+            linewidth=0.9,
+            label="buy & hold" + (f" ({bh:+.1f} %)" if bh is not None else ""),
+            zorder=1.5,
+        )
     cash = summary.get("initial_cash")
     if cash:
         ax.axhline(
@@ -249,8 +359,9 @@ def _draw_equity(ax: Any, curve: pd.DataFrame, summary: dict[str, Any]) -> None:
 
 
 def _trade_frame(trades: list[tuple]) -> pd.DataFrame:
-    columns = ["seq", "symbol", "entry_ts", "entry_price", "exit_ts", "exit_price", "size", "pnl"]
-    frame = pd.DataFrame(trades, columns=columns)
+    from components.results.stats import trades_frame
+
+    frame = trades_frame(trades)
     for col in ("entry_ts", "exit_ts"):
         frame[col] = pd.to_datetime(frame[col].astype("int64"), unit="us")
     return frame
@@ -266,7 +377,9 @@ def _mark_trades(
     ax: Any, curve: pd.DataFrame, frame: pd.DataFrame, open_positions: list[dict[str, Any]]
 ) -> None:
     """Mark each entry (triangle up) and exit (triangle down: green win, red loss) on the curve."""
-    if len(frame):
+    if len(frame) and frame["symbol"].nunique() > 1:
+        _mark_trades_by_symbol(ax, curve, frame)
+    elif len(frame):
         ax.scatter(
             frame["entry_ts"],
             _equity_at(curve, frame["entry_ts"]),
@@ -308,6 +421,76 @@ def _mark_trades(
             zorder=5,
             label="entry still open at the end",
         )
+
+
+_SYMBOL_COLOURS = (
+    "#1f77b4", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f",
+)  # fmt: skip
+
+
+def _mark_trades_by_symbol(ax: Any, curve: pd.DataFrame, frame: pd.DataFrame) -> None:
+    """Several symbols: one colour per symbol (legend), entry up, exit down (edge green win, red loss)."""
+    symbols = sorted(frame["symbol"].unique())
+    shown = symbols[: len(_SYMBOL_COLOURS) - 1]
+    for k, symbol in enumerate(symbols):
+        colour = _SYMBOL_COLOURS[min(k, len(_SYMBOL_COLOURS) - 1)]
+        rows = frame[frame["symbol"] == symbol]
+        label = symbol if symbol in shown else ("other symbols" if k == len(shown) else None)
+        ax.scatter(
+            rows["entry_ts"],
+            _equity_at(curve, rows["entry_ts"]),
+            marker="^",
+            s=40,
+            color=colour,
+            edgecolor="white",
+            linewidth=0.5,
+            zorder=4,
+            label=label,
+        )
+        edges = [_WIN if p > 0 else _LOSS for p in rows["pnl"]]
+        ax.scatter(
+            rows["exit_ts"],
+            _equity_at(curve, rows["exit_ts"]),
+            marker="v",
+            s=40,
+            color=colour,
+            edgecolor=edges,
+            linewidth=1.0,
+            zorder=5,
+        )
+    for marker, text in (("^", "entry"), ("v", "exit (edge: green win, red loss)")):
+        ax.scatter([], [], marker=marker, color="#444444", label=text)
+
+
+def _mark_stop(
+    axes: Any, curve: pd.DataFrame, summary: dict[str, Any], events: pd.DataFrame | None
+) -> None:
+    """Shade the span where the run no longer traded: after a halt (kill switch) or an interrupt."""
+    when, text = None, ""
+    if events is not None and len(events):
+        tripped = events[events["state_to"] != "active"]
+        if len(tripped):
+            when = pd.to_datetime(tripped["ts"].iloc[0], utc=True).tz_localize(None)
+            state, code = tripped["state_to"].iloc[0], tripped["code"].iloc[0]
+            text = f"{state} ({code}): no new entries from here" if code else f"{state} from here"
+    if when is None and summary.get("status") == "interrupted" and summary.get("stopped_at"):
+        when = pd.Timestamp(summary["stopped_at"]).tz_convert("UTC").tz_localize(None)
+        text = "interrupted here"
+    if when is None:
+        return
+    end = max(curve["ts"].iloc[-1], when)
+    for ax in axes:
+        ax.axvspan(when, end, color="#7f0000", alpha=0.08, zorder=0, linewidth=0)
+    axes[-1].annotate(
+        text,
+        (when, 0.0),
+        xycoords=("data", "axes fraction"),
+        xytext=(4, 4),
+        textcoords="offset points",
+        va="bottom",
+        fontsize=8,
+        color="#7f0000",
+    )
 
 
 def _mark_kill_switch(axes: Any, events: pd.DataFrame | None) -> None:
@@ -428,5 +611,6 @@ def _subtitle(summary: dict[str, Any]) -> str:
         parts.append(
             f"status {status.upper()}, kill switch {ks.get('state', '?')}"
             + (f" ({ks['code']})" if ks.get("code") else "")
+            + (f", mode {ks['mode']}" if ks.get("mode") else "")
         )
     return " | ".join(parts) + f"\nrun {summary.get('run_id', '')}"

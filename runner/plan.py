@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -10,11 +9,14 @@ from typing import Any
 import duckdb
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import InterpolationResolutionError
 
 from components.data.market_db import content_version, has_table
 from components.errors import ConfigError, DataRangeError
 from components.market.base import Universe, window_filter, window_params
-from components.registry import typed_config
+from components.registry import build, typed_config
+from components.suggest import closest
+from components.timestamps import parse_timestamp
 
 GROUPS = ("db", "market", "analytics", "strategy", "execution", "buffer", "broker")
 
@@ -46,6 +48,7 @@ class Plan:
 
 def typed_configs(cfg: DictConfig) -> dict[str, Any]:
     """Build every group's typed config (types, ranges, cross-field rules); refuse db.mode=read_write."""
+    check_interpolations(cfg)
     configs = {group: typed_config(group, cfg[group]) for group in GROUPS}
     try:
         configs["run"] = OmegaConf.to_object(
@@ -62,23 +65,27 @@ def typed_configs(cfg: DictConfig) -> dict[str, Any]:
     return configs
 
 
+def check_interpolations(cfg: DictConfig) -> None:
+    """Resolve every ``${...}`` once, up front, so a broken reference is one line naming its key."""
+    try:
+        OmegaConf.to_container(cfg, resolve=True)
+    except InterpolationResolutionError as exc:
+        key = getattr(exc, "full_key", "") or "a key"
+        detail = str(getattr(exc, "msg", exc)).splitlines()[0].rstrip(".")
+        raise ConfigError(
+            f"{key}: cannot resolve its interpolation ({detail}); an interpolation ${{...}} must name "
+            "another key of the config (e.g. ${db.path}) or a known resolver, so fix the name or give "
+            f"{key} a plain value."
+        ) from None
+
+
 def parse_window(start: Any, end: Any) -> tuple[int | None, int | None]:
     """Return [start, end) in epoch microseconds; a bare-date ``end`` includes that whole day."""
-
-    def to_us(value: Any, key: str) -> pd.Timestamp:
-        try:
-            stamp = pd.Timestamp(str(value))
-        except (ValueError, TypeError):
-            raise ConfigError(
-                f"{key} must be an ISO-8601 date or timestamp, was {value!r}; e.g. {key}=2010-01-01"
-            ) from None
-        return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
-
     start_us = end_us = None
     if start is not None:
-        start_us = to_us(start, "start").value // 1000
+        start_us = parse_timestamp(start, "start").value // 1000
     if end is not None:
-        stamp = to_us(end, "end")
+        stamp = parse_timestamp(end, "end")
         bare_date = len(str(end).strip()) <= 10
         end_us = (
             stamp + (pd.Timedelta(days=1) if bare_date else pd.Timedelta(microseconds=1))
@@ -90,34 +97,111 @@ def parse_window(start: Any, end: Any) -> tuple[int | None, int | None]:
     return start_us, end_us
 
 
+def requested_symbols(value: Any) -> tuple[str, ...] | None:
+    """Return the symbols a run asks for (None = all), refusing values that are not names."""
+    requested = OmegaConf.to_object(value) if OmegaConf.is_config(value) else value
+    if requested is None:
+        return None
+    if isinstance(requested, str):
+        requested = [requested]  # symbols=GOOG: one symbol
+    example = "e.g. symbols=[GOOG,AAPL], or symbols=null for every symbol in the market DB"
+    if not isinstance(requested, list):
+        raise ConfigError(
+            f"symbols={requested!r}: expected a list of symbol names, got {_a(requested)}; "
+            f"{example} (quote a numeric ticker: 'symbols=[\"1000\"]')"
+        )
+    if not requested:
+        raise ConfigError(f"symbols=[] selects no symbol; {example}")
+    bad = [s for s in requested if not isinstance(s, str) or not s.strip()]
+    if bad:
+        raise ConfigError(
+            f"symbols: {bad[0]!r} is not a symbol name ({_a(bad[0])}); {example} "
+            f"(quote a numeric ticker: 'symbols=[\"1000\"]')"
+        )
+    return tuple(sorted(set(requested)))
+
+
+def _a(value: Any) -> str:
+    """Return "a number", "true or false", "a mapping" ... for the type of ``value``."""
+    if isinstance(value, bool):
+        return "true or false"
+    if isinstance(value, int | float):
+        return "a number"
+    return "a mapping" if isinstance(value, dict) else f"a {type(value).__name__}"
+
+
+BARS_COLUMNS = {
+    "symbol": "VARCHAR",
+    "ts": "TIMESTAMP WITH TIME ZONE",
+    "open": "DOUBLE",
+    "high": "DOUBLE",
+    "low": "DOUBLE",
+    "close": "DOUBLE",
+    "volume": "DOUBLE",
+}
+SNAPSHOT_COLUMNS = {
+    "snapshot_ts": "TIMESTAMP WITH TIME ZONE",
+    "symbol": "VARCHAR",
+    "trailing_return": "DOUBLE",
+    "volatility": "DOUBLE",
+    "return_rank": "DOUBLE",
+}
+
+
+def check_table_schema(
+    con: duckdb.DuckDBPyConnection, table: str, expected: dict[str, str], db_path: str
+) -> None:
+    """Refuse a table whose columns or types differ from the market-DB layout (one line, the fix)."""
+    rows = con.execute(
+        "SELECT column_name, data_type FROM information_schema.columns "
+        "WHERE table_schema = 'main' AND table_name = ? ORDER BY ordinal_position",
+        [table],
+    ).fetchall()
+    actual = {str(name): str(kind) for name, kind in rows}
+    problems = [
+        f"column {name} is {actual[name]}, expected {kind}"
+        if name in actual
+        else f"column {name} ({kind}) is missing"
+        for name, kind in expected.items()
+        if actual.get(name) != kind
+    ]
+    if problems:
+        layout = ", ".join(f"{n} {k}" for n, k in expected.items())
+        raise DataRangeError(
+            f"{db_path}: table {table} does not have the market-DB layout ({'; '.join(problems)}); it must be "
+            f"{table}({layout}). Rebuild it with `python -m producers.ingest source=<file> db.path=<new file>` "
+            "(producers always write this layout)."
+        )
+
+
 def resolve_universe(
     con: duckdb.DuckDBPyConnection, cfg: DictConfig
 ) -> tuple[Universe, int, Any, Any]:
     """Return (universe, bars, first ts, last ts), checking symbols and dates exist in the DB."""
     db_path = cfg.db.path
+    requested = requested_symbols(cfg.symbols)
+    start_us, end_us = parse_window(cfg.start, cfg.end)
     if not has_table(con, "bars"):
         raise DataRangeError(
             f"{db_path} has no bars table; ingest data first with "
             f"`python -m producers.ingest source=<file> db.path={db_path}`."
         )
+    check_table_schema(con, "bars", BARS_COLUMNS, db_path)
     available = [
         s for (s,) in con.execute("SELECT DISTINCT symbol FROM bars ORDER BY symbol").fetchall()
     ]
-    requested = OmegaConf.to_object(cfg.symbols) if cfg.symbols is not None else None
-    if isinstance(requested, str):
-        requested = [requested]
     if requested is None:
         symbols = tuple(available)
     else:
-        symbols = tuple(sorted({str(s) for s in requested}))
+        symbols = requested
         missing = [s for s in symbols if s not in set(available)]
         if missing:
             raise DataRangeError(_unknown_symbols(symbols, missing, available, db_path))
     if not symbols:
         raise DataRangeError(
-            f"{db_path} holds no bars; ingest data first with `python -m producers.ingest`."
+            f"{db_path} holds no bars; ingest data first with "
+            f"`python -m producers.ingest source=<file> db.path={db_path}`."
         )
-    start_us, end_us = parse_window(cfg.start, cfg.end)
     universe = Universe(symbols=symbols, start_us=start_us, end_us=end_us)
     steps, bars, first, last = con.execute(
         f"SELECT count(DISTINCT ts), count(*), min(ts), max(ts) FROM bars WHERE {window_filter(universe)}",
@@ -146,9 +230,9 @@ def _unknown_symbols(
     symbols: tuple[str, ...], missing: list[str], available: list[str], db_path: str
 ) -> str:
     """Return the message for requested symbols the market DB lacks, with the closest known names."""
-    guesses = {s: difflib.get_close_matches(s, available, n=1) for s in missing}
-    hint = " ".join(f"Did you mean {g[0]!r}?" for g in guesses.values() if g)
-    fixed = sorted({(guesses[s] or [s])[0] if s in guesses else s for s in symbols})
+    guesses = {s: closest(s, available) for s in missing}
+    hint = " ".join(f"Did you mean {g!r}?" for g in guesses.values() if g)
+    fixed = sorted({(guesses[s] or s) if s in guesses else s for s in symbols})
     fix = (
         f"symbols=[{','.join(fixed)}]"
         if all(guesses.values())
@@ -187,4 +271,30 @@ def make_plan(
         symbols = OmegaConf.to_container(cfg.symbols) if cfg.symbols is not None else None
         request = (repr(symbols), str(cfg.start), str(cfg.end))
         universe, bars, first, last, version = cache(request, resolve)
-    return Plan(configs, universe, bars, first, last, version)
+    plan = Plan(configs, universe, bars, first, last, version)
+    check_analytics(con, cfg, plan)
+    return plan
+
+
+def check_analytics(con: duckdb.DuckDBPyConnection, cfg: DictConfig, plan: Plan) -> None:
+    """Refuse a strategy that reads analytics snapshots when the window has none (it would not trade)."""
+    strategy = plan.configs["strategy"]
+    if not getattr(build("strategy", cfg.strategy), "uses_analytics", False):
+        return
+    db_path = plan.configs["db"].path
+    if has_table(con, "analytics_snapshots"):
+        check_table_schema(con, "analytics_snapshots", SNAPSHOT_COLUMNS, db_path)
+        end_us = plan.universe.end_us
+        sql = "SELECT count(*) FROM analytics_snapshots" + (
+            "" if end_us is None else " WHERE snapshot_ts < make_timestamptz($end_us)"
+        )
+        row = con.execute(sql, {} if end_us is None else {"end_us": end_us}).fetchone()
+        if row and row[0]:
+            return
+    window = "" if cfg.end is None else f" before end={cfg.end}"
+    raise DataRangeError(
+        f"strategy.kind={strategy.kind} reads analytics snapshots, but the market DB {db_path} has "
+        f"none{window}, so it would never trade; compute them with "
+        f"`python -m producers.analytics db.path={db_path}`, or pick a strategy that reads bars only "
+        "(strategy=sma_cross)."
+    )

@@ -45,6 +45,9 @@ class _NoBar:
     def update(self, bars: int, state: str) -> None:
         return None
 
+    def writing_report(self) -> None:
+        return None
+
     def close(self) -> None:
         return None
 
@@ -72,12 +75,25 @@ class _Bar:
     def update(self, bars: int, state: str) -> None:
         if state != self._state:
             self._state = state
-            label = state if state == "active" else state.upper()
-            self._bar.set_postfix_str(f"kill switch {label}", refresh=False)
+            self._bar.set_postfix_str(state_text(state), refresh=False)
+            self._bar.update(bars - self._bar.n)
+            self._bar.refresh()  # a trip shows at once, not at the next mininterval
+            return
         self._bar.update(bars - self._bar.n)
+
+    def writing_report(self) -> None:
+        """Say what the pause after the last bar is (plot, CSV, summary files)."""
+        self._bar.set_description_str("writing report ", refresh=False)
+        self._bar.update(self._bar.total - self._bar.n)
+        self._bar.refresh()
 
     def close(self) -> None:
         self._bar.close()
+
+
+def state_text(state: str) -> str:
+    """Return the bar's kill-switch label: ``kill switch active`` or ``kill switch HALTED``."""
+    return f"kill switch {state if state == 'active' else state.upper()}"
 
 
 class RunMonitor:
@@ -136,6 +152,10 @@ class RunMonitor:
         signals = int(getattr(metrics, "signals_received", 0))
         denied = sum(getattr(metrics, "denied_by_reason", {}).values())
         return signals, int(denied), int(getattr(broker, "fills", 0))
+
+    def writing_report(self) -> None:
+        """The loop is over: show "writing report" until ``close``."""
+        self.bar.writing_report()
 
     def close(self) -> None:
         """Remove the bar and log the final metrics line."""

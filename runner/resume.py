@@ -34,6 +34,7 @@ ATTEMPT_FILES = (
     "summary.md",
     "metrics.json",
     "trades.csv",
+    "equity_daily.csv",
     "equity.png",
     "report.html",
     "runner.log",

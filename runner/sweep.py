@@ -29,12 +29,19 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from runner import sweep_stats
 from runner.parity import ABSENT, flatten, override_key, split_config
 from runner.resources import reset_peak_rss
 
 PARITY_EXIT_CODE = 3  # 0 ok, 1 a job failed, 2 bad configuration, 3 parity violated
 JOB_RECORD = "sweep_job.json"
-REPORT_NAMES = ("sweep_report.csv", "sweep_report.md", "sweep_report.png")
+REPORT_NAMES = (
+    "sweep_report.csv",
+    "sweep_report.md",
+    "sweep_report.png",
+    "sweep_results.parquet",
+    "sweep_heatmap.png",
+)
 BASIC_LAUNCHER = "hydra._internal.core_plugins.basic_launcher.BasicLauncher"
 CSV_COLUMNS = [
     "job",
@@ -43,6 +50,12 @@ CSV_COLUMNS = [
     "status",
     "parity",
     "digest",
+    "rank",
+    "return_pct",
+    "sharpe",
+    "max_drawdown_pct",
+    "n_trades",
+    "total_fees",
     "wall_seconds",
     "job_seconds",
     "bars",
@@ -76,6 +89,8 @@ class JobRow:
     group: str = ""
     parity: str = "n/a"
     error: str = ""
+    stats: dict[str, Any] = field(default_factory=dict)  # summary.json's trading statistics
+    rank: int | None = None  # 1 = best by the report's rank_by
     reused: bool = False  # taken from an earlier run of the same sweep dir (runner.resume)
     slurm_job_id: str = ""  # SLURM_JOB_ID of the job (submitit_slurm), else empty
 
@@ -107,10 +122,15 @@ class SweepReport(Callback):
     """Write the sweep report after a multirun and fail it when parity is violated."""
 
     def __init__(
-        self, fail_on_mismatch: bool = True, plot: bool = True, fast_compose: bool = True
+        self,
+        fail_on_mismatch: bool = True,
+        plot: bool = True,
+        rank_by: str = "sharpe",
+        fast_compose: bool = True,
     ) -> None:
         self.fail_on_mismatch = fail_on_mismatch
         self.plot = plot
+        self.rank_by = sweep_stats.check_rank_by(rank_by)
         self.fast_compose = fast_compose
         self._pending: tuple[Path, DictConfig] | None = None
         self._job_started = 0.0
@@ -153,7 +173,7 @@ class SweepReport(Callback):
         sweep_dir, _ = self._pending
         self._pending = None
         release_job_caches()
-        report = write_report(sweep_dir, config, plot=self.plot)
+        report = write_report(sweep_dir, config, plot=self.plot, rank_by=self.rank_by)
         print(report.verdict_line(), file=sys.stderr)
         if report.violations and self.fail_on_mismatch:
             raise SystemExit(PARITY_EXIT_CODE)
@@ -169,6 +189,7 @@ class SweepReport(Callback):
                 sweep_dir,
                 config,
                 plot=self.plot,
+                rank_by=self.rank_by,
                 note="A job failed, so the multirun ended with an error after its jobs ran; the "
                 "failed jobs are listed below (jobs of a batch that never started are not).",
             )
@@ -184,6 +205,8 @@ class Report:
     violations: list[Violation]
     launcher: str
     parallel: bool
+    rank_by: str = "sharpe"
+    results: list[str] = field(default_factory=list)  # Markdown lines: DSR, PBO, heatmap
 
     def verdict_line(self) -> str:
         where = self.sweep_dir / "sweep_report.md"
@@ -207,13 +230,20 @@ class Report:
 
 
 def write_report(
-    sweep_dir: Path, config: DictConfig | None = None, *, plot: bool = True, note: str = ""
+    sweep_dir: Path,
+    config: DictConfig | None = None,
+    *,
+    plot: bool = True,
+    note: str = "",
+    rank_by: str = "sharpe",
 ) -> Report:
     """Read every job under ``sweep_dir``, check parity, write the CSV, Markdown and PNG; return it."""
     rows = read_jobs(sweep_dir)
     violations = check_parity(rows)
     launcher, parallel = describe_launcher(config)
-    report = Report(sweep_dir, rows, violations, launcher, parallel)
+    rows = sweep_stats.rank_rows(rows, rank_by)
+    report = Report(sweep_dir, rows, violations, launcher, parallel, rank_by)
+    report.results = write_results(report, plot=plot)
     _write_text(sweep_dir / "sweep_report.csv", report_csv(report))
     has_plot = plot and bool(rows) and plot_report(report, sweep_dir / "sweep_report.png")
     _write_text(sweep_dir / "sweep_report.md", report_markdown(report, has_plot, note))
@@ -257,6 +287,7 @@ def read_job(run_dir: Path) -> JobRow:
         behaviour=behaviour,
         performance=performance,
         error=record.get("error", ""),
+        stats=summary.get("stats") or {},
         reused=bool(record.get("reused")),
         slurm_job_id=str(record.get("slurm_job_id") or ""),
     )
@@ -358,6 +389,8 @@ def _row_values(row: JobRow, launcher: str) -> list[Any]:
         row.status,
         row.parity,
         row.digest or "",
+        row.rank if row.rank is not None else "",
+        *(_csv_stat(row, k) for k in CSV_STATS),
         m.get("wall_seconds", ""),
         row.job_seconds if row.job_seconds is not None else "",
         m.get("bars", ""),
@@ -417,14 +450,23 @@ def report_markdown(report: Report, has_plot: bool, note: str = "") -> str:
     ]
     lines += [f"> {n}" for n in notes] + [""]
     lines += [
-        "| job | overrides | group | status | parity | digest | loop s | bars/s | peak RSS MB | "
-        "market queries | analytics queries | cache hits |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        f"Ranked by `{report.rank_by}` "
+        f"({'lower' if report.rank_by in sweep_stats.LOWER_IS_BETTER else 'higher'} is better; "
+        "`hydra.callbacks.sweep_report.rank_by=<stat>` to change).",
+        "",
+        "| rank | job | overrides | return % | Sharpe | max DD % | trades | fees | group | status | "
+        "parity | digest | loop s | bars/s | peak RSS MB | market queries | analytics queries | "
+        "cache hits |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         m = row.metrics
+        st = row.stats
         lines.append(
-            f"| {row.num} | `{' '.join(labels[row.num]) or '-'}` | {row.group} | {row.status} | {row.parity} | "
+            f"| {row.rank or '-'} | {row.num} | `{' '.join(labels[row.num]) or '-'}` | "
+            f"{_fmt(st.get('return_pct'), '.2f')} | {_fmt(st.get('sharpe'), '.3f')} | "
+            f"{_fmt(st.get('max_drawdown_pct'), '.2f')} | {st.get('n_trades', '-')} | "
+            f"{_fmt(st.get('total_fees'), ',.2f')} | {row.group} | {row.status} | {row.parity} | "
             f"`{(row.digest or '-')[:12]}` | {_fmt(m.get('wall_seconds'), '.2f')} | "
             f"{_fmt(m.get('bars_per_second'), ',.0f')} | {_fmt(m.get('peak_rss_mb'), '.0f')} | "
             f"{m.get('market_db_queries', '-')} | {m.get('analytics_queries', '-')} | {m.get('cache_hits', '-')} |"
@@ -442,10 +484,13 @@ def report_markdown(report: Report, has_plot: bool, note: str = "") -> str:
             for r in failed
         ]
         lines.append("")
+    lines += report.results
     if has_plot:
         lines += ["![bars/s and peak RSS per job](sweep_report.png)", ""]
     lines += [
-        "Files: `sweep_report.csv` (every override, full digests), each job's `summary.json` and `runner.log`.",
+        "Files: `sweep_report.csv` (every override, full digests), `sweep_results.parquet` (one row "
+        "per job, every statistic; query it with DuckDB), each job's `summary.json`, `report.html` "
+        "and `runner.log`.",
         "",
     ]
     return "\n".join(lines)
@@ -540,6 +585,27 @@ def plot_report(report: Report, path: Path) -> bool:
     plt.close(fig)
     os.replace(tmp, path)
     return True
+
+
+CSV_STATS = ("return_pct", "sharpe", "max_drawdown_pct", "n_trades", "total_fees")
+
+
+def _csv_stat(row: JobRow, key: str) -> Any:
+    value = row.stats.get(key)
+    return "" if value is None else value
+
+
+def write_results(report: Report, *, plot: bool = True) -> list[str]:
+    """Write ``sweep_results.parquet`` and the heatmap; return the report's trading-results lines."""
+    rows, sweep_dir = report.rows, report.sweep_dir
+    sweep_stats.write_parquet(sweep_stats.results_frame(rows), sweep_dir / "sweep_results.parquet")
+    lines = ["## Trading results", ""]
+    keys = sweep_stats.varying_behaviour_keys(rows)
+    heatmap = sweep_dir / "sweep_heatmap.png"
+    if plot and len(keys) == 2 and sweep_stats.plot_heatmap(rows, keys, report.rank_by, heatmap):
+        lines += [f"![{report.rank_by} by {keys[0]} x {keys[1]}](sweep_heatmap.png)", ""]
+    lines += [f"- {line}" for line in sweep_stats.overfit_lines(rows)]
+    return [*lines, ""]
 
 
 def _fmt(value: Any, spec: str) -> str:

@@ -11,8 +11,26 @@ import pytest
 from tests.helpers import REPO, SHARED_DATA, run_cli
 
 REFERENCE = REPO.parent / "shared" / "reference"
-TRADE_COLUMNS = ["symbol", "entry_ts", "entry_price", "exit_ts", "exit_price", "size", "pnl"]
-SUMMARY_KEYS = {"n_trades", "total_pnl", "final_equity", "open_positions", "digest", "status"}
+TRADE_COLUMNS = [
+    "symbol",
+    "entry_ts",
+    "entry_price",
+    "exit_ts",
+    "exit_price",
+    "size",
+    "fees",
+    "pnl",
+    "exit_reason",
+]
+SUMMARY_KEYS = {
+    "n_trades",
+    "total_pnl",
+    "total_fees",
+    "final_equity",
+    "open_positions",
+    "digest",
+    "status",
+}
 
 
 @pytest.fixture(scope="module")

@@ -484,6 +484,12 @@ CORRUPT_MESSAGE = (
     "`python -m producers.ingest source=<file> db.path={path}`."
 )
 
+CSV_MESSAGE = (
+    "{path} is not a readable DuckDB database (it is a CSV file); ingest it into a market DB with "
+    "`python -m producers.ingest source={path} db.path=outputs/market/<name>.duckdb` and point "
+    "db.path at that file."
+)
+
 
 @pytest.mark.parametrize("damage", list(DAMAGES.values()), ids=list(DAMAGES))
 def test_run_backtest_when_market_db_damaged_then_corrupt_error_names_file_and_fix(
@@ -494,7 +500,8 @@ def test_run_backtest_when_market_db_damaged_then_corrupt_error_names_file_and_f
     damage(bad, long_db)
     before = bad.read_bytes()
     # Act / Assert
-    with pytest.raises(DbCorruptError, match=f"^{re.escape(CORRUPT_MESSAGE.format(path=bad))}$"):
+    message = CORRUPT_MESSAGE if damage is not _csv else CSV_MESSAGE  # issue 14: a CSV is named
+    with pytest.raises(DbCorruptError, match=f"^{re.escape(message.format(path=bad))}$"):
         run_in_process(tmp_path / "run", [f"db.path={bad}", *RUN_ARGS[1:]])
     assert bad.read_bytes() == before  # nothing written to the market DB
 

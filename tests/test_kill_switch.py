@@ -16,6 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from components.execution.records import SignalRow
 from components.execution.kill_switch import (
     KillState,
     KillSwitch,
@@ -65,9 +66,9 @@ def buy(ks: KillSwitch, ts: int, position: int = 0, quantity: int = 100) -> Any:
         ),
         ({"window_minutes": 0}, r"^execution\.kill_switch\.window_minutes must be > 0, was 0; .*$"),
         (
-            {"on_breach": "flatten"},
-            r"^execution\.kill_switch\.on_breach must be one of halt, reduce_only, was "
-            r"'flatten'; e\.g\. execution\.kill_switch\.on_breach=reduce_only$",
+            {"on_breach": "liquidate"},
+            r"^execution\.kill_switch\.on_breach must be one of halt, reduce_only, flatten, was "
+            r"'liquidate'; e\.g\. execution\.kill_switch\.on_breach=reduce_only$",
         ),
         (
             {"day_tz": "America/New_Yrok"},
@@ -376,6 +377,7 @@ def test_manual_activation_when_active_then_halts_latches_and_records_actor() ->
     ks.activate("second press", t0 + 1)  # already halted: no second event
     assert ks.halted and ks.describe() == {
         "state": "halted",
+        "mode": "halt",
         "code": "MANUAL",
         "reason": "manual halt",
         "observed": None,
@@ -679,7 +681,7 @@ def test_max_daily_trades_when_reset_every_new_day_then_exactly_n_pass_per_local
     assert code == 0
     signals = pd.DataFrame(
         results_rows(tmp_path / "run", "signals"),
-        columns=["seq", "ts", "symbol", "side", "qty", "reason", "insight_seq"],
+        columns=list(SignalRow._fields),
     )
     codes = {
         d[8]: d[5]

@@ -144,3 +144,71 @@ def test_prefix_when_run_ends_earlier_then_records_are_a_prefix_of_the_longer_ru
         assert all(pd.Timestamp(r[1]) <= pd.Timestamp(t1) for r in a)
     trades_short = results_rows(tmp_path / "short", "trades")
     assert trades_short == results_rows(tmp_path / "long", "trades")[: len(trades_short)]
+
+
+EXECUTION = [
+    "strategy=sma_cross",
+    "strategy.fast=3",
+    "strategy.slow=8",
+    "strategy.short=true",
+    "broker.commission.fixed=1.0",
+    "broker.commission.rate=0.001",
+    "broker.spread=0.0005",
+    "broker.max_volume_fraction=0.2",
+    "broker.borrow_rate=0.05",
+    "orders.stop_loss=0.002",
+    "orders.take_profit=0.004",
+]
+EXECUTION_MATRIX = [
+    (market, analytics, batch)
+    for market, analytics, batch in itertools.product(
+        [["market=direct"]] + [["market=chunked", f"market.chunk_size={n}"] for n in (1, 7, 1000)],
+        ("direct", "cached"),
+        ("buffer.batch_size=1", "buffer.batch_size=100000", "buffer=memory"),
+    )
+]
+
+
+EXECUTION_QUICK = [
+    (["market=direct"], "direct", "buffer.batch_size=1"),
+    (["market=chunked", "market.chunk_size=7"], "cached", "buffer.batch_size=100000"),
+    (["market=chunked", "market.chunk_size=1"], "cached", "buffer=memory"),
+]
+
+
+@pytest.mark.slow
+def test_parity_when_costs_shorts_brackets_and_partial_fills_on_then_one_digest_per_matrix(
+    market_db: Path, tmp_path: Path
+) -> None:
+    """Issue 10: every performance key (chunk sizes incl. 1 and 7, direct/chunked, cached/direct,
+    batch sizes, persistence) with costs, shorts, brackets and partial fills gives one digest."""
+    _assert_one_execution_digest(market_db, tmp_path, EXECUTION_MATRIX)
+
+
+def test_parity_when_costs_shorts_brackets_on_then_one_digest_across_providers(
+    market_db: Path, tmp_path: Path
+) -> None:
+    """The fast subset of the matrix above (the whole matrix runs with the slow tests)."""
+    _assert_one_execution_digest(market_db, tmp_path, EXECUTION_QUICK)
+
+
+def _assert_one_execution_digest(market_db: Path, tmp_path: Path, matrix: list) -> None:
+    # Act
+    summaries = {}
+    for i, (market, analytics, batch) in enumerate(matrix):
+        summaries[(" ".join(market), analytics, batch)] = run(
+            tmp_path, market_db, [*EXECUTION, *market, f"analytics={analytics}", batch], f"x{i}"
+        )
+    # Assert
+    digests = {key: s["digest"] for key, s in summaries.items()}
+    assert len(set(digests.values())) == 1, digests
+    one = summaries[("market=direct", "direct", "buffer.batch_size=1")]
+    assert digest_of_results(
+        duckdb.connect(str(tmp_path / "x0" / "results.duckdb"), read_only=True)
+    ) == one["digest"]
+    reasons = {row[-1] for row in results_rows(tmp_path / "x0", "trades")}
+    assert {"reverse", "stop_loss", "take_profit"} <= reasons  # the features were exercised
+    assert one["total_fees"] > 0 and one["total_borrow"] > 0
+    partial = [f for f in results_rows(tmp_path / "x0", "fills") if f[-2] > 0]
+    assert partial, "no partial fill: broker.max_volume_fraction was not exercised"
+    assert len({(s["total_fees"], s["final_equity"]) for s in summaries.values()}) == 1

@@ -164,3 +164,33 @@ def test_sweep_preset_when_composed_then_it_sweeps_only_performance_keys() -> No
     assert {"+sweep/market", "analytics", "buffer.batch_size"} <= set(keys)
     assert [k for k in keys if not is_performance_key(k)] == []
     assert [k.lstrip(".") for k in option_keys if not is_performance_key(k.lstrip("."))] == []
+
+
+BEHAVIOUR_GROUPS = ("broker", "sizing", "orders")
+
+
+def _dataclass_keys(cls: type, prefix: str) -> list[str]:
+    keys = []
+    for f in dataclasses.fields(cls):
+        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else None
+        if dataclasses.is_dataclass(default):
+            keys += _dataclass_keys(type(default), f"{prefix}{f.name}.")
+        else:
+            keys.append(f"{prefix}{f.name}")
+    return keys
+
+
+def test_parity_keys_when_an_execution_key_is_registered_then_it_is_a_listed_behaviour_key() -> None:
+    """Issue 10: every broker/sizing/orders key is behaviour, listed in parity.yaml's behaviour:."""
+    # Arrange
+    listed = set(OmegaConf.load(CONF_DIR / "parity.yaml").behaviour)
+    keys = {
+        key
+        for e in entries()
+        if e.group in BEHAVIOUR_GROUPS
+        for key in _dataclass_keys(e.config_cls, f"{e.group}.")
+    } | set(BEHAVIOUR_GROUPS) | {"strategy.short"}
+    # Act / Assert
+    assert sorted(keys - listed) == []
+    assert [k for k in keys | listed if is_performance_key(k)] == []
+    assert {"broker.commission.rate", "broker.spread", "orders.stop_loss", "sizing.units"} <= keys

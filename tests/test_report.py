@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from loguru import logger
 
+from components.execution.records import TradeRow
 from runner import outputs, progress
 from tests.helpers import make_market_db, read_shared_csv, run_cli, run_in_process, synthetic_bars
 
@@ -196,10 +197,10 @@ def _summary(**extra: object) -> dict[str, object]:
     } | extra
 
 
-def _trades(n: int, start: pd.Timestamp) -> list[tuple]:
+def _trades(n: int, start: pd.Timestamp) -> list[TradeRow]:
     us = start.value // 1000
     return [
-        (
+        TradeRow(
             i,
             "SYM0",
             us + (2 * i) * 60_000_000,
@@ -207,7 +208,9 @@ def _trades(n: int, start: pd.Timestamp) -> list[tuple]:
             us + (2 * i + 1) * 60_000_000,
             101.0,
             100,
+            0.0,
             100.0 if i % 3 else -50.0,
+            "signal",
         )
         for i in range(n)
     ]

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from components.execution.records import SignalRow
 from components.execution.write_buffer import (
     FlushError,
     MemoryBuffer,
@@ -21,8 +22,11 @@ def equity_row(i: int) -> tuple:
     return (1_700_000_000_000_000 + i * 60_000_000, 1e6, 1e6 + i)
 
 
-def signal_row(i: int) -> tuple:
-    return (i, 1_700_000_000_000_000 + i, "AAA", "buy", 100, "sma_up_cross", i)
+def signal_row(i: int) -> SignalRow:
+    ts = 1_700_000_000_000_000 + i
+    return SignalRow(
+        i, ts, "AAA", "buy", 100, "sma_up_cross", i, "market", None, None, "gtc", None, None, "open"
+    )
 
 
 def count(path: Path, table: str) -> int:

@@ -1,36 +1,152 @@
-"""SimulatedBroker: fills at the next bar's open of the order's symbol; FIFO lots make trades.
+"""SimulatedBroker: order types, costs, partial fills, short selling and brackets (DESIGN 5b).
 
-Long only and no costs (reference semantics, DESIGN section 5). An order decided on a symbol's
-last bar never fills; a position open after the last bar is reported, not counted as a trade.
+Orders decided at the close of bar k-1 work from the open of bar k. Per clock step the broker
+(1) fills at the open, closing orders of every symbol first, then entries; a strategy exit
+cancels its position's brackets before they are checked; (2) checks the brackets of open lots
+against the bar, a lot filled at this same open included (the stop is tested before the take
+profit); (3) tests working limit/stop orders against the bar's range; then the engine marks
+equity at the close. Cash moves by the fill's notional and commission, so equity (cash plus
+every position marked at its last close) equals DESIGN 5b's P&L form. Every rule is written out
+for users in docs/execution.md.
 """
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from components.execution.orders import CLOSING, FLATTEN, OPEN, REVERSE, BracketView, Order
+from components.execution.records import FillRow, TradeRow
+from components.registry import register
+
+US_PER_YEAR = 365 * 86_400_000_000  # borrow accrues ACT/365 on the time between bar stamps
+MAX_UNITS = 10**12  # largest order or position in units (keeps every product far from int64)
+
+INSUFFICIENT_CASH = "INSUFFICIENT_CASH"
+INSUFFICIENT_MARGIN = "INSUFFICIENT_MARGIN"
+NOTHING_TO_CLOSE = "NOTHING_TO_CLOSE"
+EXPIRED_DAY = "EXPIRED_DAY"
+ZERO_SIZE = "ZERO_SIZE"
+CANCELLED_BY_STRATEGY = "CANCELLED_BY_STRATEGY"
+
+
+def _finite_at_least(key: str, value: float, low: float, example: str) -> None:
+    if not (math.isfinite(value) and value >= low):
+        raise ValueError(f"{key} must be a finite number >= {low:g}, was {value}; e.g. {example}")
+
+
+@dataclass
+class CommissionConfig:
+    fixed: float = 0.0  # quote currency per fill
+    rate: float = 0.0  # fraction of the fill's notional (quantity x price); 0.001 = 10 bp
+    per_unit: float = 0.0  # quote currency per unit filled, clamped to [min, max] per fill
+    min: float | None = None  # floor of the per-unit charge of one fill; null = none
+    max: float | None = None  # cap of the per-unit charge of one fill; null = none
+
+    def __post_init__(self) -> None:
+        _finite_at_least("broker.commission.fixed", self.fixed, 0, "broker.commission.fixed=1.0")
+        _finite_at_least("broker.commission.rate", self.rate, 0, "broker.commission.rate=0.001")
+        if self.rate >= 1:
+            raise ValueError(
+                f"broker.commission.rate must be a fraction below 1 of the notional, was "
+                f"{self.rate}; write 0.001 for 10 bp"
+            )
+        _finite_at_least(
+            "broker.commission.per_unit", self.per_unit, 0, "broker.commission.per_unit=0.005"
+        )
+        for key in ("min", "max"):
+            value = getattr(self, key)
+            if value is None:
+                continue
+            _finite_at_least(f"broker.commission.{key}", value, 0, f"broker.commission.{key}=1.0")
+            if not self.per_unit:
+                raise ValueError(
+                    f"broker.commission.{key} clamps the per-unit charge, but "
+                    "broker.commission.per_unit is 0; set e.g. broker.commission.per_unit=0.005 "
+                    f"or remove broker.commission.{key}"
+                )
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(
+                f"broker.commission.min ({self.min}) must not exceed broker.commission.max "
+                f"({self.max}); e.g. broker.commission.min=1.0 broker.commission.max=50.0"
+            )
+
+    def fee(self, quantity: int, price: float) -> float:
+        """Return the commission of one fill of ``quantity`` units at ``price``."""
+        fee = self.fixed + self.rate * quantity * price
+        if self.per_unit:
+            unit = self.per_unit * quantity
+            if self.min is not None and unit < self.min:
+                unit = self.min
+            if self.max is not None and unit > self.max:
+                unit = self.max
+            fee += unit
+        return fee
 
 
 @dataclass
 class BrokerConfig:
     kind: str = "simulated"
     cash: float = 1_000_000.0  # starting cash, in the quote currency
-    order_size: int = 100  # units per entry order (the sizing policy's fixed size)
+    commission: CommissionConfig = field(default_factory=CommissionConfig)
+    spread: float = 0.0  # bid-ask spread as a fraction, charged once per round trip at the entry
+    max_volume_fraction: float | None = None  # a fill takes at most this fraction of bar volume
+    borrow_rate: float = 0.0  # annual fraction of short notional, accrued ACT/365 while held
+    order_size: int | None = None  # removed: the sizing policy decides (sizing.units)
 
     def __post_init__(self) -> None:
-        if self.cash <= 0:
-            raise ValueError(f"broker.cash must be > 0, was {self.cash}; try broker.cash=1000000")
-        if self.order_size < 1:
+        if self.order_size is not None:
             raise ValueError(
-                f"broker.order_size must be >= 1 unit, was {self.order_size}; try broker.order_size=100"
+                f"broker.order_size={self.order_size} was replaced by the sizing group: write "
+                f"sizing.units={self.order_size} (sizing=fixed_units) instead"
             )
+        if not (math.isfinite(self.cash) and self.cash > 0):
+            raise ValueError(
+                f"broker.cash must be a finite amount > 0, was {self.cash}; try broker.cash=1000000"
+            )
+        _finite_at_least("broker.spread", self.spread, 0, "broker.spread=0.0005")
+        if self.spread >= 1:
+            raise ValueError(
+                f"broker.spread must be a fraction below 1, was {self.spread}; "
+                "write 0.0005 for 5 bp"
+            )
+        mvf = self.max_volume_fraction
+        if mvf is not None and not (math.isfinite(mvf) and 0 < mvf <= 1):
+            raise ValueError(
+                f"broker.max_volume_fraction must be a fraction in (0, 1] or null (off), was {mvf}; "
+                "e.g. broker.max_volume_fraction=0.1"
+            )
+        _finite_at_least("broker.borrow_rate", self.borrow_rate, 0, "broker.borrow_rate=0.03")
+
+
+class Broker(Protocol):
+    """What the engine and the ExecutionHandler use of a broker (the strategy sees ``BrokerView``)."""
+
+    cash: float
+    position: list[int]
+    last_close: list[float]
+    pending: dict[int, list[Order]]
+    bracketed: set[int]
+    closed: list[TradeRow]
+
+    def position_of(self, sym: int) -> int: ...
+    def equity(self) -> float: ...
+    def working_orders(self, sym: int) -> list[Any]: ...
+    def pending_quantity(self, sym: int) -> int: ...
+    def submit(self, sym: int, side: str, quantity: int, ts: int, signal_seq: int, **kw: Any) -> Order: ...
+    def on_step(self, ts: int, rows: range, bars: Any) -> None: ...
 
 
 Record = Callable[[str, tuple], None]
+Deny = Callable[[int, int, str, int, str, float | None, float | None, int], None]
+INF = math.inf
 
 
 class SimulatedBroker:
-    """Hold pending orders, fill them at the next open, track cash, positions and round trips."""
+    """Hold working orders and lots; fill at the open or within the bar; book costs and trades."""
 
     def __init__(
         self,
@@ -40,87 +156,44 @@ class SimulatedBroker:
         record: Record,
         next_seq: Callable[[], int],
     ) -> None:
+        self.config = config
         self.cash = config.cash
+        self.commission = config.commission
+        self.spread = config.spread
+        self.max_volume_fraction = config.max_volume_fraction
+        self.borrow_rate = config.borrow_rate
+        self._fees = bool(
+            config.commission.fixed or config.commission.rate or config.commission.per_unit
+        )
         self.position = [0] * n_symbols
-        self.pending: dict[
-            int, list[tuple[str, int, int, int]]
-        ] = {}  # sym -> [(side, qty, ts, signal_seq)]
-        self.lots: list[deque[list[float]]] = [
-            deque() for _ in range(n_symbols)
-        ]  # [entry_ts, price, qty]
+        self.pending: dict[int, list[Order]] = {}
+        # per symbol, FIFO lots: [entry_ts, entry_price, signed qty, entry fee left, sl, tp,
+        # signal_seq, order_ts]
+        self.lots: list[deque[list[Any]]] = [deque() for _ in range(n_symbols)]
         self.last_close = [0.0] * n_symbols
         self.held: set[int] = set()
+        self.shorts: set[int] = set()
+        self.bracketed: set[int] = set()
+        # a bar can touch a bracket only if low <= low_trigger or high >= high_trigger
+        self.low_trigger = [-INF] * n_symbols
+        self.high_trigger = [INF] * n_symbols
+        self._borrow_from = [0] * n_symbols
         self.fills = 0
         self.rejections = 0
         self.trades = 0
         self.realized_pnl = 0.0
-        self.closed: list[tuple] = []  # trade rows, kept for the run's reports
+        self.total_fees = 0.0  # every commission charged (open positions' entries included)
+        self.borrow_paid = 0.0
+        self.closed: list[TradeRow] = []  # trade rows, kept for the run's reports
         self._symbols = symbols
         self._record = record
         self._seq = next_seq
+        self.deny: Deny = self._record_denial  # the ExecutionHandler binds its _deny here
 
-    def pending_quantity(self, sym: int) -> int:
-        """Return the signed units of orders not yet filled for ``sym``."""
-        return sum(q if side == "buy" else -q for side, q, _, _ in self.pending.get(sym, ()))
-
-    def submit(self, sym: int, side: str, quantity: int, ts: int, signal_seq: int) -> None:
-        self.pending.setdefault(sym, []).append((side, quantity, ts, signal_seq))
-
-    def fill_at_open(self, sym: int, ts: int, price: float) -> None:
-        """Fill every pending order of ``sym`` at this bar's open."""
-        for side, qty, order_ts, signal_seq in self.pending.pop(sym):
-            if side == "buy":
-                if qty * price > self.cash:
-                    self.rejections += 1
-                    self._record(
-                        "denials",
-                        (
-                            self._seq(),
-                            ts,
-                            self._symbols[sym],
-                            side,
-                            qty,
-                            "INSUFFICIENT_CASH",
-                            qty * price,
-                            self.cash,
-                            signal_seq,
-                        ),
-                    )
-                    continue
-                self.cash -= qty * price
-                self.position[sym] += qty
-                self.lots[sym].append([ts, price, qty])
-                self.held.add(sym)
-            else:
-                qty = min(qty, self.position[sym])
-                if qty <= 0:
-                    continue
-                self.cash += qty * price
-                self.position[sym] -= qty
-                self._close_lots(sym, qty, ts, price)
-                if not self.position[sym]:
-                    self.held.discard(sym)
-            self.fills += 1
-            self._record(
-                "fills",
-                (self._seq(), ts, self._symbols[sym], side, qty, price, order_ts, signal_seq),
-            )
-
-    def _close_lots(self, sym: int, qty: int, ts: int, price: float) -> None:
-        lots = self.lots[sym]
-        while qty > 0:
-            lot = lots[0]
-            take = min(qty, int(lot[2]))
-            pnl = (price - lot[1]) * take
-            self.realized_pnl += pnl
-            self.trades += 1
-            row = (self._seq(), self._symbols[sym], int(lot[0]), lot[1], ts, price, take, pnl)
-            self.closed.append(row)
-            self._record("trades", row)
-            lot[2] -= take
-            qty -= take
-            if not lot[2]:
-                lots.popleft()
+    # -- the strategy's view (BrokerView) ----------------------------------------------------------
+    def position_of(self, sym: int) -> int:
+        """Return the signed units held of ``sym`` (negative = short)."""
+        return self.position[sym]
 
     def equity(self) -> float:
         """Return cash plus open positions marked at their last close."""
@@ -129,11 +202,386 @@ class SimulatedBroker:
             value += self.position[sym] * self.last_close[sym]
         return value
 
+    def working_orders(self, sym: int) -> list[Any]:
+        """Return ``sym``'s orders not yet filled, then its brackets, in submission order."""
+        out: list[Any] = list(self.pending.get(sym, ()))
+        for lot in self.lots[sym]:
+            side = "sell" if lot[2] > 0 else "buy"
+            if lot[4] is not None:
+                out.append(BracketView(sym, side, abs(lot[2]), "stop", None, lot[4]))
+            if lot[5] is not None:
+                out.append(BracketView(sym, side, abs(lot[2]), "limit", lot[5], None))
+        return out
+
+    def pending_quantity(self, sym: int) -> int:
+        """Return the signed units of orders not yet filled for ``sym``."""
+        return sum(o.signed_remaining for o in self.pending.get(sym, ()))
+
+    # -- orders ------------------------------------------------------------------------------------
+    def submit(
+        self, sym: int, side: str, quantity: int, ts: int, signal_seq: int, **fields: Any
+    ) -> Order:
+        """Queue an order for the next bar (fields: order_type, limit, stop, tif, intent, sl, tp)."""
+        order = Order(sym, side, quantity, ts, signal_seq, **fields)
+        self.pending.setdefault(sym, []).append(order)
+        return order
+
+    def remove(self, order: Order) -> None:
+        orders = self.pending[order.sym]
+        orders.remove(order)
+        if not orders:
+            del self.pending[order.sym]
+
+    def cancel(self, order: Order, ts: int, code: str) -> None:
+        """Cancel the rest of ``order`` and record it as a denial with ``code``."""
+        self.remove(order)
+        self.deny(ts, order.sym, order.side, order.remaining, code, None, None, order.signal_seq)
+
+    def cancel_brackets(self, sym: int, ts: int, code: str | None) -> None:
+        """Drop every bracket of ``sym``'s lots; record each one as a denial when ``code`` is set."""
+        for lot in self.lots[sym]:
+            if code is not None and (lot[4] is not None or lot[5] is not None):
+                side = "sell" if lot[2] > 0 else "buy"
+                self.deny(ts, sym, side, abs(lot[2]), code, None, None, lot[6])
+            lot[4] = lot[5] = None
+        self._retrigger(sym)
+
+    def flatten_all(self, ts: int) -> None:
+        """Queue a market order closing every open position at the next open (kill switch)."""
+        for sym in sorted(self.held):
+            pos = self.position[sym]
+            self.submit(sym, "sell" if pos > 0 else "buy", abs(pos), ts, 0, intent=FLATTEN)
+
+    # -- one clock step ----------------------------------------------------------------------------
+    def on_step(self, ts: int, rows: range, bars: Any) -> None:
+        """Run steps (1)-(3) of the bar for every row of this clock step (``bars``: chunk lists)."""
+        syms, opens = bars.syms, bars.opens
+        pending, bracketed = self.pending, self.bracketed
+        active = [r for r in rows if syms[r] in pending or syms[r] in bracketed]
+        if not active:
+            return
+        caps: dict[int, float] = {}
+        if self.max_volume_fraction is not None:
+            volumes = bars.volumes
+            for r in active:
+                caps[syms[r]] = math.floor(self.max_volume_fraction * volumes[r])
+        for r in active:  # (1a) closing orders of every symbol first, at the open
+            s = syms[r]
+            if s in pending:
+                for order in [o for o in pending[s] if o.intent in CLOSING]:
+                    self._try_open(order, ts, opens[r], caps)
+        highs, lows = bars.highs, bars.lows
+        for r in active:
+            s = syms[r]
+            if s in pending:  # (1b) entries (and orders whose trigger the open crossed)
+                for order in [o for o in pending[s] if o.intent not in CLOSING]:
+                    self._try_open(order, ts, opens[r], caps)
+            if s in bracketed and (
+                lows[r] <= self.low_trigger[s] or highs[r] >= self.high_trigger[s]
+            ):
+                self._check_brackets(s, ts, opens[r], highs[r], lows[r], caps)  # (2)
+            if s in pending:  # (3) limit / stop orders touched within the bar; day orders expire
+                self._intrabar(s, ts, opens[r], highs[r], lows[r], caps)
+
+    def fill_at_open(self, sym: int, ts: int, price: float) -> None:
+        """Fill ``sym``'s working orders on a bar that trades only at ``price`` (tests, tools)."""
+        bars = _OneBar([sym], [price], [price], [price], [INF])
+        self.on_step(ts, range(1), bars)
+
+    def charge_borrow(self, ts: int) -> None:
+        """Accrue borrow on every short up to ``ts`` at its last close (the engine's mark)."""
+        for sym in self.shorts:
+            self._accrue_borrow(sym, ts, self.last_close[sym])
+
+    def _accrue_borrow(self, sym: int, ts: int, price: float) -> None:
+        elapsed = ts - self._borrow_from[sym]
+        if elapsed > 0:
+            charge = self.borrow_rate * -self.position[sym] * price * elapsed / US_PER_YEAR
+            self.cash -= charge
+            self.borrow_paid += charge
+        self._borrow_from[sym] = ts
+
+    # -- fills -------------------------------------------------------------------------------------
+    def _try_open(self, order: Order, ts: int, o: float, caps: dict[int, float]) -> None:
+        """Fill ``order`` at the open when a market order, or when the open crosses its price."""
+        kind, buy = order.order_type, order.side == "buy"
+        if kind == "market":
+            price = o
+        elif kind == "limit":
+            price = o if (o <= order.limit if buy else o >= order.limit) else None
+        elif kind == "stop":
+            price = o if (o >= order.stop if buy else o <= order.stop) else None
+        else:  # stop_limit: the open may trigger it; then it is a limit at the open
+            if not order.triggered and (o >= order.stop if buy else o <= order.stop):
+                order.triggered = True
+            hit = order.triggered and (o <= order.limit if buy else o >= order.limit)
+            price = o if hit else None
+        if price is not None:
+            self._fill(order, ts, price, caps)
+
+    def _intrabar(self, s: int, ts: int, o: float, h: float, l: float, caps: dict) -> None:
+        working = self.pending[s]
+        for order in list(working):
+            if order.order_type != "market" and order in working:
+                price = self._range_price(order, o, h, l)
+                if price is not None:
+                    self._fill(order, ts, price, caps)
+            order.bars += 1
+            if order.tif == "day" and s in self.pending and order in self.pending[s]:
+                self.cancel(order, ts, EXPIRED_DAY)
+
+    @staticmethod
+    def _range_price(order: Order, o: float, h: float, l: float) -> float | None:
+        """Return the price at which the bar's range (the open did not) reaches the order."""
+        kind, buy = order.order_type, order.side == "buy"
+        if kind == "limit":
+            return order.limit if (l <= order.limit if buy else h >= order.limit) else None
+        if kind == "stop":
+            return order.stop if (h >= order.stop if buy else l <= order.stop) else None
+        if kind == "stop_limit":
+            if order.triggered:
+                return order.limit if (l <= order.limit if buy else h >= order.limit) else None
+            if h >= order.stop if buy else l <= order.stop:
+                order.triggered = True
+                # limit beyond the stop: filled at the stop; otherwise the price would have to
+                # come back to the limit after the trigger, which one bar cannot tell: next bars
+                inside = order.limit >= order.stop if buy else order.limit <= order.stop
+                return order.stop if inside else None
+        return None
+
+    def _fill(self, order: Order, ts: int, price: float, caps: dict[int, float]) -> None:
+        """Fill as much of ``order`` at ``price`` as volume, position and margin allow."""
+        s = order.sym
+        if order.fraction is not None and order.filled == 0:
+            units = math.floor(order.fraction * self.equity() / self._entry_price(order, price))
+            order.quantity = min(units, MAX_UNITS)
+            if order.quantity < 1:
+                order.quantity = 0
+                self.remove(order)
+                self.deny(ts, s, order.side, 0, ZERO_SIZE, None, None, order.signal_seq)
+                return
+        pos, sign = self.position[s], 1 if order.side == "buy" else -1
+        against = min(order.remaining, abs(pos)) if pos * sign < 0 else 0
+        want = order.remaining
+        if order.intent in CLOSING:
+            if not against:
+                self.cancel(order, ts, NOTHING_TO_CLOSE)
+                return
+            want = against
+        cap = caps.get(s, INF)
+        take = want if want <= cap else int(cap)
+        if take <= 0:
+            return  # no volume left in this bar: the order keeps working
+        close_q = min(take, against)
+        open_q = take - close_q
+        if close_q:
+            intent = order.intent
+            reason = intent if intent in (REVERSE, FLATTEN) else REVERSE if intent == OPEN else "signal"
+            self._close(s, order, ts, price, close_q, reason)
+        if open_q:
+            entry = self._entry_price(order, price)
+            fee = self.commission.fee(open_q, entry) if self._fees else 0.0
+            if not self._affordable(s, sign, open_q, entry, fee, ts, order):
+                return
+            self._open(s, order, ts, entry, open_q, fee)
+        if caps:
+            caps[s] = cap - take
+        if order.intent in CLOSING and order.remaining and not self.position[s]:
+            self.cancel(order, ts, NOTHING_TO_CLOSE)  # the position is closed: nothing left to do
+        elif not order.remaining:
+            self.remove(order)
+
+    def _entry_price(self, order: Order, price: float) -> float:
+        if not self.spread:
+            return price
+        return price * (1 + self.spread) if order.side == "buy" else price * (1 - self.spread)
+
+    def _affordable(
+        self, s: int, sign: int, qty: int, entry: float, fee: float, ts: int, order: Order
+    ) -> bool:
+        """Gross exposure may not exceed equity: refuse (and cancel) an entry that would."""
+        need = qty * entry + fee
+        power = self.cash
+        if self.shorts:
+            power -= 2 * sum(-self.position[j] * self.last_close[j] for j in self.shorts)
+        if need <= power:
+            return True
+        self.rejections += 1
+        self.remove(order)
+        code = INSUFFICIENT_CASH if sign > 0 else INSUFFICIENT_MARGIN
+        self.deny(ts, s, order.side, order.remaining, code, need, power, order.signal_seq)
+        return False
+
+    def _open(self, s: int, order: Order, ts: int, entry: float, qty: int, fee: float) -> None:
+        signed = qty if order.side == "buy" else -qty
+        if self.borrow_rate and s in self.shorts:
+            self._accrue_borrow(s, ts, entry)  # adding to a short: book the borrow so far
+        self.cash -= signed * entry + fee
+        self.total_fees += fee
+        self.position[s] += signed
+        self.held.add(s)
+        if self.position[s] < 0:
+            if s not in self.shorts:
+                self.shorts.add(s)
+                self._borrow_from[s] = ts
+        self.lots[s].append([ts, entry, signed, fee, order.sl, order.tp, order.signal_seq, order.ts])
+        if order.sl is not None or order.tp is not None:
+            self.bracketed.add(s)
+            self._retrigger(s)
+        order.filled += qty
+        self._record_fill(
+            ts, s, order.side, qty, entry, order.ts, order.signal_seq, fee, order.remaining, "entry"
+        )
+
+    def _close(self, s: int, order: Order, ts: int, price: float, qty: int, reason: str) -> None:
+        """Close ``qty`` units FIFO at ``price`` for a strategy or kill-switch order."""
+        if s in self.bracketed:
+            self.cancel_brackets(s, ts, None)  # a strategy exit cancels the brackets first
+        fee = self.commission.fee(qty, price) if self._fees else 0.0
+        left = qty
+        while left:
+            lot = self.lots[s][0]
+            take = min(left, abs(lot[2]))
+            self._close_lot(s, lot, take, ts, price, fee if take == qty else fee * take / qty, reason)
+            left -= take
+        order.filled += qty
+        self._record_fill(
+            ts, s, order.side, qty, price, order.ts, order.signal_seq, fee, order.remaining, reason
+        )
+
+    def _close_lot(
+        self, s: int, lot: list[Any], take: int, ts: int, price: float, exit_fee: float, reason: str
+    ) -> None:
+        """Book the round trip of ``take`` units of ``lot``; cash, position and borrow follow."""
+        if self.borrow_rate and s in self.shorts:
+            self._accrue_borrow(s, ts, price)
+        size = take if lot[2] > 0 else -take
+        lot_units = abs(lot[2])
+        entry_fee = lot[3] if take == lot_units else lot[3] * take / lot_units
+        fees = entry_fee + exit_fee
+        pnl = size * (price - lot[1]) - fees
+        self.cash += size * price - exit_fee
+        self.total_fees += exit_fee
+        self.position[s] -= size
+        lot[2] -= size
+        lot[3] -= entry_fee
+        if not lot[2]:
+            self.lots[s].remove(lot)
+        if not self.position[s]:
+            self.held.discard(s)
+        if self.position[s] >= 0:
+            self.shorts.discard(s)
+        self.realized_pnl += pnl
+        self.trades += 1
+        row = TradeRow(
+            self._seq(), self._symbols[s], int(lot[0]), lot[1], ts, price, size, fees, pnl, reason
+        )
+        self.closed.append(row)
+        self._record("trades", row)
+
+    def _check_brackets(self, s: int, ts: int, o: float, h: float, l: float, caps: dict) -> None:
+        """Exit lots whose stop (tested first) or take profit the bar reaches (DESIGN 5b)."""
+        for lot in list(self.lots[s]):
+            sl, tp = lot[4], lot[5]
+            if lot[2] > 0:
+                if sl is not None and l <= sl:
+                    price, reason = (o if o < sl else sl), "stop_loss"
+                elif tp is not None and h >= tp:
+                    price, reason = (o if o > tp else tp), "take_profit"
+                else:
+                    continue
+            else:
+                if sl is not None and h >= sl:
+                    price, reason = (o if o > sl else sl), "stop_loss"
+                elif tp is not None and l <= tp:
+                    price, reason = (o if o < tp else tp), "take_profit"
+                else:
+                    continue
+            cap = caps.get(s, INF)
+            units = abs(lot[2])
+            take = units if units <= cap else int(cap)
+            if take <= 0:
+                break
+            if caps:
+                caps[s] = cap - take
+            fee = self.commission.fee(take, price) if self._fees else 0.0
+            side = "sell" if lot[2] > 0 else "buy"
+            seq, order_ts = lot[6], lot[7]
+            self._close_lot(s, lot, take, ts, price, fee, reason)
+            left = abs(lot[2])
+            self._record_fill(ts, s, side, take, price, order_ts, seq, fee, left, reason)
+        self._retrigger(s)
+
+    def _retrigger(self, s: int) -> None:
+        """Recompute the bar levels that can touch one of ``s``'s brackets (a cheap pre-test)."""
+        low, high = -INF, INF
+        for lot in self.lots[s]:
+            sl, tp = lot[4], lot[5]
+            if lot[2] > 0:
+                if sl is not None and sl > low:
+                    low = sl
+                if tp is not None and tp < high:
+                    high = tp
+            else:
+                if tp is not None and tp > low:
+                    low = tp
+                if sl is not None and sl < high:
+                    high = sl
+        self.low_trigger[s], self.high_trigger[s] = low, high
+        if low == -INF and high == INF:
+            self.bracketed.discard(s)
+
+    def _record_fill(
+        self,
+        ts: int,
+        s: int,
+        side: str,
+        qty: int,
+        price: float,
+        order_ts: int,
+        signal_seq: int,
+        fee: float,
+        remaining: int,
+        reason: str,
+    ) -> None:
+        self.fills += 1
+        self._record(
+            "fills",
+            FillRow(
+                self._seq(), ts, self._symbols[s], side, qty, price, order_ts, signal_seq, fee,
+                remaining, reason,
+            ),
+        )
+
+    def _record_denial(
+        self,
+        ts: int,
+        sym: int,
+        side: str,
+        quantity: int,
+        code: str,
+        observed: float | None,
+        limit: float | None,
+        signal_seq: int,
+    ) -> None:
+        """Record a refusal when no ExecutionHandler is bound (tools and unit tests)."""
+        from components.execution.records import DenialRow
+
+        self._record(
+            "denials",
+            DenialRow(
+                self._seq(), ts, self._symbols[sym], side, quantity, code, observed, limit,
+                signal_seq,
+            ),
+        )
+
+    # -- reports -----------------------------------------------------------------------------------
     def open_positions(self) -> list[dict[str, object]]:
-        """Describe each open lot, marked at the symbol's last close."""
+        """Describe each open lot, marked at the symbol's last close (unrealized pnl is gross)."""
         out = []
         for sym in sorted(self.held):
-            for entry_ts, price, qty in self.lots[sym]:
+            for lot in self.lots[sym]:
+                entry_ts, price, qty, fee = lot[0], lot[1], lot[2], lot[3]
                 mark = self.last_close[sym]
                 out.append(
                     {
@@ -141,8 +589,35 @@ class SimulatedBroker:
                         "entry_ts_us": int(entry_ts),
                         "entry_price": price,
                         "size": int(qty),
+                        "entry_fee": fee,
                         "mark_price": mark,
                         "unrealized_pnl": (mark - price) * qty,
+                        "stop_loss": lot[4],
+                        "take_profit": lot[5],
                     }
                 )
         return out
+
+
+class _OneBar:
+    """Column lists of a single bar, shaped like the engine's per-chunk lists."""
+
+    def __init__(self, syms: list, opens: list, highs: list, lows: list, volumes: list) -> None:
+        self.syms, self.opens, self.highs, self.lows, self.volumes = syms, opens, highs, lows, volumes
+
+
+class SimulatedBrokerFactory:
+    """Build the broker once the engine knows the universe (the registry builds this, no I/O)."""
+
+    def __init__(self, config: BrokerConfig) -> None:
+        self.config = config
+
+    def __call__(
+        self, symbols: tuple[str, ...], record: Record, next_seq: Callable[[], int]
+    ) -> SimulatedBroker:
+        return SimulatedBroker(self.config, len(symbols), symbols, record, next_seq)
+
+
+@register("broker", "simulated", BrokerConfig)
+def make_simulated_broker(config: BrokerConfig) -> SimulatedBrokerFactory:
+    return SimulatedBrokerFactory(config)

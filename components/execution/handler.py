@@ -9,7 +9,7 @@ from typing import Any
 
 from loguru import logger
 
-from components.execution.broker import SimulatedBroker
+from components.execution.broker import CANCELLED_BY_STRATEGY
 from components.execution.kill_switch import (
     CANCELLED_BY_HALT,
     CANCELLED_BY_REDUCE_ONLY,
@@ -17,7 +17,11 @@ from components.execution.kill_switch import (
     KillSwitch,
     KillSwitchConfig,
 )
+from components.execution.orders import FLATTEN, OPEN, OrdersConfig, check_order_fields
+from components.execution.records import DenialRow, InsightRow, KillSwitchEventRow, SignalRow
+from components.execution.sizing import FixedUnits, as_insight
 from components.registry import register
+from components.strategies.base import FLAT, LONG, Insight
 
 
 @dataclass
@@ -76,47 +80,76 @@ class ExecutionMetrics:
 
 
 class ExecutionHandler:
-    """Check each signal against the kill switch; pass it to the broker or record a denial."""
+    """Turn insights into signals (sizing policy), check each against the kill switch, route it.
+
+    Every refusal, at submission (kill switch) or at the fill (the broker's cash and margin rule),
+    and every cancellation goes through ``_deny``: it is recorded and counted by reason code.
+    """
 
     def __init__(self, config: ExecutionConfig) -> None:
         self.config = config
         self.metrics = ExecutionMetrics()
         self.kill_switch: KillSwitch | None = None
-        self.broker: SimulatedBroker | None = None
+        self.broker: Any = None
+        self.sizing: Any = FixedUnits(100)
+        self.orders = OrdersConfig()
+        self.strategy_name = "strategy"
         self._record: Any = None
         self._seq: Any = None
         self._symbols: tuple[str, ...] = ()
 
     def bind(
-        self, broker: SimulatedBroker, record: Any, next_seq: Any, symbols: tuple[str, ...]
+        self,
+        broker: Any,
+        record: Any,
+        next_seq: Any,
+        symbols: tuple[str, ...],
+        *,
+        sizing: Any = None,
+        orders: OrdersConfig | None = None,
+        strategy_name: str | None = None,
     ) -> None:
-        """Attach the broker and the record sink (the write buffer) before the loop starts."""
+        """Attach the broker, the record sink (the write buffer), the sizing policy and brackets."""
         self.broker, self._record, self._seq, self._symbols = broker, record, next_seq, symbols
+        if sizing is not None:
+            self.sizing = sizing
+        if orders is not None:
+            self.orders = orders
+        if strategy_name is not None:
+            self.strategy_name = strategy_name
+        broker.deny = self._deny_at_broker
         self.kill_switch = KillSwitch(self.config.kill_switch, sink=self._on_state_change)
 
     def _on_state_change(self, event: tuple) -> None:
         """Store the event (audit trail), log it, and cancel the orders the new state forbids."""
-        ts, _wall, before, after, code, reason, observed, limit, actor = event
-        self._record("kill_switch_events", event)
+        row = KillSwitchEventRow(*event)
+        self._record("kill_switch_events", row)
         figures = (
-            f" (observed {observed:g}, limit {limit:g})"
-            if observed is not None and limit is not None
+            f" (observed {row.observed:g}, limit {row.limit_value:g})"
+            if row.observed is not None and row.limit_value is not None
             else ""
         )
         logger.warning(
             "kill switch {} -> {} at {} by {}: {}: {}{}",
-            before,
-            after,
-            _iso(ts),
-            actor,
-            code,
-            reason,
+            row.state_from,
+            row.state_to,
+            _iso(row.ts),
+            row.actor,
+            row.code,
+            row.reason,
             figures,
         )
-        if after != KillState.ACTIVE and self.broker is not None and self.broker.pending:
-            self.cancel_blocked_orders(
-                ts
-            )  # at the moment of the change, so no later open can fill them
+        broker = self.broker
+        if row.state_to == KillState.ACTIVE or broker is None:
+            return
+        # at the moment of the change, so no later open can fill them
+        if broker.pending:
+            self.cancel_blocked_orders(row.ts)
+        if row.state_to == KillState.HALTED and broker.bracketed:
+            for sym in sorted(broker.bracketed):
+                broker.cancel_brackets(sym, row.ts, CANCELLED_BY_HALT)
+        if row.actor == "threshold" and self.config.kill_switch.on_breach == "flatten":
+            broker.flatten_all(row.ts)
 
     def activate_kill_switch(self, reason: str, ts: int, actor: str = "user") -> None:
         """Halt trading now; latches until ``reset_kill_switch``."""
@@ -131,28 +164,26 @@ class ExecutionHandler:
     def cancel_blocked_orders(self, ts: int) -> int:
         """Cancel orders at the broker that the current kill-switch state forbids; return how many.
 
-        Halted cancels every order; reduce-only cancels those that would not reduce the position.
-        Each cancellation is recorded as a denial, so nothing reaches a fill after a halt.
+        Halted cancels every order (the kill switch's own ``flatten`` orders excepted);
+        reduce-only cancels those that would not reduce the position. Each cancellation is
+        recorded as a denial, so nothing reaches a fill after a halt. Brackets are protective:
+        reduce-only keeps them; a halt cancels them at the state change.
         """
         broker, ks = self.broker, self.kill_switch
         assert broker is not None and ks is not None
         code = CANCELLED_BY_HALT if ks.state == KillState.HALTED else CANCELLED_BY_REDUCE_ONLY
         cancelled = 0
         for sym in sorted(broker.pending):
-            keep = []
             position = broker.position[sym]
-            for order in broker.pending[sym]:
-                side, qty, _order_ts, signal_seq = order
-                if not ks.blocks(side, qty, position):
-                    keep.append(order)
-                    position += qty if side == "buy" else -qty
+            for order in list(broker.pending[sym]):
+                if order.intent == FLATTEN:
+                    position += order.signed_remaining
+                    continue
+                if not ks.blocks(order.side, order.remaining, position):
+                    position += order.signed_remaining
                     continue
                 cancelled += 1
-                self._deny(ts, sym, side, qty, code, None, None, signal_seq)
-            if keep:
-                broker.pending[sym] = keep
-            else:
-                del broker.pending[sym]
+                broker.cancel(order, ts, code)
         return cancelled
 
     def _deny(
@@ -171,21 +202,17 @@ class ExecutionHandler:
         by_reason[code] = by_reason.get(code, 0) + 1
         self._record(
             "denials",
-            (
-                self._seq(),
-                ts,
-                self._symbols[sym],
-                side,
-                quantity,
-                code,
-                observed,
-                limit,
-                signal_seq,
+            DenialRow(
+                self._seq(), ts, self._symbols[sym], side, quantity, code, observed, limit, signal_seq
             ),
         )
 
-    def submit(self, ts: int, sym: int, side: str, quantity: int, signal_seq: int) -> bool:
-        """Route one signal: True when it became an order for the next open."""
+    _deny_at_broker = _deny  # the broker's refusals and cancellations take the same path
+
+    def submit(
+        self, ts: int, sym: int, side: str, quantity: int, signal_seq: int, **fields: Any
+    ) -> bool:
+        """Route one signal: True when it became an order for the next bar."""
         metrics, broker, ks = self.metrics, self.broker, self.kill_switch
         assert broker is not None and ks is not None
         metrics.signals_received += 1
@@ -195,8 +222,85 @@ class ExecutionHandler:
             self._deny(ts, sym, side, quantity, *denial, signal_seq)
             return False
         metrics.signals_accepted += 1
-        broker.submit(sym, side, quantity, ts, signal_seq)
+        broker.submit(sym, side, quantity, ts, signal_seq, **fields)
         return True
+
+    def on_insights(self, ts: int, insights: list[Any]) -> None:
+        """Record each insight, size it into signals, record and route each signal (steps 4-6)."""
+        broker, record, seq, symbols = self.broker, self._record, self._seq, self._symbols
+        sizing, name = self.sizing, self.strategy_name
+        deferred: list[tuple] = []
+        for raw in insights:
+            ins = as_insight(raw)
+            s = ins.sym
+            iseq = seq()
+            record(
+                "insights",
+                InsightRow(iseq, ts, symbols[s], name, ins.view, ins.reason, ins.value, ins.reference),
+            )
+            if s in broker.pending:
+                self._cancel_superseded(ts, s, ins.view)
+            held = broker.position[s] + broker.pending_quantity(s)
+            legs = sizing.legs(ins, held, broker.last_close[s], broker.equity())
+            for leg in legs:
+                if sizing.exits_first and leg[2] == OPEN:
+                    deferred.append((ins, iseq, leg))
+                else:
+                    self._signal(ts, ins, iseq, leg)
+        for ins, iseq, leg in deferred:
+            self._signal(ts, ins, iseq, leg)
+
+    def _cancel_superseded(self, ts: int, s: int, view: str) -> None:
+        """A new view cancels the symbol's working entries that go the other way (or any, on flat)."""
+        broker = self.broker
+        for order in list(broker.pending[s]):
+            if order.intent != OPEN:
+                continue
+            if view == FLAT or (view == LONG) != (order.side == "buy"):
+                broker.cancel(order, ts, CANCELLED_BY_STRATEGY)
+
+    def _signal(self, ts: int, ins: Insight, iseq: int, leg: tuple) -> None:
+        side, quantity, intent, fraction = leg
+        s = ins.sym
+        order_type, limit, stop, tif = ins.order_type, ins.limit, ins.stop, ins.tif
+        if order_type != "market" or tif != "gtc":
+            check_order_fields(
+                self.strategy_name, self._symbols[s], _iso(ts), order_type, limit, stop, tif
+            )
+        sl = tp = None
+        if intent == OPEN:
+            sl, tp = self._bracket_levels(ins, side, self.broker.last_close[s])
+        sseq = self._seq()
+        self._record(
+            "signals",
+            SignalRow(
+                sseq, ts, self._symbols[s], side, quantity, ins.reason, iseq, order_type, limit,
+                stop, tif, sl, tp, intent,
+            ),
+        )
+        fields: dict[str, Any] = {"intent": intent}
+        if order_type != "market":
+            fields.update(order_type=order_type, limit=limit, stop=stop)
+        if tif != "gtc":
+            fields["tif"] = tif
+        if sl is not None or tp is not None:
+            fields.update(sl=sl, tp=tp)
+        if fraction is not None:
+            fields["fraction"] = fraction
+        self.submit(ts, s, side, quantity, sseq, **fields)
+
+    def _bracket_levels(
+        self, ins: Insight, side: str, close: float
+    ) -> tuple[float | None, float | None]:
+        """Return (stop-loss, take-profit) prices from the decision close (DESIGN 5b)."""
+        sl_frac = ins.stop_loss if ins.stop_loss is not None else self.orders.stop_loss
+        tp_frac = ins.take_profit if ins.take_profit is not None else self.orders.take_profit
+        if sl_frac is None and tp_frac is None:
+            return None, None
+        sign = 1 if side == "buy" else -1
+        sl = close * (1 - sign * sl_frac) if sl_frac is not None else None
+        tp = close * (1 + sign * tp_frac) if tp_frac is not None else None
+        return sl, tp
 
 
 def _iso(ts_us: int) -> str:

@@ -37,7 +37,7 @@ REDUCE_ONLY_CODE = "REDUCE_ONLY"
 CANCELLED_BY_HALT = "CANCELLED_BY_HALT"
 CANCELLED_BY_REDUCE_ONLY = "CANCELLED_BY_REDUCE_ONLY"
 
-ON_BREACH = ("halt", "reduce_only")
+ON_BREACH = ("halt", "reduce_only", "flatten")
 
 
 class KillState(StrEnum):
@@ -63,7 +63,9 @@ class KillSwitchConfig:
     max_position_per_symbol: int | None = (
         None  # units; a buy that would hold more is denied and trips
     )
-    on_breach: str = "halt"  # halt | reduce_only (then only position-reducing orders pass)
+    # halt | reduce_only (then only position-reducing orders pass, brackets keep working) |
+    # flatten (close every open position at the next open, then halted)
+    on_breach: str = "halt"
 
     def __post_init__(self) -> None:
         for key in (
@@ -161,6 +163,7 @@ class KillSwitch:
         self.reason = ""
         self.observed: float | None = None
         self.limit: float | None = None
+        self.mode: str | None = None  # what stopped trading: halt | reduce_only | flatten
         self.n_events = 0
         self._sink = sink
         self._day_of = TradingDay(config.day_tz)
@@ -202,10 +205,13 @@ class KillSwitch:
     def _trip(self, ts: int, code: str, reason: str, observed: float, limit: float) -> None:
         """Leave ``active`` after a breach; a breach never lifts ``halted`` back to ``reduce_only``."""
         if self.state == KillState.ACTIVE:
+            self.mode = self.config.on_breach
             self._move(self._trip_to, ts, code, reason, observed, limit, "threshold")
 
     def activate(self, reason: str, ts: int, actor: str = "user") -> None:
         """Halt now (manual kill switch); latches until ``reset``."""
+        if self.state != KillState.HALTED:
+            self.mode = "halt"
         self._move(KillState.HALTED, ts, MANUAL, reason.strip() or "manual halt", None, None, actor)
 
     def reset(self, reason: str, ts: int, actor: str = "user") -> None:
@@ -225,6 +231,7 @@ class KillSwitch:
         self._window.clear()
         if self._last_equity is not None:
             self._peak = self._day_start_equity = self._last_equity
+        self.mode = None
         self._move(KillState.ACTIVE, ts, RESET, reason.strip(), None, None, actor)
 
     @property
@@ -233,9 +240,14 @@ class KillSwitch:
         return self.state != KillState.ACTIVE
 
     def describe(self) -> dict[str, Any]:
-        """Return the state for summary.json: state, code, reason, observed, limit, events."""
+        """Return the state for summary.json: state, mode, code, reason, observed, limit, events.
+
+        ``mode`` says what stopped trading (``halt``, ``reduce_only`` or ``flatten``; null while
+        active).
+        """
         return {
             "state": self.state.value,
+            "mode": self.mode,
             "code": self.code,
             "reason": self.reason,
             "observed": self.observed,

@@ -1,10 +1,15 @@
-"""Results DB layout: one spec per table, shared by the write buffer, the digest and the reports.
+"""Results DB layout: one record type per table, shared by the broker, the write buffer, the digest
+and the reports.
 
-Timestamps travel as epoch microseconds (UTC) in memory and become TIMESTAMPTZ on disk.
+Each table has a ``NamedTuple`` whose field order is the column order (``TABLES`` is derived from
+them, so the two cannot drift apart); code reads rows by field name (``trade.pnl``), never by
+position. Timestamps travel as epoch microseconds (UTC) in memory and become TIMESTAMPTZ on disk.
 ``DIGEST_TABLES`` are the trading records the parity digest covers (DESIGN section 6).
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import pyarrow as pa
 
@@ -13,69 +18,116 @@ INT = ("BIGINT", pa.int64())
 DBL = ("DOUBLE", pa.float64())
 STR = ("VARCHAR", pa.string())
 
+
+class InsightRow(NamedTuple):
+    seq: int
+    ts: int
+    symbol: str
+    strategy: str
+    view: str  # long | flat | short
+    reason: str
+    value: float
+    reference: float
+
+
+class SignalRow(NamedTuple):
+    seq: int
+    ts: int
+    symbol: str
+    side: str  # buy | sell
+    quantity: int  # units (percent_equity: the estimate at the decision close; the fill recomputes)
+    reason: str
+    insight_seq: int
+    order_type: str  # market | limit | stop | stop_limit
+    limit_price: float | None
+    stop_price: float | None
+    tif: str  # gtc | day
+    stop_loss: float | None  # bracket level (price) attached to an entry, None = none
+    take_profit: float | None
+    intent: str  # open (entry) | close (exit) | reverse (first leg of a reversal)
+
+
+class FillRow(NamedTuple):
+    seq: int
+    ts: int
+    symbol: str
+    side: str
+    quantity: int  # units of this fill (a partial fill carries only its part)
+    price: float  # fill price, after spread on entries
+    order_ts: int
+    signal_seq: int
+    fees: float  # commission of this fill
+    remaining: int  # units of the order still working after this fill (0 = done)
+    reason: str  # entry | signal | reverse | stop_loss | take_profit | flatten
+
+
+class TradeRow(NamedTuple):
+    seq: int
+    symbol: str
+    entry_ts: int
+    entry_price: float  # fill price after spread
+    exit_ts: int
+    exit_price: float
+    size: int  # signed: negative = short
+    fees: float  # both commissions (the entry's share and the exit's)
+    pnl: float  # size * (exit - entry) - fees
+    exit_reason: str  # signal | reverse | stop_loss | take_profit | flatten
+
+
+class DenialRow(NamedTuple):
+    seq: int
+    ts: int
+    symbol: str
+    side: str
+    quantity: int
+    code: str
+    observed: float | None
+    limit_value: float | None
+    signal_seq: int
+
+
+class EquityRow(NamedTuple):
+    ts: int
+    cash: float
+    equity: float
+
+
+class KillSwitchEventRow(NamedTuple):
+    ts: int
+    wall_time: int
+    state_from: str
+    state_to: str
+    code: str
+    reason: str
+    observed: float | None
+    limit_value: float | None
+    actor: str
+
+
+_SQL = {int: INT, float: DBL, str: STR}
+_TS_FIELDS = {"ts", "entry_ts", "exit_ts", "order_ts", "wall_time"}
+RECORDS: dict[str, type] = {
+    "insights": InsightRow,
+    "signals": SignalRow,
+    "fills": FillRow,
+    "trades": TradeRow,
+    "denials": DenialRow,
+    "equity": EquityRow,
+    "kill_switch_events": KillSwitchEventRow,
+}
+
+
+def _column_type(record: type, name: str) -> tuple[str, pa.DataType]:
+    if name in _TS_FIELDS:
+        return TS
+    hint = record.__annotations__[name]
+    annotation = str(getattr(hint, "__forward_arg__", hint)).split("|")[0].strip()
+    return _SQL[{"int": int, "float": float, "str": str}[annotation]]
+
+
 TABLES: dict[str, list[tuple[str, tuple[str, pa.DataType]]]] = {
-    "insights": [
-        ("seq", INT),
-        ("ts", TS),
-        ("symbol", STR),
-        ("strategy", STR),
-        ("view", STR),
-        ("reason", STR),
-        ("value", DBL),
-        ("reference", DBL),
-    ],
-    "signals": [
-        ("seq", INT),
-        ("ts", TS),
-        ("symbol", STR),
-        ("side", STR),
-        ("quantity", INT),
-        ("reason", STR),
-        ("insight_seq", INT),
-    ],
-    "fills": [
-        ("seq", INT),
-        ("ts", TS),
-        ("symbol", STR),
-        ("side", STR),
-        ("quantity", INT),
-        ("price", DBL),
-        ("order_ts", TS),
-        ("signal_seq", INT),
-    ],
-    "trades": [
-        ("seq", INT),
-        ("symbol", STR),
-        ("entry_ts", TS),
-        ("entry_price", DBL),
-        ("exit_ts", TS),
-        ("exit_price", DBL),
-        ("size", INT),
-        ("pnl", DBL),
-    ],
-    "denials": [
-        ("seq", INT),
-        ("ts", TS),
-        ("symbol", STR),
-        ("side", STR),
-        ("quantity", INT),
-        ("code", STR),
-        ("observed", DBL),
-        ("limit_value", DBL),
-        ("signal_seq", INT),
-    ],
-    "equity": [("ts", TS), ("cash", DBL), ("equity", DBL)],
-    "kill_switch_events": [
-        ("ts", TS),
-        ("wall_time", TS),
-        ("state_from", STR),
-        ("state_to", STR),
-        ("code", STR),
-        ("reason", STR),
-        ("observed", DBL),
-        ("limit_value", DBL),
-        ("actor", STR),
-    ],
+    table: [(name, _column_type(record, name)) for name in record._fields]  # type: ignore[attr-defined]
+    for table, record in RECORDS.items()
 }
 DIGEST_TABLES = ("insights", "signals", "fills", "trades", "denials")
 

@@ -60,7 +60,8 @@ class Digest:
         """Hash rows in order; one call per batch equals one call per row (sha256 streams)."""
         hasher = self._hashers.get(table)
         if hasher is not None and rows:
-            hasher.update(("\n".join(map(repr, rows)) + "\n").encode())
+            # tuple.__repr__: a record NamedTuple hashes like the plain tuple read back from the DB
+            hasher.update(("\n".join(map(tuple.__repr__, rows)) + "\n").encode())
             self.counts[table] += len(rows)
 
     def hexdigest(self) -> str:

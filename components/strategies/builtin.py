@@ -10,7 +10,7 @@ import numpy as np
 
 from components.market.base import BarChunk
 from components.registry import register
-from components.strategies.base import FLAT, LONG, EventStrategy, Insight
+from components.strategies.base import FLAT, LONG, SHORT, EventStrategy, Insight
 from components.strategies.indicators import previous_nonzero, rolling_sum
 
 
@@ -19,6 +19,7 @@ class SmaCrossConfig:
     kind: str = "sma_cross"
     fast: int = 10  # bars in the fast simple moving average of closes
     slow: int = 30  # bars in the slow simple moving average of closes
+    short: bool = False  # true: reversal (a down-cross closes any long and goes short)
 
     def __post_init__(self) -> None:
         if not 1 <= self.fast < self.slow:
@@ -63,9 +64,10 @@ class SmaCross(EventStrategy):
 
     name = "sma_cross"
 
-    def __init__(self, fast: int, slow: int) -> None:
+    def __init__(self, fast: int, slow: int, short: bool = False) -> None:
         super().__init__()
         self.fast, self.slow = fast, slow
+        self.down_view = SHORT if short else FLAT
 
     def start(self, symbols: tuple[str, ...]) -> None:
         n = len(symbols)
@@ -108,7 +110,7 @@ class SmaCross(EventStrategy):
         row_of = rows[end_bar - first]
         out = []
         for j, view, reason in [(j, LONG, "sma_up_cross") for j in up.tolist()] + [
-            (j, FLAT, "sma_down_cross") for j in down.tolist()
+            (j, self.down_view, "sma_down_cross") for j in down.tolist()
         ]:
             row = int(row_of[j])
             out.append(
@@ -213,7 +215,7 @@ class MomentumRotation:
 
 @register("strategy", "sma_cross", SmaCrossConfig)
 def make_sma_cross(config: SmaCrossConfig) -> SmaCross:
-    return SmaCross(config.fast, config.slow)
+    return SmaCross(config.fast, config.slow, config.short)
 
 
 @register("strategy", "rsi_revert", RsiRevertConfig)

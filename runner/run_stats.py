@@ -1,0 +1,179 @@
+"""Glue between a finished run and ``components.results.stats``: equity, trades, buy & hold anchors.
+
+The statistics function is pure; this module gathers its inputs from what the run left behind:
+the equity series (results DB, or kept in memory when ``buffer=memory`` stores nothing), the
+broker's trades (tuples or NamedTuples) and the closes buy & hold is measured between (read from
+the market DB, which is still open read-only).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from components.market.base import Universe, time_filter
+from components.results.stats import compute_stats, trades_frame
+
+
+def keep_equity_in_memory(buffer: Any) -> list[np.ndarray]:
+    """Return a list that collects the equity rows a non-persistent buffer would drop at flush.
+
+    The memory buffer digests rows and forgets them; the statistics need the equity column, so the
+    instance's ``flush`` is wrapped to copy pending equity rows first (one array per flush).
+    """
+    kept: list[np.ndarray] = []
+    if buffer.persistent:
+        return kept
+    flush = buffer.flush
+
+    def flush_keeping_equity() -> int:
+        rows = buffer.pending["equity"]
+        if rows:
+            kept.append(np.array(rows, dtype=np.float64))  # ts us stays exact below 2**53
+        return flush()
+
+    buffer.flush = flush_keeping_equity
+    return kept
+
+
+def equity_frame(buffer: Any, kept: list[np.ndarray]) -> pd.DataFrame:
+    """Return the run's equity per clock step: ``ts`` (epoch us, int64) and ``equity``."""
+    if buffer.persistent and buffer.con is not None:
+        got = buffer.con.execute(
+            "SELECT epoch_us(ts) AS ts, equity FROM equity ORDER BY ts"
+        ).fetchnumpy()
+        return pd.DataFrame({"ts": got["ts"].astype(np.int64), "equity": got["equity"]})
+    rows = np.concatenate(kept) if kept else np.empty((0, 3))
+    return pd.DataFrame({"ts": rows[:, 0].astype(np.int64), "equity": rows[:, 2]})
+
+
+def write_equity_daily(path: Any, equity: pd.DataFrame) -> None:
+    """Write the last equity of each day (``day,equity``): the sweep's per-period returns."""
+    import os
+
+    from components.results.stats import day_returns
+
+    if not len(equity):
+        return
+    ends, values, _ = day_returns(
+        equity["ts"].to_numpy(dtype=np.int64), equity["equity"].to_numpy(dtype=np.float64)
+    )
+    days = pd.to_datetime(ends, unit="us", utc=True).strftime("%Y-%m-%d")
+    tmp = path.with_name(path.name + ".tmp")
+    pd.DataFrame({"day": days, "equity": values}).to_csv(tmp, index=False, float_format="%.17g")
+    os.replace(tmp, path)
+
+
+def warmup_bars(strategy: Any) -> int:
+    """Return W, the bar whose close buy & hold buys at (backtesting.py's first trading bar).
+
+    A strategy declares ``warmup_bars``; the built-ins that predate that attribute follow DESIGN
+    section 5 (sma_cross W = slow - 1, rsi_revert W = period); anything else starts at bar 0.
+    """
+    declared = getattr(strategy, "warmup_bars", None)
+    if declared is not None:
+        return int(declared)
+    name = getattr(strategy, "name", "")
+    if name == "sma_cross":
+        return int(strategy.slow) - 1
+    if name == "rsi_revert":
+        return int(strategy.period)
+    return 0
+
+
+@dataclass
+class Closes:
+    """Closes of the run's symbols over the run's clock (for buy & hold lines and price charts)."""
+
+    symbols: tuple[str, ...]
+    sym: np.ndarray  # index into symbols
+    ts: np.ndarray  # epoch us
+    close: np.ndarray
+
+
+def read_closes(con: Any, universe: Universe, last_us: int) -> Closes:
+    """Return every close of the universe's symbols in its window up to ``last_us`` inclusive."""
+    got = con.execute(
+        "WITH u AS (SELECT unnest($symbols) AS symbol, generate_subscripts($symbols, 1) - 1 AS sym) "
+        "SELECT u.sym, epoch_us(ts) AS ts, close FROM bars JOIN u USING (symbol) "
+        f"WHERE {time_filter(universe)} AND ts <= make_timestamptz($last_us) ORDER BY u.sym, ts",
+        _params(universe, last_us),
+    ).fetchnumpy()
+    return Closes(
+        universe.symbols, got["sym"].astype(np.int64), got["ts"].astype(np.int64), got["close"]
+    )
+
+
+def buy_hold_anchors(closes: Closes, warmup: int) -> dict[str, tuple[float, float]]:
+    """Return per symbol (close at its bar ``warmup``, its last close)."""
+    out = {}
+    starts = np.searchsorted(closes.sym, np.arange(len(closes.symbols) + 1))
+    for k, name in enumerate(closes.symbols):
+        lo, hi = int(starts[k]), int(starts[k + 1])
+        if hi - lo > warmup:
+            out[name] = (float(closes.close[lo + warmup]), float(closes.close[hi - 1]))
+    return out
+
+
+def buy_hold_curve(closes: Closes, clock: np.ndarray, cash: float, warmup: int) -> np.ndarray:
+    """Return the equity of buy & hold on ``clock``: cash times the equal-weight mean growth.
+
+    Each symbol is bought at its bar ``warmup`` close; before that (and before its first bar) its
+    growth is 1.
+    """
+    starts = np.searchsorted(closes.sym, np.arange(len(closes.symbols) + 1))
+    growth = []
+    for k in range(len(closes.symbols)):
+        lo, hi = int(starts[k]), int(starts[k + 1])
+        if hi - lo <= warmup:
+            continue
+        ts, close = closes.ts[lo + warmup : hi], closes.close[lo + warmup : hi]
+        idx = np.searchsorted(ts, clock, side="right") - 1
+        growth.append(np.where(idx >= 0, close[idx.clip(0)] / close[0], 1.0))
+    if not growth:
+        return np.full(len(clock), cash)
+    return cash * np.mean(growth, axis=0)
+
+
+def run_stats(
+    equity: pd.DataFrame,
+    trades: list[Any],
+    anchors: dict[str, tuple[float, float]],
+    *,
+    cash: float,
+    open_positions: list[dict[str, Any]],
+    total_fees: float | None = None,
+) -> dict[str, Any]:
+    """Return ``compute_stats`` of the run (the ``stats`` object of ``summary.json``)."""
+    return compute_stats(
+        equity,
+        trades_frame(trades),
+        first_last_close=anchors,
+        cash=cash,
+        total_fees=total_fees,
+        open_positions=open_positions,
+    )
+
+
+def anchors_from_db(con: Any, universe: Universe, last_us: int, warmup: int) -> dict:
+    """Return buy & hold anchors with one aggregate query (no closes kept in memory)."""
+    rows = con.execute(
+        "WITH u AS (SELECT unnest($symbols) AS symbol), b AS (SELECT symbol, ts, close, "
+        "row_number() OVER (PARTITION BY symbol ORDER BY ts) - 1 AS i FROM bars JOIN u USING (symbol) "
+        f"WHERE {time_filter(universe)} AND ts <= make_timestamptz($last_us)) "
+        "SELECT symbol, max(close) FILTER (WHERE i = $w), arg_max(close, ts) FROM b GROUP BY symbol",
+        {**_params(universe, last_us), "w": warmup},
+    ).fetchall()
+    return {sym: (float(first), float(last)) for sym, first, last in rows if first is not None}
+
+
+def _params(universe: Universe, last_us: int) -> dict[str, Any]:
+    params: dict[str, Any] = {"symbols": list(universe.symbols), "last_us": int(last_us)}
+    if universe.start_us is not None:
+        params["start_us"] = universe.start_us
+    if universe.end_us is not None:
+        params["end_us"] = universe.end_us
+    return params

@@ -1,0 +1,73 @@
+"""Signals that arrive before the backtest loop installs its own handlers (issue 14, items 2 and 3).
+
+``runner/__main__`` calls ``install_handlers`` first thing, before it imports Hydra, so:
+
+- SIGUSR1 (halt) at any point of start-up is remembered and trips the kill switch at the first
+  bar: the console prints "to halt: ... kill -USR1 <pid>" only after this handler is in place;
+- SIGINT / SIGTERM during imports or planning raise ``StartupInterrupt``; the CLI prints one line
+  and exits 130 / 143 (128 + the signal number), and removes the stub run directory.
+
+Once the loop's ``StopFlags`` are installed they take over: SIGINT / SIGTERM stop at the next bar
+and flush, SIGUSR1 halts at the next bar. This module imports only the standard library, so it
+is in place within milliseconds of interpreter start.
+
+``RUNNER_TEST_PAUSE=<phase>:<seconds>[,...]`` (tests only) sleeps at a named phase (``imports``,
+``plan``, ``report``) after printing ``test pause: <phase>`` on stderr, so a test can send a
+signal or SIGKILL at a known point.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from typing import Any
+
+PAUSE_ENV = "RUNNER_TEST_PAUSE"
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+_pending_halt: str | None = None
+
+
+class StartupInterrupt(KeyboardInterrupt):
+    """SIGINT or SIGTERM before the loop started; a KeyboardInterrupt so ``except Exception`` lets it pass."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _halt(signum: int, _frame: Any) -> None:
+    global _pending_halt
+    _pending_halt = f"signal {signal.Signals(signum).name}"
+
+
+def _stop(signum: int, _frame: Any) -> None:
+    raise StartupInterrupt(signum)
+
+
+def install_handlers() -> None:
+    """Remember SIGUSR1 for the first bar; turn SIGINT / SIGTERM into ``StartupInterrupt``."""
+    signal.signal(signal.SIGUSR1, _halt)
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, _stop)
+
+
+def take_pending_halt() -> str | None:
+    """Return the halt reason requested during start-up (once), or None."""
+    global _pending_halt
+    reason, _pending_halt = _pending_halt, None
+    return reason
+
+
+def pause(phase: str) -> None:
+    """Test hook: sleep at ``phase`` when ``RUNNER_TEST_PAUSE`` names it (see the module doc)."""
+    spec = os.environ.get(PAUSE_ENV)
+    if not spec:
+        return
+    for item in spec.split(","):
+        name, _, seconds = item.partition(":")
+        if name.strip() == phase:
+            print(f"test pause: {phase}", file=sys.stderr, flush=True)
+            time.sleep(float(seconds or 30))

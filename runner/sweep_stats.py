@@ -1,0 +1,256 @@
+"""Trading results of a sweep (issue 12): ranking, ``sweep_results.parquet``, the heatmap, DSR, PBO.
+
+``runner.sweep`` reads the jobs and checks parity; this module compares what they earned. Each
+job's ``summary.json`` holds its ``stats``; its ``equity_daily.csv`` (last equity of each day)
+gives the per-period returns the Deflated Sharpe Ratio and PBO need. A *trial* is one behaviour
+group (jobs that differ only in performance keys ran the same trial), so the number of trials
+is the number of distinct behaviour configurations that completed.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from components.results.overfit import deflated_sharpe_ratio, pbo_cscv, sharpe_moments
+from components.results.stats import STAT_KEYS
+from runner.parity import override_key
+
+if TYPE_CHECKING:
+    from runner.sweep import JobRow
+
+NOT_RANKABLE = ("start", "end")
+RANK_KEYS = tuple(k for k in STAT_KEYS if k not in NOT_RANKABLE)
+LOWER_IS_BETTER = frozenset(
+    {
+        "volatility_ann_pct",
+        "max_drawdown_duration_days",
+        "avg_drawdown_duration_days",
+        "total_fees",
+        "turnover",
+    }
+)  # max/avg drawdown are negative percents: higher (closer to 0) is better already
+PBO_MIN_TRIALS = 8
+PBO_SPLITS = 16
+DAILY_FILE = "equity_daily.csv"
+OK_STATUSES = ("completed", "halted")
+
+
+def check_rank_by(rank_by: str) -> str:
+    """Return ``rank_by`` when it names a statistic; raise a one-line error naming the choices."""
+    if rank_by in RANK_KEYS:
+        return rank_by
+    import difflib
+
+    close = difflib.get_close_matches(rank_by, RANK_KEYS, n=1)
+    hint = f" Did you mean '{close[0]}'?" if close else ""
+    raise ValueError(
+        f"hydra.callbacks.sweep_report.rank_by must be a statistic of summary.json's stats, was "
+        f"{rank_by!r}.{hint} Known: {', '.join(RANK_KEYS)}; e.g. "
+        "hydra.callbacks.sweep_report.rank_by=return_pct"
+    )
+
+
+def rank_rows(rows: list[JobRow], rank_by: str) -> list[JobRow]:
+    """Return the rows best first by ``rank_by`` (jobs without the figure last); set ``row.rank``."""
+    sign = 1.0 if rank_by in LOWER_IS_BETTER else -1.0
+
+    def key(row: JobRow) -> tuple[int, float, int]:
+        value = _stat(row, rank_by)
+        return (1, 0.0, row.num) if value is None else (0, sign * value, row.num)
+
+    ranked = sorted(rows, key=key)
+    for position, row in enumerate(ranked, start=1):
+        row.rank = position if _stat(row, rank_by) is not None else None
+    return ranked
+
+
+def results_frame(rows: list[JobRow]) -> pd.DataFrame:
+    """Return one row per job: job, status, each override as a column, every stat, digest."""
+    keys: list[str] = []
+    for row in rows:
+        for o in row.overrides:
+            if override_key(o) not in keys:
+                keys.append(override_key(o))
+    records = []
+    for row in rows:
+        record: dict[str, Any] = {"job": row.num, "rank": row.rank, "status": row.status}
+        given = {override_key(o): o.split("=", 1)[1] if "=" in o else "" for o in row.overrides}
+        for key in keys:
+            record[key] = _typed(row, key, given.get(key))
+        record.update({k: _stat(row, k) for k in STAT_KEYS})
+        record.update(
+            {
+                "digest": row.digest,
+                "parity": row.parity,
+                "group": row.group,
+                "run_dir": str(row.run_dir),
+            }
+        )
+        records.append(record)
+    frame = pd.DataFrame.from_records(records)
+    for key in keys:  # one type per column: mixed values (10, "abc") become text
+        if frame[key].map(type).nunique() > 1:
+            frame[key] = frame[key].map(lambda v: None if v is None else str(v))
+    return frame
+
+
+def write_parquet(frame: pd.DataFrame, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    frame.to_parquet(tmp, index=False)
+    os.replace(tmp, path)
+
+
+def varying_behaviour_keys(rows: list[JobRow]) -> list[str]:
+    """Return the behaviour keys whose values differ between the jobs, in override order."""
+    keys: list[str] = []
+    for row in rows:
+        for o in row.overrides:
+            key = override_key(o)
+            if key in row.behaviour and key not in keys:
+                keys.append(key)
+    return [k for k in keys if len({repr(r.behaviour.get(k)) for r in rows}) > 1]
+
+
+def plot_heatmap(rows: list[JobRow], keys: list[str], rank_by: str, path: Path) -> bool:
+    """Draw ``rank_by`` over the grid of two behaviour keys (best of each cell); True when written."""
+    if len(keys) != 2:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ky, kx = keys
+    cells: dict[tuple[Any, Any], float] = {}
+    better = min if rank_by in LOWER_IS_BETTER else max
+    for row in rows:
+        value = _stat(row, rank_by)
+        cell = (row.behaviour.get(ky), row.behaviour.get(kx))
+        if value is not None:
+            cells[cell] = better(cells.get(cell, value), value)
+    ys = sorted({r.behaviour.get(ky) for r in rows}, key=_sort_key)
+    xs = sorted({r.behaviour.get(kx) for r in rows}, key=_sort_key)
+    grid = np.array([[cells.get((y, x), np.nan) for x in xs] for y in ys], dtype=float)
+    fig, ax = plt.subplots(figsize=(1.1 * len(xs) + 3, 0.7 * len(ys) + 2.2))
+    cmap = plt.get_cmap("RdYlGn_r" if rank_by in LOWER_IS_BETTER else "RdYlGn")
+    cmap = cmap.with_extremes(bad="#dddddd")
+    image = ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, aspect="auto", origin="lower")
+    for (i, j), value in np.ndenumerate(grid):
+        ax.text(
+            j, i, "n/a" if np.isnan(value) else f"{value:.3g}", ha="center", va="center", fontsize=8
+        )
+    ax.set_xticks(range(len(xs)), [str(x) for x in xs])
+    ax.set_yticks(range(len(ys)), [str(y) for y in ys])
+    ax.set_xlabel(kx)
+    ax.set_ylabel(ky)
+    fig.colorbar(image, ax=ax, label=rank_by)
+    ax.set_title(f"{rank_by} by {ky} x {kx} (grey: no result)", fontsize=10)
+    fig.tight_layout()
+    tmp = path.with_name(path.stem + ".tmp.png")
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    os.replace(tmp, path)
+    return True
+
+
+def trial_returns(rows: list[JobRow]) -> dict[int, pd.Series]:
+    """Return daily equity returns per trial (first completed job of each behaviour group)."""
+    out: dict[int, pd.Series] = {}
+    seen: set[str] = set()
+    for row in sorted(rows, key=lambda r: r.num):
+        if row.status not in OK_STATUSES or row.group in seen:
+            continue
+        path = row.run_dir / DAILY_FILE
+        if not path.exists():
+            continue
+        daily = pd.read_csv(path, index_col="day")["equity"]
+        out[row.num] = daily.pct_change().dropna()
+        seen.add(row.group)
+    return out
+
+
+def overfit_lines(rows: list[JobRow]) -> list[str]:
+    """Return the one-line readings of the Deflated Sharpe Ratio and of PBO (>= 8 trials)."""
+    returns = trial_returns(rows)
+    if len(returns) < 2:
+        return [
+            "Deflated Sharpe Ratio: needs at least 2 completed trials with daily equity "
+            f"({len(returns)} here)."
+        ]
+    moments = {num: sharpe_moments(r.to_numpy()) for num, r in returns.items()}
+    valid = {num: m for num, m in moments.items() if m is not None}
+    lines = [_dsr_line(valid, len(returns))] if len(valid) >= 2 else []
+    if len(returns) >= PBO_MIN_TRIALS:
+        lines.append(_pbo_line(returns))
+    else:
+        lines.append(
+            f"Probability of Backtest Overfitting: needs at least {PBO_MIN_TRIALS} trials "
+            f"({len(returns)} here)."
+        )
+    return lines
+
+
+def _dsr_line(moments: dict[int, tuple[float, int, float, float]], n_trials: int) -> str:
+    best = max(moments, key=lambda num: moments[num][0])
+    sharpe, n, skew, kurt = moments[best]
+    variance = float(np.var([m[0] for m in moments.values()], ddof=1))
+    dsr, sr0 = deflated_sharpe_ratio(sharpe, n, skew, kurt, variance, n_trials)
+    if dsr is None:
+        return f"Deflated Sharpe Ratio of job {best}: undefined (degenerate return moments)."
+    verdict = (
+        "significant at 5 %: unlikely to be luck of the draw"
+        if dsr >= 0.95
+        else "not significant at 5 %: the best of this many trials could look this good by luck"
+    )
+    return (
+        f"Deflated Sharpe Ratio of the best job (job {best}, daily Sharpe {sharpe:.4f}) over "
+        f"{n_trials} trials: **{dsr:.3f}**, the probability that its true Sharpe exceeds "
+        f"{sr0:.4f}, the best that {n_trials} unskilled trials would show; {verdict}."
+    )
+
+
+def _pbo_line(returns: dict[int, pd.Series]) -> str:
+    matrix = pd.concat(returns, axis=1, join="inner").dropna()
+    splits = PBO_SPLITS
+    while splits > 2 and len(matrix) < 2 * splits:
+        splits -= 2
+    if len(matrix) < 2 * splits:
+        return f"Probability of Backtest Overfitting: too few common days ({len(matrix)})."
+    result = pbo_cscv(matrix.to_numpy(), n_splits=splits)
+    verdict = (
+        "the selection is no better than chance out of sample"
+        if result.pbo >= 0.5
+        else "the in-sample winner mostly stays above the median out of sample"
+    )
+    return (
+        f"Probability of Backtest Overfitting (CSCV, {splits} blocks of {len(matrix)} common days, "
+        f"{result.n_combinations:,} splits, {matrix.shape[1]} trials): **{result.pbo:.2f}**: in "
+        f"{result.pbo:.0%} of the splits the in-sample best ranked at or below the out-of-sample "
+        f"median; {verdict}."
+    )
+
+
+def _stat(row: JobRow, key: str) -> float | None:
+    value = (row.stats or {}).get(key)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value) if math.isfinite(value) else None
+    return value if key in NOT_RANKABLE else None
+
+
+def _typed(row: JobRow, key: str, given: str | None) -> Any:
+    """The override's value as the job's resolved config holds it (int, float, list), else text."""
+    for flat in (row.behaviour, row.performance):
+        if key in flat:
+            value = flat[key]
+            return value if isinstance(value, (int, float, str, bool)) else str(value)
+    return given
+
+
+def _sort_key(value: Any) -> tuple[int, Any]:
+    return (0, value) if isinstance(value, (int, float)) else (1, str(value))
