@@ -557,3 +557,17 @@ def test_row_when_column_read_dynamically_then_value_equals_attribute_access() -
     assert dynamic.seen.calls == static.seen.calls and len(static.seen.calls) > 50
     with pytest.raises(StrategyError, match=r"no column 'nope' at this bar"):
         one(lambda ctx: ctx.now.nope)
+
+
+def test_target_when_it_peeks_at_the_next_bar_then_causality_error() -> None:
+    class PeekTarget(Strategy):
+        name = "peek_target"
+
+        def target(self, bars: Any) -> Any:
+            rising = np.append(bars.close[1:] > bars.close[:-1], False)  # tomorrow's move
+            return np.where(rising, 1.0, 0.0)
+
+    with pytest.raises(
+        StrategyError, match=r"^strategy 'peek_target': target\(\) changed its value"
+    ):
+        drive(PeekTarget(), split(make_bars(), 5))

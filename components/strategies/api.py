@@ -786,6 +786,10 @@ class Strategy:
                 col[rows] = h.cols[name][n_old : n_old + m]
             prev = prev_cols.setdefault(name, np.full(len(chunk), np.nan))
             prev[rows] = np.where(has_prev, h.cols[name][np.maximum(prev_idx, 0)], np.nan)
+        for name in ("__when__", "__target__"):  # kept for the causality check of later chunks
+            if name in values:
+                h.cols.setdefault(name, np.full(len(h.cols["ts"]), np.nan))
+                h.cols[name][n_old : n_old + m] = values[name][n_old - start :]
         if "__when__" in values:
             self._when[rows] = values["__when__"][n_old - start :] != 0
         if self._hook == "target":
@@ -906,7 +910,8 @@ class Strategy:
         if lo >= n_old:
             return
         assert self._ind_names is not None
-        for name in self._ind_names:  # the target's earlier values live on in the carried state
+        labels = {"__when__": "decide_when()", "__target__": "target()"}
+        for name in (*self._ind_names, *(n for n in labels if n in values and n in h.cols)):
             old = h.cols[name][lo:n_old]
             new = values[name][lo - start : n_old - start]
             if not np.array_equal(old, new, equal_nan=True):
@@ -915,7 +920,8 @@ class Strategy:
                 raise self._at(
                     s,
                     bar,
-                    f"indicator {name!r} changed its value from {float(old[j])!r} to {float(new[j])!r} "
+                    f"{labels.get(name, f'indicator {name!r}')} changed its value from "
+                    f"{float(old[j])!r} to {float(new[j])!r} "
                     f"once later bars arrived (lookback()={lookback})",
                     "make it causal (no shift(-n), centred windows or whole-series statistics) and "
                     "exact on a tail (use the api's rolling_* helpers), or return a larger "
