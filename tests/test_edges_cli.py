@@ -304,7 +304,7 @@ def _cases(db: Path, f: dict[str, Path]) -> dict[str, Case]:
         # 15. market.kind=direct keeps the chunked option's keys: say what to type
         "kind_without_option": Case(
             ("market.kind=direct",),
-            r"market\.chunk_size: no such key for market kind='direct' \(keys: kind, validate\); it comes "
+            r"market\.chunk_size: no such key for market kind='direct' \(keys: kind, validate, cache\); it comes "
             r"from the 'chunked' option, because market\.kind=direct changes only the kind\. Fix: select the "
             r"option with market=direct instead of market\.kind=direct\.",
         ),
