@@ -64,14 +64,25 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--skip-ingest", action="store_true", help="skip bench.bench_ingest (producer side)"
     )
     parser.add_argument(
-        "--quick", action="store_true", help="--direct-steps 2000 --repeat 1 --skip-ingest"
+        "--skip-sweep", action="store_true", help="skip bench.bench_sweep (parameter sweeps)"
+    )
+    parser.add_argument(
+        "--skip-strategy-api",
+        action="store_true",
+        help="skip bench.bench_strategy_api (strategy API vs backtesting.py, built-ins before/after)",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="--direct-steps 2000 --repeat 1 --skip-ingest --skip-sweep --skip-strategy-api",
     )
     parser.add_argument(
         "--profile", action="store_true", help="cProfile the headline run in this process"
     )
     args = parser.parse_args(argv)
     if args.quick:
-        args.direct_steps, args.repeat, args.skip_ingest = 2000, 1, True
+        args.direct_steps, args.repeat, args.skip_ingest, args.skip_sweep = 2000, 1, True, True
+        args.skip_strategy_api = True
     return args
 
 
@@ -173,6 +184,41 @@ def run_ingest_section() -> dict[str, Any] | None:
     return json.loads((Path(__file__).parent / "results" / "ingest.json").read_text())
 
 
+def run_sweep_section() -> dict[str, Any] | None:
+    """Run ``python -m bench.bench_sweep --skip-headline`` (sweeps vs backtesting.py); its JSON."""
+    print("bench: bench_sweep (parameter sweeps vs backtesting.py optimize) ...", flush=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.bench_sweep", "--skip-headline"],
+        cwd=data.REPO,
+        capture_output=True,
+        text=True,
+    )
+    if proc.returncode != 0:
+        print(
+            f"bench: bench_sweep failed, section skipped:\n{proc.stderr[-1500:]}", file=sys.stderr
+        )
+        return None
+    return json.loads((Path(__file__).parent / "results" / "sweep.json").read_text())
+
+
+def run_strategy_api_section(args: argparse.Namespace) -> dict[str, Any] | None:
+    """Run ``python -m bench.bench_strategy_api`` (issue 11) and return its JSON."""
+    print("bench: bench_strategy_api (strategy API vs backtesting.py) ...", flush=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.bench_strategy_api", "--repeat", str(args.repeat)],
+        cwd=data.REPO,
+        capture_output=True,
+        text=True,
+    )
+    if proc.returncode != 0:
+        print(
+            f"bench: bench_strategy_api failed, section skipped:\n{proc.stderr[-1500:]}",
+            file=sys.stderr,
+        )
+        return None
+    return json.loads((Path(__file__).parent / "results" / "strategy_api.json").read_text())
+
+
 def profile_headline(db: Path) -> str:
     """cProfile the headline configuration in this process; return the top of the table."""
     import cProfile
@@ -226,11 +272,19 @@ def main(argv: list[str] | None = None) -> int:
     results["validation"] = micro.bench_validation(db)
     results["lookups"] = micro.bench_lookups(db)
     results["ingest"] = None if args.skip_ingest else run_ingest_section()
+    results["sweep"] = None if args.skip_sweep else run_sweep_section()
+    results["strategy_api"] = None if args.skip_strategy_api else run_strategy_api_section(args)
     results["machine"] = machine(load_before, os.getloadavg(), time.perf_counter() - started, args)
     results["targets"] = TARGETS
     from bench.report import table
 
     text = table(results)
+    if results["sweep"]:
+        text += "\n\n" + "\n".join(results["sweep"]["table"])
+    if results["strategy_api"]:
+        text += "\n\nStrategy API (bench/bench_strategy_api.py):\n\n" + "\n".join(
+            results["strategy_api"]["table"]
+        )
     print(text)
     results["table"] = text.splitlines()
     RESULTS.parent.mkdir(parents=True, exist_ok=True)

@@ -76,6 +76,13 @@ def table(r: dict[str, Any]) -> str:
         "runner / ceiling, persistence on / off",
         f"{bps / ceil['bars_per_second']:.3f} / {full_mem['bars_per_second'] / ceil['bars_per_second']:.3f}",
     )
+    process_bps = full_db["bars"] / full_db["process_seconds"]  # interpreter start to exit
+    add(
+        f"whole process (`python -m runner ...`, {full_db['process_seconds']:.2f} s incl. start-up and report) / ceiling",
+        f"{_rate(process_bps)} bars/s = {process_bps / ceil['bars_per_second']:.3f}x",
+        ">= 0.25x",
+        process_bps / ceil["bars_per_second"] >= 0.25,
+    )
     add(
         "same trades as the runner (ceiling check)",
         f"{ceil['n_trades']} trades, pnl {ceil['total_pnl']:,.2f}",
