@@ -38,32 +38,30 @@ TARGETS = {
 }
 
 
-def runner_run(db: Path, name: str, plugins: str, *overrides: str, repeat: int) -> dict[str, Any]:
-    """Run the runner ``repeat`` times with ``RUNNER_PLUGINS=plugins``; keep the fastest process."""
+def runner_once(db: Path, name: str, plugins: str, *overrides: str) -> dict[str, Any]:
+    """Run the runner once with ``RUNNER_PLUGINS=plugins``; return its summary and process time."""
     previous = os.environ.get("RUNNER_PLUGINS")
     os.environ["RUNNER_PLUGINS"] = plugins
     try:
-        runs = [
-            e2e.run_runner(
-                db,
-                e2e.RunSpec(
-                    name, ("market=chunked", "analytics=cached", "buffer=duckdb", *overrides)
-                ),
-                None,
-            )
-            for _ in range(max(1, repeat))
-        ]
+        spec = e2e.RunSpec(
+            name, ("market=chunked", "analytics=cached", "buffer=duckdb", *overrides)
+        )
+        return e2e.run_runner(db, spec, None)
     finally:
         if previous is None:
             os.environ.pop("RUNNER_PLUGINS", None)
         else:
             os.environ["RUNNER_PLUGINS"] = previous
+
+
+def best_runner(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Return the figures of the fastest of ``runs`` (process time), with every rate recorded."""
     best = min(runs, key=lambda s: s["process_seconds"])
     m = best["metrics"]
     return {
         "process_seconds": best["process_seconds"],
         "all_process_seconds": [s["process_seconds"] for s in runs],
-        "loop_bars_per_second": m["bars_per_second"],
+        "loop_bars_per_second": max(s["metrics"]["bars_per_second"] for s in runs),
         "all_loop_bars_per_second": [s["metrics"]["bars_per_second"] for s in runs],
         "bars": m["bars"],
         "process_bars_per_second": round(m["bars"] / best["process_seconds"], 1),
@@ -75,26 +73,21 @@ def runner_run(db: Path, name: str, plugins: str, *overrides: str, repeat: int) 
     }
 
 
-def peer_run(db: Path, repeat: int) -> dict[str, Any]:
-    """Run backtesting.py in a fresh process (``--peer``) ``repeat`` times; keep the fastest."""
-    runs = []
-    for _ in range(max(1, repeat)):
-        started = time.perf_counter()
-        proc = subprocess.run(
-            [sys.executable, "-m", "bench.bench_strategy_api", "--peer", str(db)],
-            cwd=data.REPO,
-            capture_output=True,
-            text=True,
-        )
-        wall = time.perf_counter() - started
-        if proc.returncode != 0:
-            raise SystemExit(f"bench: backtesting.py run failed:\n{proc.stderr[-2000:]}")
-        out = json.loads(proc.stdout.strip().splitlines()[-1])
-        out["process_seconds"] = round(wall, 3)
-        runs.append(out)
-    best = min(runs, key=lambda r: r["process_seconds"])
-    best["all_process_seconds"] = [r["process_seconds"] for r in runs]
-    return best
+def peer_once(db: Path) -> dict[str, Any]:
+    """Run backtesting.py in a fresh process (``--peer``); return its figures and process time."""
+    started = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.bench_strategy_api", "--peer", str(db)],
+        cwd=data.REPO,
+        capture_output=True,
+        text=True,
+    )
+    wall = time.perf_counter() - started
+    if proc.returncode != 0:
+        raise SystemExit(f"bench: backtesting.py run failed:\n{proc.stderr[-2000:]}")
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    out["process_seconds"] = round(wall, 3)
+    return out
 
 
 def peer_main(db: str) -> int:
@@ -143,21 +136,31 @@ def peer_main(db: str) -> int:
 
 
 def measure(repeat: int) -> dict[str, Any]:
+    """Run every figure ``repeat`` times, interleaved (A B C D E A B ...), so that a burst of load
+    from other processes hits every figure alike; keep the fastest run of each."""
     db = data.ensure_db()
     examples = ("examples.strategies.donchian", "hydra.searchpath=[file://examples/conf]")
     legacy = ("bench.legacy_strategies", "hydra.searchpath=[file://bench/conf]")
-    out: dict[str, Any] = {"db": str(db.relative_to(data.REPO))}
     plan = [
         ("sma_cross legacy (before)", legacy[0], (legacy[1], "strategy=sma_cross_legacy")),
         ("sma_cross on the API (after)", legacy[0], (legacy[1], "strategy=sma_cross")),
         ("donchian per-step API", examples[0], (examples[1], "strategy=donchian")),
         ("donchian vectorised", examples[0], (examples[1], "strategy=donchian_vector")),
     ]
-    for name, plugins, overrides in plan:
-        print(f"bench: {name} ...", flush=True)
-        out[name] = runner_run(db, name, plugins, *overrides, repeat=repeat)
-    print("bench: donchian in backtesting.py 0.6.6 (one Backtest per symbol) ...", flush=True)
-    out["donchian backtesting.py"] = peer_run(db, repeat)
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name, _, _ in plan}
+    peers: list[dict[str, Any]] = []
+    for i in range(max(1, repeat)):
+        for name, plugins, overrides in plan:
+            print(f"bench: {name} ({i + 1}/{repeat}) ...", flush=True)
+            runs[name].append(runner_once(db, name, plugins, *overrides))
+        print(f"bench: donchian in backtesting.py 0.6.6 ({i + 1}/{repeat}) ...", flush=True)
+        peers.append(peer_once(db))
+    out: dict[str, Any] = {"db": str(db.relative_to(data.REPO))}
+    for name, got in runs.items():
+        out[name] = best_runner(got)
+    best_peer = min(peers, key=lambda r: r["process_seconds"])
+    best_peer["all_process_seconds"] = [r["process_seconds"] for r in peers]
+    out["donchian backtesting.py"] = best_peer
     return out
 
 

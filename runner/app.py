@@ -245,7 +245,10 @@ def _run_loop(
     market, analytics, strategy, execution, buffer, broker, sizing, orders, con, kept_equity = parts
     configs = plan.configs
     run_id = run_dir.name
-    _open_results(buffer, run_dir / "results.duckdb")
+    results_path = run_dir / "results.duckdb"
+    if shared and type(buffer) is WriteBuffer:  # an empty results DB, copied: ~3x cheaper than DDL
+        job_cache.copy_results_template(results_path)
+    _open_results(buffer, results_path)
     if buffer.persistent:
         buffer.con.execute(
             "INSERT INTO runs VALUES (?, 'running', now(), NULL, ?, ?, ?, NULL, NULL, NULL)",

@@ -34,6 +34,12 @@ MODULES = {
     "bollinger": "examples.strategies.bollinger",
     "rotation": "examples.strategies.rotation",
 }
+RUNS = {  # example -> the overrides it runs with
+    "donchian": ["strategy=donchian"],
+    "donchian_vector": ["strategy=donchian_vector"],
+    "bollinger": ["strategy=bollinger"],
+    "rotation": ["strategy=rotation", "sizing=target_weight"],
+}
 PERFORMANCE = [["market=direct"]] + [
     ["market=chunked", f"market.chunk_size={n}"] for n in (1, 7, 1000, 100000)
 ]
@@ -158,7 +164,7 @@ def test_donchian_vector_when_goog_then_same_trades_as_the_per_step_form(
     assert a["n_trades"] == 39 and a["open_positions"] == b["open_positions"]
 
 
-@pytest.mark.parametrize("strategy", sorted(MODULES))
+@pytest.mark.parametrize("strategy", sorted(RUNS))
 def test_example_when_chunk_size_or_provider_changes_then_digest_identical(
     strategy: str, plugins: None, daily_db: Path, tmp_path: Path
 ) -> None:
@@ -166,7 +172,7 @@ def test_example_when_chunk_size_or_provider_changes_then_digest_identical(
     digests = {}
     for i, perf in enumerate(PERFORMANCE):
         code, summary = run_in_process(
-            tmp_path / f"job{i}", [f"db.path={daily_db}", f"strategy={strategy}", SEARCHPATH, *perf]
+            tmp_path / f"job{i}", [f"db.path={daily_db}", *RUNS[strategy], SEARCHPATH, *perf]
         )
         assert code == 0
         digests[" ".join(perf)] = summary["digest"]
@@ -174,13 +180,13 @@ def test_example_when_chunk_size_or_provider_changes_then_digest_identical(
     assert summary["record_counts"]["insights"] > 0 and summary["n_trades"] > 0
 
 
-@pytest.mark.parametrize("strategy", sorted(MODULES))
+@pytest.mark.parametrize("strategy", sorted(RUNS))
 def test_example_when_run_ends_earlier_then_records_are_a_prefix_of_the_longer_run(
     strategy: str, plugins: None, daily_db: Path, tmp_path: Path
 ) -> None:
     """A lookahead canary: a run over [t0, t1] emits exactly the first records of one over [t0, t2]."""
     t1 = "2024-11-20T00:00:00+00:00"
-    common = [f"db.path={daily_db}", f"strategy={strategy}", SEARCHPATH, "market.chunk_size=50"]
+    common = [f"db.path={daily_db}", *RUNS[strategy], SEARCHPATH, "market.chunk_size=50"]
     _, short = run_in_process(tmp_path / "short", [*common, f"end='{t1}'"])
     _, long = run_in_process(tmp_path / "long", common)
     assert short["metrics"]["clock_steps"] < long["metrics"]["clock_steps"]
@@ -199,7 +205,7 @@ def test_example_when_run_as_plugin_from_the_repo_root_then_completes(
         [
             "+experiment=backtest",
             f"db.path={daily_db}",
-            f"strategy={strategy}",
+            *RUNS[strategy],
             "hydra.searchpath=[file://examples/conf]",
             f"hydra.run.dir={tmp_path / 'run'}",
             "run.plot=false",
@@ -220,3 +226,58 @@ def test_donchian_decision_when_counted_then_at_most_25_lines() -> None:
         line for line in body.splitlines() if line.strip() and not line.strip().startswith("#")
     ]
     assert len(lines) <= 25, len(lines)
+
+
+def query(run_dir: Path, sql: str) -> list[tuple]:
+    import duckdb
+
+    con = duckdb.connect(str(run_dir / "results.duckdb"), read_only=True)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+def test_bollinger_when_run_then_limit_entries_both_sides_stops_and_mid_band_exits(
+    plugins: None, daily_db: Path, tmp_path: Path
+) -> None:
+    """The example exercises what it claims: limit day entries long and short, stop-loss exits."""
+    code, _ = run_in_process(
+        tmp_path / "run", [f"db.path={daily_db}", "strategy=bollinger", SEARCHPATH]
+    )
+    assert code == 0
+    entries = query(
+        tmp_path / "run",
+        "SELECT side, order_type, tif, count(*) FROM signals WHERE intent = 'open' GROUP BY ALL ORDER BY ALL",
+    )
+    assert [(side, kind, tif) for side, kind, tif, _ in entries] == [
+        ("buy", "limit", "day"),
+        ("sell", "limit", "day"),
+    ]
+    reasons = dict(query(tmp_path / "run", "SELECT exit_reason, count(*) FROM trades GROUP BY 1"))
+    assert reasons.get("signal", 0) > 0 and reasons.get("stop_loss", 0) > 0
+    (shorts,) = query(tmp_path / "run", "SELECT count(*) FROM trades WHERE size < 0")[0]
+    assert shorts > 0
+
+
+def test_rotation_when_target_weights_then_one_rebalance_a_month_and_at_most_top_n_held(
+    plugins: None, daily_db: Path, tmp_path: Path
+) -> None:
+    code, summary = run_in_process(
+        tmp_path / "run",
+        [f"db.path={daily_db}", "strategy=rotation", "sizing=target_weight", SEARCHPATH],
+    )
+    assert code == 0 and summary["n_trades"] > 0
+    stamps = [
+        row[0] for row in query(tmp_path / "run", "SELECT DISTINCT ts FROM insights ORDER BY ts")
+    ]
+    months = [(pd.Timestamp(t).year, pd.Timestamp(t).month) for t in stamps]
+    assert len(months) == len(set(months)) >= 10  # one rebalance step per month
+    weights = query(tmp_path / "run", "SELECT DISTINCT view FROM insights")
+    assert {w for (w,) in weights} <= {"long", "flat"}
+    held = query(
+        tmp_path / "run",
+        "SELECT max(n) FROM (SELECT e.ts, count(DISTINCT t.symbol) AS n FROM equity e JOIN trades t "
+        "ON t.entry_ts <= e.ts AND e.ts < t.exit_ts GROUP BY e.ts)",
+    )[0][0]
+    assert held <= 2

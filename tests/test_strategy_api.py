@@ -525,3 +525,49 @@ def test_sma_cross_when_short_option_then_down_cross_goes_short_and_up_cross_lon
     assert [i[:6:] for i in reversal if i.view == LONG] == [
         i[:6] for i in long_only if i.view == LONG
     ]
+
+
+def test_row_when_column_read_dynamically_then_value_equals_attribute_access() -> None:
+    """Columns not named in the code are read lazily: getattr(ctx.now, name) still works."""
+
+    class Dynamic(Strategy):
+        name = "dynamic"
+
+        def __init__(self) -> None:
+            super().__init__(None)
+            self.seen = Seen()
+
+        def lookback(self) -> int:
+            return 5
+
+        def indicators(self, bars: Any) -> dict[str, Any]:
+            return {"s" + "ma": rolling_mean(bars.close, 5)}
+
+        def decide(self, ctx: Context) -> None:
+            column = "s" + "ma"  # no attribute of that name in this class's code: read lazily
+            now, prev = ctx.now, ctx.prev
+            self.seen.calls.append(
+                (ctx.symbol, ctx.bar_index, now.close, getattr(now, column), getattr(prev, column))
+            )
+
+    cols = make_bars()
+    static, dynamic = Recorder(), Dynamic()
+    drive(static, split(cols, 9))
+    drive(dynamic, split(cols, 9))
+    assert dynamic.seen.calls == static.seen.calls and len(static.seen.calls) > 50
+    with pytest.raises(StrategyError, match=r"no column 'nope' at this bar"):
+        one(lambda ctx: ctx.now.nope)
+
+
+def test_target_when_it_peeks_at_the_next_bar_then_causality_error() -> None:
+    class PeekTarget(Strategy):
+        name = "peek_target"
+
+        def target(self, bars: Any) -> Any:
+            rising = np.append(bars.close[1:] > bars.close[:-1], False)  # tomorrow's move
+            return np.where(rising, 1.0, 0.0)
+
+    with pytest.raises(
+        StrategyError, match=r"^strategy 'peek_target': target\(\) changed its value"
+    ):
+        drive(PeekTarget(), split(make_bars(), 5))

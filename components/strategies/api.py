@@ -250,10 +250,23 @@ class Row:
     inside the hook, copy what you keep (``row.as_dict()``).
     """
 
-    __slots__ = ()
+    __slots__ = ("_ctx", "_is_prev")
+
+    def __init__(self, ctx: Any = None, is_prev: bool = False) -> None:
+        self._ctx, self._is_prev = ctx, is_prev
+
+    def __getattr__(self, name: str) -> Any:
+        # a column the loader does not fill (not named in the strategy's code): read it now
+        names = type(self).__slots__
+        if name not in names or self._ctx is None:
+            raise AttributeError(
+                f"no column {name!r} at this bar (columns: {', '.join(names) or 'none'})"
+            )
+        columns = self._ctx._prev_columns if self._is_prev else self._ctx._strategy._now_columns
+        return columns[names.index(name)][self._ctx._r]
 
     def as_dict(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self.__slots__}
+        return {name: getattr(self, name) for name in type(self).__slots__}
 
     def __repr__(self) -> str:
         return "Row(" + ", ".join(f"{k}={v!r}" for k, v in self.as_dict().items()) + ")"
@@ -264,20 +277,40 @@ def _row_class(names: tuple[str, ...]) -> type[Row]:
     return type("Row", (Row,), {"__slots__": names})
 
 
-def _loader(names: tuple[str, ...]) -> Callable[[list[list[Any]]], Callable[[Row, int], None]]:
-    """Return ``bind(columns) -> load(row, j)``: ``load`` copies position ``j`` of each column.
+def _loader(
+    eager: tuple[str, ...], names: tuple[str, ...]
+) -> Callable[[list[list[Any]]], Callable[[Row, int], None]]:
+    """Return ``bind(columns) -> load(row, j)``: ``load`` copies position ``j`` of the ``eager``
+    columns (``columns`` holds every column of ``names``, in order).
 
-    Generated once per strategy so that a decision costs one call and one store per column.
+    Generated once per strategy so that a decision costs one call and one store per used column.
     """
-    cells = ", ".join(f"c{i}" for i in range(len(names)))
-    stores = "\n".join(f"        row.{name} = c{i}[j]" for i, name in enumerate(names))
-    source = (
-        f"def bind(columns):\n    ({cells},) = columns\n"
-        f"    def load(row, j):\n{stores}\n    return load\n"
-    )
+    cells = "".join(f"c{names.index(n)} = columns[{names.index(n)}]\n    " for n in eager)
+    stores = "".join(f"\n        row.{n} = c{names.index(n)}[j]" for n in eager) or "\n        pass"
+    source = f"def bind(columns):\n    {cells}def load(row, j):{stores}\n    return load\n"
     namespace: dict[str, Any] = {}
     exec(compile(source, "<strategy row loader>", "exec"), namespace)
     return namespace["bind"]
+
+
+def _names_used(cls: type) -> set[str]:
+    """Return every attribute name the code of ``cls`` (and its bases below Strategy) mentions."""
+    names: set[str] = set()
+
+    def walk(code: Any) -> None:
+        names.update(code.co_names)
+        for const in code.co_consts:
+            if hasattr(const, "co_names"):
+                walk(const)
+
+    for klass in cls.__mro__:
+        if klass is Strategy or klass is object:
+            continue
+        for value in vars(klass).values():
+            func = getattr(value, "__func__", value)
+            if hasattr(func, "__code__"):
+                walk(func.__code__)
+    return names
 
 
 class Snapshot:
@@ -311,6 +344,7 @@ class Context:
         self._out: list[Insight] = []
         self.now: Row = Row()  # this bar's values (refilled before each decide call)
         self._prev_row: Row = Row()
+        self._prev_columns: list[list[Any]] = []
         self._load_prev: Callable[[Row, int], None] = lambda row, j: None
         self.position = 0  # signed units held (set before each decide call)
 
@@ -491,7 +525,7 @@ class _ShadowBook:
     """
 
     def __init__(self, n: int, strategy_name: str) -> None:
-        self.pos = [0] * n
+        self.position = [0] * n
         self.name = strategy_name
 
     @property
@@ -505,16 +539,16 @@ class _ShadowBook:
         return self.cash
 
     def position_of(self, sym: int) -> int:
-        return self.pos[sym]
+        return self.position[sym]
 
     def working_orders(self, sym: int) -> list[WorkingOrder]:
         return []
 
     def record(self, s: int, view: str, quantity: int | None) -> None:
-        if view == LONG and self.pos[s] <= 0:
-            self.pos[s] = quantity or 100
-        elif view == FLAT and self.pos[s] > 0:
-            self.pos[s] = 0
+        if view == LONG and self.position[s] <= 0:
+            self.position[s] = quantity or 100
+        elif view == FLAT and self.position[s] > 0:
+            self.position[s] = 0
 
 
 class _NoBook:
@@ -623,7 +657,14 @@ class Strategy:
         else:
             shadow = _ShadowBook(len(self.symbols), self.name)
             self._view = self._book = shadow
+        # a view whose ``position`` list is what position_of returns (the simulated broker, the
+        # shadow book): index it directly, a C call instead of a Python method per decision
+        positions = getattr(self._view, "position", None)
+        self._position_of = (
+            positions.__getitem__ if isinstance(positions, list) else self._view.position_of
+        )
         self._ctx = Context(self)
+        self._used = _names_used(type(self))
         self._set_columns(PRICE_COLUMNS)
         self._ready_rows: list[int] = []
         self._events: list[tuple[int, Insight]] = []
@@ -656,10 +697,10 @@ class Strategy:
         # decide/rebalance run only on these rows: convert just their values to Python floats
         selected = np.flatnonzero(ready & when)
         ctx = self._ctx
-        self._load_now = self._bind([self._full[c][selected].tolist() for c in names])
-        ctx._load_prev = self._bind(
-            [prev_cols.get(c, np.full(n, np.nan))[selected].tolist() for c in names]
-        )
+        self._now_columns = [self._full[c][selected].tolist() for c in names]
+        self._load_now = self._bind(self._now_columns)
+        ctx._prev_columns = [prev_cols.get(c, np.full(n, np.nan))[selected].tolist() for c in names]
+        ctx._load_prev = self._bind(ctx._prev_columns)
         self._ready_rows = selected.tolist()
         self._sel_syms = chunk.sym[selected].tolist()
         # selected rows of step k: positions step_lo[k]:step_lo[k + 1] of the lists above
@@ -680,7 +721,7 @@ class Strategy:
         ctx._out = out
         try:
             if hook == "decide":
-                decide, position_of = self.decide, self._view.position_of
+                decide, position_of = self.decide, self._position_of
                 load, now, syms = self._load_now, ctx.now, self._sel_syms
                 for j in range(a, b):
                     s = syms[j]
@@ -698,9 +739,12 @@ class Strategy:
 
     # ---- internals
     def _set_columns(self, names: tuple[str, ...]) -> None:
+        # the loader fills only the columns the strategy's code names; the others are read on
+        # first access (Row.__getattr__), so a dynamic getattr(ctx.now, name) still works
+        eager = tuple(n for n in names if n in self._used)
         row_cls = _row_class(names)
-        self._ctx.now, self._ctx._prev_row = row_cls(), row_cls()
-        self._bind = _loader(names)
+        self._ctx.now, self._ctx._prev_row = row_cls(self._ctx, False), row_cls(self._ctx, True)
+        self._bind = _loader(eager, names)
         self._load_now = self._bind([[] for _ in names])
 
     def _symbol_chunk(
@@ -742,6 +786,10 @@ class Strategy:
                 col[rows] = h.cols[name][n_old : n_old + m]
             prev = prev_cols.setdefault(name, np.full(len(chunk), np.nan))
             prev[rows] = np.where(has_prev, h.cols[name][np.maximum(prev_idx, 0)], np.nan)
+        for name in ("__when__", "__target__"):  # kept for the causality check of later chunks
+            if name in values:
+                h.cols.setdefault(name, np.full(len(h.cols["ts"]), np.nan))
+                h.cols[name][n_old : n_old + m] = values[name][n_old - start :]
         if "__when__" in values:
             self._when[rows] = values["__when__"][n_old - start :] != 0
         if self._hook == "target":
@@ -862,7 +910,8 @@ class Strategy:
         if lo >= n_old:
             return
         assert self._ind_names is not None
-        for name in self._ind_names:  # the target's earlier values live on in the carried state
+        labels = {"__when__": "decide_when()", "__target__": "target()"}
+        for name in (*self._ind_names, *(n for n in labels if n in values and n in h.cols)):
             old = h.cols[name][lo:n_old]
             new = values[name][lo - start : n_old - start]
             if not np.array_equal(old, new, equal_nan=True):
@@ -871,7 +920,8 @@ class Strategy:
                 raise self._at(
                     s,
                     bar,
-                    f"indicator {name!r} changed its value from {float(old[j])!r} to {float(new[j])!r} "
+                    f"{labels.get(name, f'indicator {name!r}')} changed its value from "
+                    f"{float(old[j])!r} to {float(new[j])!r} "
                     f"once later bars arrived (lookback()={lookback})",
                     "make it causal (no shift(-n), centred windows or whole-series statistics) and "
                     "exact on a tail (use the api's rolling_* helpers), or return a larger "
