@@ -811,11 +811,15 @@ class Strategy:
         prev_idx = bar_index - 1
         has_prev = prev_idx >= 0
         for name in self._ind_names:
-            col = now_cols.setdefault(name, np.full(len(chunk), np.nan))
-            col[rows] = h.cols[name][n_old : n_old + m]
+            if name not in now_cols:
+                now_cols[name] = np.full(len(chunk), np.nan)
+            now_cols[name][rows] = h.cols[name][n_old : n_old + m]
+        if self._eager:
+            prev_at = np.maximum(prev_idx, 0)
         for name in self._eager:
-            prev = prev_cols.setdefault(name, np.full(len(chunk), np.nan))
-            prev[rows] = np.where(has_prev, h.cols[name][np.maximum(prev_idx, 0)], np.nan)
+            if name not in prev_cols:
+                prev_cols[name] = np.full(len(chunk), np.nan)
+            prev_cols[name][rows] = np.where(has_prev, h.cols[name][prev_at], np.nan)
         for name in ("__when__", "__target__"):  # kept for the causality check of later chunks
             if name in values:
                 h.cols.setdefault(name, np.full(len(h.cols["ts"]), np.nan))
