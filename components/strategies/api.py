@@ -305,7 +305,8 @@ def _loader(eager: tuple[str, ...]) -> Callable[[list[list[Any]]], Callable[[Row
 
 
 def _names_used(cls: type) -> set[str]:
-    """Return every attribute name the code of ``cls`` (and its bases below Strategy) mentions."""
+    """Return every attribute name the per-bar code of ``cls`` (and its bases below Strategy)
+    mentions: ``decide``/``rebalance`` and any helper, not the vectorised hooks."""
     names: set[str] = set()
 
     def walk(code: Any) -> None:
@@ -314,10 +315,13 @@ def _names_used(cls: type) -> set[str]:
             if hasattr(const, "co_names"):
                 walk(const)
 
+    vectorised = {"indicators", "lookback", "target", "decide_when", "on_start"}  # not per bar
     for klass in cls.__mro__:
         if klass is Strategy or klass is object:
             continue
-        for value in vars(klass).values():
+        for attr, value in vars(klass).items():
+            if attr in vectorised:
+                continue
             func = getattr(value, "__func__", value)
             if hasattr(func, "__code__"):
                 walk(func.__code__)
