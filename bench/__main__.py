@@ -37,9 +37,19 @@ TARGETS = {
     "writer_rows_per_s": 400_000,
     "validation_s_per_1m": 0.5,
     "lookup_us": 10,
+    "costs_brackets_ratio": 0.80,
 }
 CHUNK, BIG_CHUNK = 1000, 10_000
 CACHED = ("market=chunked", "analytics=cached")
+# issue 10: the headline with costs and brackets on (and shorts: reversal), same run, same data
+COSTS_BRACKETS = (
+    "broker.commission.fixed=1.0",
+    "broker.commission.rate=0.001",
+    "broker.spread=0.0005",
+    "orders.stop_loss=0.005",
+    "orders.take_profit=0.01",
+)
+MOMENTUM = ("strategy=momentum_rotation",)  # reads snapshots: the analytics query budgets
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -54,19 +64,25 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--skip-ingest", action="store_true", help="skip bench.bench_ingest (producer side)"
     )
     parser.add_argument(
+        "--skip-sweep", action="store_true", help="skip bench.bench_sweep (parameter sweeps)"
+    )
+    parser.add_argument(
         "--skip-strategy-api",
         action="store_true",
         help="skip bench.bench_strategy_api (strategy API vs backtesting.py, built-ins before/after)",
     )
     parser.add_argument(
-        "--quick", action="store_true", help="--direct-steps 2000 --repeat 1 --skip-ingest"
+        "--quick",
+        action="store_true",
+        help="--direct-steps 2000 --repeat 1 --skip-ingest --skip-sweep --skip-strategy-api",
     )
     parser.add_argument(
         "--profile", action="store_true", help="cProfile the headline run in this process"
     )
     args = parser.parse_args(argv)
     if args.quick:
-        args.direct_steps, args.repeat, args.skip_ingest = 2000, 1, True
+        args.direct_steps, args.repeat, args.skip_ingest, args.skip_sweep = 2000, 1, True, True
+        args.skip_strategy_api = True
     return args
 
 
@@ -80,6 +96,12 @@ def run_e2e(db: Path, args: argparse.Namespace) -> dict[str, Any]:
     n = args.direct_steps
     plan = [
         (spec("chunked+cached duckdb", *CACHED, "buffer=duckdb"), None, args.repeat, CHUNK),
+        (
+            spec("chunked+cached duckdb costs+brackets", *CACHED, "buffer=duckdb", *COSTS_BRACKETS),
+            None,
+            args.repeat,
+            CHUNK,
+        ),
         (spec("chunked+cached memory", *CACHED, "buffer=memory"), None, args.repeat, CHUNK),
         (
             spec("direct duckdb", "market=direct", "analytics=direct", "buffer=duckdb", window=n),
@@ -95,6 +117,13 @@ def run_e2e(db: Path, args: argparse.Namespace) -> dict[str, Any]:
         ),
         (spec("chunked+cached duckdb", *CACHED, "buffer=duckdb", window=n), end, 1, CHUNK),
         (spec("chunked+cached memory", *CACHED, "buffer=memory", window=n), end, 1, CHUNK),
+        (
+            spec("momentum analytics direct", *MOMENTUM, "analytics=direct", window=n),
+            end,
+            1,
+            CHUNK,
+        ),
+        (spec("momentum analytics cached", *MOMENTUM, "analytics=cached"), None, 1, CHUNK),
         (
             spec(
                 "chunked+cached duckdb chunk 10000",
@@ -153,6 +182,23 @@ def run_ingest_section() -> dict[str, Any] | None:
         )
         return None
     return json.loads((Path(__file__).parent / "results" / "ingest.json").read_text())
+
+
+def run_sweep_section() -> dict[str, Any] | None:
+    """Run ``python -m bench.bench_sweep --skip-headline`` (sweeps vs backtesting.py); its JSON."""
+    print("bench: bench_sweep (parameter sweeps vs backtesting.py optimize) ...", flush=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.bench_sweep", "--skip-headline"],
+        cwd=data.REPO,
+        capture_output=True,
+        text=True,
+    )
+    if proc.returncode != 0:
+        print(
+            f"bench: bench_sweep failed, section skipped:\n{proc.stderr[-1500:]}", file=sys.stderr
+        )
+        return None
+    return json.loads((Path(__file__).parent / "results" / "sweep.json").read_text())
 
 
 def run_strategy_api_section(args: argparse.Namespace) -> dict[str, Any] | None:
@@ -226,12 +272,15 @@ def main(argv: list[str] | None = None) -> int:
     results["validation"] = micro.bench_validation(db)
     results["lookups"] = micro.bench_lookups(db)
     results["ingest"] = None if args.skip_ingest else run_ingest_section()
+    results["sweep"] = None if args.skip_sweep else run_sweep_section()
     results["strategy_api"] = None if args.skip_strategy_api else run_strategy_api_section(args)
     results["machine"] = machine(load_before, os.getloadavg(), time.perf_counter() - started, args)
     results["targets"] = TARGETS
     from bench.report import table
 
     text = table(results)
+    if results["sweep"]:
+        text += "\n\n" + "\n".join(results["sweep"]["table"])
     if results["strategy_api"]:
         text += "\n\nStrategy API (bench/bench_strategy_api.py):\n\n" + "\n".join(
             results["strategy_api"]["table"]

@@ -31,6 +31,7 @@ def run_runner(db: Path, spec: RunSpec, end: str | None) -> dict[str, Any]:
             f"db.path={db}",
             f"hydra.run.dir={run_dir}",
             "run.plot=false",
+            "run.html=false",  # report.html is timed by bench.bench_stats
             "run.progress=off",
             "run.log_level=WARNING",
             *spec.overrides,

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from components.errors import UserFacingError
+from components.errors import UserFacingError, interrupted_message
 from components.suggest import closest
 
 EXIT_USER_ERROR = 2
@@ -268,10 +268,7 @@ def _file_being_saved(exc: BaseException) -> str | None:
 
 def _interrupted(exc: KeyboardInterrupt) -> tuple[str, int]:
     signum = int(getattr(exc, "signum", signal.SIGINT))
-    if signum == signal.SIGINT:
-        return "interrupted by Ctrl-C; nothing further was written.", 128 + signum
-    name = signal.Signals(signum).name
-    return f"stopped by {name} before the run started; nothing further was written.", 128 + signum
+    return interrupted_message(signum), 128 + signum
 
 
 def run_cli(main: Callable[[], Any], on_refusal: Callable[[], Any] | None = None) -> None:

@@ -64,3 +64,11 @@ class DbNotAFileError(UserFacingError, IsADirectoryError):
 
 class DbUnreadableError(UserFacingError, PermissionError):
     """The market DB file exists but this user may not read it."""
+
+
+def interrupted_message(signum: int) -> str:
+    """Return the one line a CLI prints when SIGINT or SIGTERM stops it before its work began."""
+    if signum == 2:  # SIGINT
+        return "interrupted by Ctrl-C; nothing further was written."
+    names = {15: "SIGTERM", 1: "SIGHUP", 3: "SIGQUIT"}
+    return f"stopped by {names.get(signum, f'signal {signum}')} before the run started; nothing further was written."

@@ -6,7 +6,9 @@ built: the runner cannot build a market-DB writer because none is registered.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -77,10 +79,39 @@ def lookup(group: str, kind: str) -> Entry:
     )
 
 
+_TYPED: dict[tuple[Any, ...], Any] = {}  # (group, config class, node as JSON) -> typed config
+_TYPED_MAX = 256
+
+
 def typed_config(group: str, node: DictConfig | dict[str, Any]) -> Any:
-    """Merge ``node`` into its registered schema and build the dataclass (runs ``__post_init__``)."""
+    """Merge ``node`` into its registered schema and build the dataclass (runs ``__post_init__``).
+
+    Built configs are memoised by their node's content and handed out as copies: the jobs of a
+    sweep build the same market/broker/... configs again and again, and a schema merge costs
+    ~1-3 ms (OmegaConf.structured) while a copy costs microseconds.
+    """
     kind = node.get("kind") if node is not None else None
     entry = lookup(group, kind)
+    key = _typed_key(group, entry, node)
+    if key is not None and key in _TYPED:
+        return copy.deepcopy(_TYPED[key])
+    typed = _build_typed(group, kind, entry, node)
+    if key is not None:
+        if len(_TYPED) >= _TYPED_MAX:
+            _TYPED.clear()
+        _TYPED[key] = copy.deepcopy(typed)
+    return typed
+
+
+def _typed_key(group: str, entry: Entry, node: Any) -> tuple[Any, ...] | None:
+    try:
+        data = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
+        return (group, entry.config_cls, entry.factory, json.dumps(data, sort_keys=True))
+    except Exception:  # unresolvable or not JSON-able: build without the memo
+        return None
+
+
+def _build_typed(group: str, kind: Any, entry: Entry, node: Any) -> Any:
     known = [f.name for f in dataclasses.fields(entry.config_cls)]
     unknown = sorted(str(k) for k in node if k not in known)
     if unknown:

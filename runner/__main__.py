@@ -5,17 +5,19 @@ from __future__ import annotations
 from runner import startup
 
 # first, before the slow imports: a signal during start-up is one line or a halt at the first bar
-startup.install_handlers()
-startup.pause("imports")
+# (only as ``python -m runner``: a test importing this module keeps its own handlers)
+if __name__ == "__main__":
+    startup.install_handlers()
+with startup.exit_on_interrupt():
+    startup.pause("imports")
+    from pathlib import Path
 
-from pathlib import Path  # noqa: E402
+    import hydra
+    from omegaconf import DictConfig
 
-import hydra  # noqa: E402
-from omegaconf import DictConfig  # noqa: E402
-
-from components.cli import run_cli  # noqa: E402
-from runner.entry import run_job  # noqa: E402
-from runner.rundir import remove_stub  # noqa: E402
+    from components.cli import run_cli
+    from runner.entry import run_job
+    from runner.rundir import remove_stub
 
 CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
 

@@ -245,7 +245,10 @@ def _run_loop(
     market, analytics, strategy, execution, buffer, broker, sizing, orders, con, kept_equity = parts
     configs = plan.configs
     run_id = run_dir.name
-    _open_results(buffer, run_dir / "results.duckdb")
+    results_path = run_dir / "results.duckdb"
+    if shared and type(buffer) is WriteBuffer:  # an empty results DB, copied: ~3x cheaper than DDL
+        job_cache.copy_results_template(results_path)
+    _open_results(buffer, results_path)
     if buffer.persistent:
         buffer.con.execute(
             "INSERT INTO runs VALUES (?, 'running', now(), NULL, ?, ?, ?, NULL, NULL, NULL)",
@@ -419,23 +422,30 @@ def _write_outputs(
         "config_hash": plan.config_hash,
         "metrics": result.metrics,
     }
+    # costs reported by bench/bench_stats.py: the statistics, and the closes the plots draw
+    started = time.perf_counter()
+    plot, html = (want_plot(v, multirun=shared) for v in (cfg.run.plot, cfg.run.html))
+    extras = _plot_inputs(plot or html, plan, engine, equity, market_con, cash)
     stats_started = time.perf_counter()
-    extras = _stats_into(summary, cfg, plan, engine, equity, market_con)
+    _stats_into(summary, plan, engine, equity, market_con, extras)
     run_stats.write_equity_daily(run_dir / "equity_daily.csv", equity)
     summary["metrics"]["stats_seconds"] = round(time.perf_counter() - stats_started, 4)
+    summary["metrics"]["plot_data_seconds"] = round(stats_started - started, 4)
     outputs.write_trades_csv(run_dir / "trades.csv", trades)
     outputs.write_json(run_dir / "metrics.json", result.metrics)
     has_plot = False
-    if want_plot(cfg.run.plot, multirun=shared) and len(equity):
+    if plot and len(equity):
         events = outputs.kill_switch_events(buffer.con if buffer.persistent else None)
         has_plot = outputs.plot_equity(
             run_dir / "equity.png", equity, trades, summary, events, extras.get("buy_hold")
         )
-    if want_plot(cfg.run.html, multirun=shared) and len(equity):
+    if html and len(equity):
         from runner import report_html
 
+        html_started = time.perf_counter()
         events = outputs.kill_switch_events(buffer.con if buffer.persistent else None)
         report_html.write_report(run_dir / "report.html", summary, equity, trades, events, extras)
+        summary["metrics"]["html_seconds"] = round(time.perf_counter() - html_started, 4)
     outputs.atomic_write(
         run_dir / "summary.md", outputs.summary_markdown(summary, trades, has_plot)
     )
@@ -443,38 +453,43 @@ def _write_outputs(
     return summary
 
 
+def _plot_inputs(
+    draw: bool, plan: Plan, engine: Engine, equity: Any, market_con: Any, cash: float
+) -> dict[str, Any]:
+    """Return what equity.png and report.html draw besides equity: closes, buy & hold curve."""
+    warmup = run_stats.warmup_bars(engine.strategy)
+    if market_con is None or not len(equity) or not draw:
+        return {"warmup": warmup}
+    closes = run_stats.read_closes(market_con, plan.universe, int(equity["ts"].iloc[-1]))
+    return {
+        "warmup": warmup,
+        "closes": closes,
+        "anchors": run_stats.buy_hold_anchors(closes, warmup),
+        "buy_hold": run_stats.buy_hold_curve(closes, equity["ts"].to_numpy(), cash, warmup),
+    }
+
+
 def _stats_into(
     summary: dict[str, Any],
-    cfg: DictConfig,
     plan: Plan,
     engine: Engine,
     equity: Any,
     market_con: Any,
-) -> dict[str, Any]:
-    """Put ``stats`` into ``summary``; return what the plots need (closes, buy & hold curve)."""
-    warmup = run_stats.warmup_bars(engine.strategy)
-    extras: dict[str, Any] = {"warmup": warmup}
-    anchors: dict[str, tuple[float, float]] = {}
-    if market_con is not None and len(equity):
+    extras: dict[str, Any],
+) -> None:
+    """Put ``stats`` (components.results.stats) into ``summary``."""
+    anchors = extras.get("anchors")
+    if anchors is None and market_con is not None and len(equity):
         last_us = int(equity["ts"].iloc[-1])
-        if cfg.run.plot or cfg.run.html:
-            closes = run_stats.read_closes(market_con, plan.universe, last_us)
-            anchors = run_stats.buy_hold_anchors(closes, warmup)
-            extras["closes"] = closes
-            extras["buy_hold"] = run_stats.buy_hold_curve(
-                closes, equity["ts"].to_numpy(), summary["initial_cash"], warmup
-            )
-        else:
-            anchors = run_stats.anchors_from_db(market_con, plan.universe, last_us, warmup)
+        anchors = run_stats.anchors_from_db(market_con, plan.universe, last_us, extras["warmup"])
     summary["stats"] = run_stats.run_stats(
         equity,
         engine.broker.closed,
-        anchors,
+        anchors or {},
         cash=summary["initial_cash"],
         open_positions=summary["open_positions"],
         total_fees=summary.get("total_fees"),
     )
-    return extras
 
 
 def _print_summary(summary: dict[str, Any], run_dir: Path, log_path: Path) -> None:

@@ -212,18 +212,11 @@ def _reuse_or_start(cfg: DictConfig, run_dir: Path) -> bool:
         con = job_cache.market_connection(cfg.db.path)
         identity = resume.job_identity(cfg, content_version(con), job_cache.code_version())
     except Exception:  # no readable market DB: the run itself reports it in one line
+        resume.start_attempt(run_dir, None)
         return False
     summary = resume.reusable(run_dir, identity) if cfg.run.resume else None
     if summary is not None:
-        resume.mark_reused(run_dir, identity)
-        logger.info(
-            "reused {} ({} {}, digest {}): same behaviour config, market DB version {} and code",
-            run_dir,
-            summary.get("status"),
-            summary.get("strategy"),
-            str(summary.get("digest"))[:12],
-            identity["market_db_version"],
-        )
+        resume.mark_reused(run_dir, identity)  # the sweep report lists it (no log: no handler yet)
         return True
     resume.start_attempt(run_dir, identity)
     return False

@@ -335,14 +335,15 @@ def _draw_equity(ax: Any, curve: pd.DataFrame, summary: dict[str, Any]) -> None:
     ax.plot(thin["ts"], thin["equity"], color=_LINE, linewidth=1.1, label="equity", zorder=2)
     if "buy_hold" in thin:
         bh = summary.get("stats", {}).get("buy_hold_return_pct")
-        ax.plot(
-            thin["ts"],
-            thin["buy_hold"],
-            color="#9a9a9a",
-            linewidth=0.9,
-            label="buy & hold" + (f" ({bh:+.1f} %)" if bh is not None else ""),
-            zorder=1.5,
-        )
+        label = "buy & hold" + (f" ({bh:+.1f} %)" if bh is not None else "")
+        target = ax
+        if buy_hold_dwarfs(curve["equity"].to_numpy(), curve["buy_hold"].to_numpy()):
+            target = ax.twinx()  # on the equity axis it would flatten the strategy's curve
+            target.set_ylabel("buy & hold equity (right axis)", color="#777777")
+            target.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:,.0f}"))
+            label += ", right axis"
+        target.plot(thin["ts"], thin["buy_hold"], color="#9a9a9a", linewidth=0.9, zorder=1.5)
+        ax.plot([], [], color="#9a9a9a", linewidth=0.9, label=label)  # legend entry on ax
     cash = summary.get("initial_cash")
     if cash:
         ax.axhline(
@@ -356,6 +357,14 @@ def _draw_equity(ax: Any, curve: pd.DataFrame, summary: dict[str, Any]) -> None:
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:,.0f}"))
     ax.set_ylabel("equity")
     ax.grid(alpha=0.3)
+
+
+def buy_hold_dwarfs(equity: Any, buy_hold: Any) -> bool:
+    """Return True when buy & hold spans over 3x the equity's range (then it gets its own axis)."""
+    import numpy as np
+
+    span = float(np.ptp(equity)) if len(equity) else 0.0
+    return float(np.ptp(buy_hold)) > 3 * span if len(buy_hold) else False
 
 
 def _trade_frame(trades: list[tuple]) -> pd.DataFrame:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -50,6 +51,8 @@ def typed_configs(cfg: DictConfig) -> dict[str, Any]:
     """Build every group's typed config (types, ranges, cross-field rules); refuse db.mode=read_write."""
     check_interpolations(cfg)
     configs = {group: typed_config(group, cfg[group]) for group in GROUPS}
+    for group, config in configs.items():
+        check_int64(config, group)
     try:
         configs["run"] = OmegaConf.to_object(
             cfg.run
@@ -63,6 +66,21 @@ def typed_configs(cfg: DictConfig) -> dict[str, Any]:
             "`python -m producers.ingest source=<file> db.path=<db>`."
         )
     return configs
+
+
+INT64_MAX = 2**63 - 1
+
+
+def check_int64(config: Any, key: str) -> None:
+    """Refuse integers DuckDB and numpy cannot hold (beyond 64 bits), naming the key."""
+    if dataclasses.is_dataclass(config):
+        for f in dataclasses.fields(config):
+            check_int64(getattr(config, f.name), f"{key}.{f.name}")
+    elif isinstance(config, int) and not isinstance(config, bool) and abs(config) > INT64_MAX:
+        raise ConfigError(
+            f"{key}={config}: too large (integers must fit in 64 bits, |value| <= {INT64_MAX:,}); "
+            f"give a realistic value, e.g. {key}=1000"
+        )
 
 
 def check_interpolations(cfg: DictConfig) -> None:

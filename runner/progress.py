@@ -2,6 +2,7 @@
 
 - The bar (tqdm) appears only on an interactive terminal (stderr is a TTY), outside multirun jobs,
   and only once the run has lasted ``BAR_DELAY_S`` seconds, so short runs stay one clean summary.
+  After the last bar it says ``writing report`` until the report files are in place.
   It shows bars done / total, bars/s, the ETA and the kill-switch state. ``run.progress=on|off``
   forces it either way.
 - Every ``run.metrics_every_s`` seconds of wall time, and once at the end, a ``metrics:`` line goes
@@ -20,7 +21,7 @@ from typing import Any
 
 from loguru import logger
 
-BAR_DELAY_S = 2.0  # a run shorter than this never shows a bar
+BAR_DELAY_S = 0.5  # a run shorter than this never shows a bar
 BAR_FORMAT = "{desc}{percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} bars [{elapsed}<{remaining}, {rate_fmt}{postfix}]"
 
 
@@ -53,42 +54,70 @@ class _NoBar:
 
 
 class _Bar:
-    """A tqdm bar counted in bars (not clock steps: a step can hold one bar or many)."""
+    """A tqdm bar counted in bars (not clock steps: a step can hold one bar or many).
 
-    def __init__(self, total_bars: int) -> None:
-        from tqdm import tqdm
+    The tqdm bar is created only once ``delay`` seconds have passed (tqdm's own ``delay`` still
+    draws an empty bar whenever a log line is written during the delay).
+    """
 
-        self._bar: Any = tqdm(
-            total=total_bars,
-            unit=" bars",
-            unit_scale=True,
-            dynamic_ncols=True,
-            file=sys.stderr,
-            leave=False,
-            mininterval=0.5,
-            delay=BAR_DELAY_S,
-            desc="backtest ",
-            bar_format=BAR_FORMAT,
-        )
+    def __init__(
+        self,
+        total_bars: int,
+        *,
+        file: Any = None,
+        delay: float = BAR_DELAY_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._total, self._file, self._clock = total_bars, file, clock
+        self._show_at = clock() + delay
+        self._bar: Any = None
         self._state = ""
+        self._desc = "backtest "
+
+    def _shown(self, bars: int) -> Any:
+        """Return the tqdm bar, creating it at ``bars`` once the delay is over; None before."""
+        if self._bar is None and self._clock() >= self._show_at:
+            from tqdm import tqdm
+
+            self._bar = tqdm(
+                total=self._total,
+                initial=bars,
+                unit=" bars",
+                unit_scale=True,
+                dynamic_ncols=True,
+                file=self._file or sys.stderr,
+                leave=False,
+                mininterval=0.5,
+                desc=self._desc,
+                bar_format=BAR_FORMAT,
+                postfix=state_text(self._state) if self._state else None,
+            )
+        return self._bar
 
     def update(self, bars: int, state: str) -> None:
-        if state != self._state:
-            self._state = state
-            self._bar.set_postfix_str(state_text(state), refresh=False)
-            self._bar.update(bars - self._bar.n)
-            self._bar.refresh()  # a trip shows at once, not at the next mininterval
+        changed, self._state = state != self._state, state
+        bar = self._shown(bars)
+        if bar is None:
             return
-        self._bar.update(bars - self._bar.n)
+        if changed:
+            bar.set_postfix_str(state_text(state), refresh=False)
+        bar.update(bars - bar.n)
+        if changed:
+            bar.refresh()  # a trip shows at once, not at the next mininterval
 
     def writing_report(self) -> None:
         """Say what the pause after the last bar is (plot, CSV, summary files)."""
-        self._bar.set_description_str("writing report ", refresh=False)
-        self._bar.update(self._bar.total - self._bar.n)
-        self._bar.refresh()
+        self._desc = "writing report "
+        bar = self._shown(self._total)
+        if bar is None:  # a short run: no bar, and none now
+            return
+        bar.set_description_str(self._desc, refresh=False)
+        bar.update(self._total - bar.n)
+        bar.refresh()
 
     def close(self) -> None:
-        self._bar.close()
+        if self._bar is not None:
+            self._bar.close()
 
 
 def state_text(state: str) -> str:

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from components.results.stats import trades_frame
-from runner.outputs import STAT_LABELS, format_stat, iso
+from runner.outputs import STAT_LABELS, buy_hold_dwarfs, format_stat, iso
 
 CURVE_POINTS = 4000  # equity, buy & hold and drawdown points drawn at most
 PRICE_POINTS = 2000  # price points per symbol drawn at most
@@ -94,17 +94,27 @@ def _equity_figure(
     if buy_hold is not None and len(buy_hold) == len(values):
         bh = (summary.get("stats") or {}).get("buy_hold_return_pct")
         label = "buy & hold" + (f" ({bh:+.1f} %)" if bh is not None else "")
-        data.append(_line(ts[keep], np.asarray(buy_hold)[keep], label, "#9a9a9a", "y"))
+        own_axis = buy_hold_dwarfs(values, np.asarray(buy_hold))
+        label += " (right axis)" if own_axis else ""
+        axis = "y3" if own_axis else "y"
+        data.append(_line(ts[keep], np.asarray(buy_hold)[keep], label, "#9a9a9a", axis))
     dd = _line(ts[keep], drawdown[keep], "drawdown %", "#d62728", "y2")
     dd.update({"fill": "tozeroy", "fillcolor": "rgba(214,39,40,0.25)"})
     data.append(dd)
     layout = {
         "title": {"text": "Equity vs buy & hold, and drawdown", "x": 0.01},
         "height": 560,
-        "margin": {"l": 70, "r": 20, "t": 80, "b": 40},
+        "margin": {"l": 70, "r": 70, "t": 80, "b": 40},
         "xaxis": {"type": "date", "anchor": "y2"},
         "yaxis": {"title": {"text": "equity"}, "domain": [0.34, 1.0], "tickformat": ",.0f"},
         "yaxis2": {"title": {"text": "drawdown %"}, "domain": [0.0, 0.26]},
+        "yaxis3": {
+            "title": {"text": "buy & hold equity"},
+            "overlaying": "y",
+            "side": "right",
+            "tickformat": ",.0f",
+            "showgrid": False,
+        },
         "legend": {"orientation": "h", "y": 1.02, "yanchor": "bottom"},
         "hovermode": "x unified",
         "shapes": _event_shapes(events),

@@ -34,6 +34,7 @@ ATTEMPT_FILES = (
     "summary.md",
     "metrics.json",
     "trades.csv",
+    "equity_daily.csv",
     "equity.png",
     "report.html",
     "runner.log",
@@ -78,12 +79,13 @@ def reusable(run_dir: Path, identity: dict[str, Any]) -> dict[str, Any] | None:
     return summary
 
 
-def start_attempt(run_dir: Path, identity: dict[str, Any]) -> None:
+def start_attempt(run_dir: Path, identity: dict[str, Any] | None) -> None:
     """Clear what an earlier attempt left in ``run_dir`` and record this attempt's identity."""
-    for name in ATTEMPT_FILES:
+    for name in (*ATTEMPT_FILES, IDENTITY_FILE):
         (run_dir / name).unlink(missing_ok=True)
     run_dir.mkdir(parents=True, exist_ok=True)
-    write_json(run_dir / IDENTITY_FILE, identity)
+    if identity is not None:
+        write_json(run_dir / IDENTITY_FILE, identity)
 
 
 def mark_reused(run_dir: Path, identity: dict[str, Any]) -> None:

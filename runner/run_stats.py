@@ -70,18 +70,11 @@ def write_equity_daily(path: Any, equity: pd.DataFrame) -> None:
 def warmup_bars(strategy: Any) -> int:
     """Return W, the bar whose close buy & hold buys at (backtesting.py's first trading bar).
 
-    A strategy declares ``warmup_bars``; the built-ins that predate that attribute follow DESIGN
-    section 5 (sma_cross W = slow - 1, rsi_revert W = period); anything else starts at bar 0.
+    Strategies on the strategy API report it after the run (``Strategy.warmup_bars``: the largest
+    first-defined bar index over their indicators); one that does not starts at bar 0.
     """
     declared = getattr(strategy, "warmup_bars", None)
-    if declared is not None:
-        return int(declared)
-    name = getattr(strategy, "name", "")
-    if name == "sma_cross":
-        return int(strategy.slow) - 1
-    if name == "rsi_revert":
-        return int(strategy.period)
-    return 0
+    return int(declared) if declared is not None else 0
 
 
 @dataclass

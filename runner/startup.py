@@ -13,16 +13,20 @@ is in place within milliseconds of interpreter start.
 
 ``RUNNER_TEST_PAUSE=<phase>:<seconds>[,...]`` (tests only) sleeps at a named phase (``imports``,
 ``plan``, ``report``) after printing ``test pause: <phase>`` on stderr, so a test can send a
-signal or SIGKILL at a known point.
+signal or SIGKILL at a known point; a SIGUSR1 ends the pause early.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
 import time
+from collections.abc import Iterator
 from typing import Any
+
+from components.errors import interrupted_message
 
 PAUSE_ENV = "RUNNER_TEST_PAUSE"
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -54,6 +58,16 @@ def install_handlers() -> None:
         signal.signal(signum, _stop)
 
 
+@contextlib.contextmanager
+def exit_on_interrupt() -> Iterator[None]:
+    """Around the imports (before the CLI wrapper exists): a stop signal is one line and 128+N."""
+    try:
+        yield
+    except StartupInterrupt as exc:
+        print(f"error: {interrupted_message(exc.signum)}", file=sys.stderr)
+        raise SystemExit(128 + exc.signum) from None
+
+
 def take_pending_halt() -> str | None:
     """Return the halt reason requested during start-up (once), or None."""
     global _pending_halt
@@ -70,4 +84,6 @@ def pause(phase: str) -> None:
         name, _, seconds = item.partition(":")
         if name.strip() == phase:
             print(f"test pause: {phase}", file=sys.stderr, flush=True)
-            time.sleep(float(seconds or 30))
+            deadline = time.monotonic() + float(seconds or 30)
+            while time.monotonic() < deadline and _pending_halt is None:
+                time.sleep(0.02)  # SIGINT/SIGTERM raise out of here; SIGUSR1 ends the pause

@@ -226,6 +226,8 @@ class Report:
             )
         groups = len({r.group for r in self.rows if r.digest})
         tail = f"; job(s) {', '.join(map(str, failed))} did not complete" if failed else ""
+        reused = sum(1 for r in self.rows if r.reused)
+        tail += f"; {reused} reused from an earlier run of this sweep dir" if reused else ""
         return f"sweep report: {len(self.rows)} job(s), parity OK in {groups} behaviour group(s){tail} -> {where}"
 
 

@@ -83,7 +83,7 @@ def results_frame(rows: list[JobRow]) -> pd.DataFrame:
         given = {override_key(o): o.split("=", 1)[1] if "=" in o else "" for o in row.overrides}
         for key in keys:
             record[key] = _typed(row, key, given.get(key))
-        record.update({k: _stat(row, k) for k in STAT_KEYS})
+        record.update({k: (row.stats or {}).get(k) for k in STAT_KEYS})
         record.update(
             {
                 "digest": row.digest,
@@ -94,6 +94,11 @@ def results_frame(rows: list[JobRow]) -> pd.DataFrame:
         )
         records.append(record)
     frame = pd.DataFrame.from_records(records)
+    frame["n_trades"] = frame["n_trades"].astype("Int64")  # a count, null for a failed job
+    frame["rank"] = frame["rank"].astype("Int64")
+    for key in STAT_KEYS:
+        if key not in ("start", "end", "n_trades"):
+            frame[key] = frame[key].astype("float64")
     for key in keys:  # one type per column: mixed values (10, "abc") become text
         if frame[key].map(type).nunique() > 1:
             frame[key] = frame[key].map(lambda v: None if v is None else str(v))

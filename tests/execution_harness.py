@@ -27,7 +27,13 @@ T0 = 1_704_067_200_000_000  # 2024-01-01T00:00:00Z
 
 class Bars:
     def __init__(self, syms: list, opens: list, highs: list, lows: list, volumes: list) -> None:
-        self.syms, self.opens, self.highs, self.lows, self.volumes = syms, opens, highs, lows, volumes
+        self.syms, self.opens, self.highs, self.lows, self.volumes = (
+            syms,
+            opens,
+            highs,
+            lows,
+            volumes,
+        )
 
 
 class Desk:
@@ -57,7 +63,9 @@ class Desk:
             borrow_rate=borrow_rate,
         )
         self.broker = SimulatedBroker(config, len(symbols), symbols, self._record, seq)
-        self.handler = ExecutionHandler(ExecutionConfig(kill_switch=kill_switch or KillSwitchConfig()))
+        self.handler = ExecutionHandler(
+            ExecutionConfig(kill_switch=kill_switch or KillSwitchConfig())
+        )
         self.handler.bind(
             self.broker,
             self._record,
@@ -78,7 +86,7 @@ class Desk:
         self,
         o: float,
         h: float | None = None,
-        l: float | None = None,
+        low: float | None = None,
         c: float | None = None,
         v: float = math.inf,
         sym: int = 0,
@@ -87,12 +95,12 @@ class Desk:
         self.ts += self.step
         c = o if c is None else c
         h = max(o, c) if h is None else h
-        l = min(o, c) if l is None else l
+        low = min(o, c) if low is None else low
         broker = self.broker
         if broker.pending and self.ks.state is not KillState.ACTIVE:
             self.handler.cancel_blocked_orders(self.ts)
         if broker.pending or broker.bracketed:
-            broker.on_step(self.ts, range(1), Bars([sym], [o], [h], [l], [v]))
+            broker.on_step(self.ts, range(1), Bars([sym], [o], [h], [low], [v]))
         broker.last_close[sym] = c
         if broker.borrow_rate and broker.shorts:
             broker.charge_borrow(self.ts)

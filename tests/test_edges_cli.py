@@ -59,6 +59,9 @@ class Case:
     dry_run: bool = True  # add run.dry_run=true (refusals must come before the plan ends anyway)
     env: dict[str, str] = field(default_factory=dict)
     preexec: Callable[[], None] | None = None
+    default_dir: bool = (
+        False  # no hydra.run.dir: Hydra names it outputs/backtest/<date>/<time>-<id>
+    )
 
 
 @dataclass
@@ -259,6 +262,11 @@ def _cases(db: Path, f: dict[str, Path]) -> dict[str, Case]:
                 "chunked, direct",
             ),
         ),
+        "key_big_int": Case(
+            ("market.chunk_size=99999999999999999999999",),
+            r"market\.chunk_size=99999999999999999999999: too large \(integers must fit in 64 bits, "
+            r"\|value\| <= 9,223,372,036,854,775,807\); give a realistic value, e\.g\. market\.chunk_size=1000",
+        ),
         # 13. an unknown log level used to exit 1 with no output (the logger was gone)
         **{
             f"log_level_{name}": Case(
@@ -334,6 +342,7 @@ def _cases(db: Path, f: dict[str, Path]) -> dict[str, Case]:
 
 # cases that must succeed (exit 0, "dry run OK") and still leave no run dir (item 18)
 OK_CASES = {
+    "dry_run_default_dir": lambda f: (),
     "corrupt_in_path_good": lambda f: (f"db.path={f['corrupt_named_good']}",),
     "symbols_scalar": lambda f: ("symbols=GOOG",),
     "tilde_path": lambda f: ("db.path=~/data/x.duckdb",),
@@ -347,7 +356,9 @@ def _run(case: Case, run_dir: Path, db: Path, env: dict[str, str]) -> Outcome:
             [] if any(a.startswith("+experiment=") for a in args) else ["+experiment=backtest"]
         )
         db_arg = [] if any(a.startswith("db.path=") for a in args) else [f"db.path={db}"]
-        args = [*experiment, *db_arg, *args, f"hydra.run.dir={run_dir}"]
+        args = [*experiment, *db_arg, *args]
+        if not case.default_dir:
+            args.append(f"hydra.run.dir={run_dir}")
         if case.dry_run:
             args.append("run.dry_run=true")
     proc = subprocess.run(
@@ -371,12 +382,26 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, object
     env["HOME"] = str(files["home"])
     cases = _cases(db, files)
     for name, args in OK_CASES.items():
-        cases[name] = Case(args(files), r"", code=0)
+        cases[name] = Case(args(files), r"", code=0, default_dir=name.endswith("default_dir"))
+    cases["refused_default_dir"] = Case(
+        ("symbols=[GOOGG]",), r"symbols: GOOGG not in the market DB .*", default_dir=True
+    )
+    reused = tmp / "cases" / "reused_run_dir" / "cwd" / "run"
+    reused.mkdir(parents=True)
+    (reused / ".hydra").mkdir()
+    for name in ("results.duckdb", "runner.log", ".hydra/config.yaml", ".hydra/overrides.yaml"):
+        (reused / name).write_text(f"earlier run: {name}\n")
+    cases["reused_run_dir"] = Case(
+        (),
+        rf"{_e(reused / 'results.duckdb')} already exists; a run dir is never reused\. Choose a new "
+        r"hydra\.run\.dir\.",
+        dry_run=False,
+    )
     before = {
         p: hashlib.sha256(p.read_bytes()).hexdigest() for p in (db, files["checksum"], files["csv"])
     }
     for name in cases:
-        (tmp / "cases" / name / "cwd").mkdir(parents=True)
+        (tmp / "cases" / name / "cwd").mkdir(parents=True, exist_ok=True)
     with ThreadPoolExecutor(max_workers=4) as pool:
         futures = {
             name: pool.submit(_run, case, tmp / "cases" / name / "cwd" / "run", db, env)
@@ -501,7 +526,15 @@ def test_cli_when_db_path_is_not_a_duckdb_file_then_says_so_issue14_item11(
 
 @pytest.mark.parametrize(
     "name",
-    ["group_int", "group_null", "group_bool", "group_nan", "group_nested_list", "group_big_int"],
+    [
+        "group_int",
+        "group_null",
+        "group_bool",
+        "group_nan",
+        "group_nested_list",
+        "group_big_int",
+        "key_big_int",
+    ],
 )
 def test_runner_when_group_override_is_not_a_name_then_one_line_issue14_item12(
     world: dict[str, object], name: str
@@ -564,3 +597,26 @@ def test_runner_when_disk_too_full_to_start_then_one_line_exit_2_issue14_item17(
     world: dict[str, object],
 ) -> None:
     _assert_refused(world, "disk_full_at_start")
+
+
+@pytest.mark.parametrize("name", ["dry_run_default_dir", "refused_default_dir"])
+def test_runner_when_dry_or_refused_with_default_run_dir_then_no_outputs_dir_issue14_item18(
+    world: dict[str, object], name: str
+) -> None:
+    outcome: Outcome = world["outcomes"][name]  # type: ignore[index]
+    assert outcome.code == (0 if name.startswith("dry") else 2), outcome.stderr
+    assert not (outcome.run_dir.parent / "outputs").exists()
+
+
+def test_runner_when_run_dir_reused_then_refused_and_earlier_record_untouched_issue14_item18(
+    world: dict[str, object],
+) -> None:
+    outcome: Outcome = world["outcomes"]["reused_run_dir"]  # type: ignore[index]
+    case = world["cases"]["reused_run_dir"]  # type: ignore[index]
+    assert outcome.code == 2 and re.fullmatch("error: " + case.pattern, outcome.stderr.rstrip("\n"))
+    for name in ("results.duckdb", "runner.log", ".hydra/config.yaml", ".hydra/overrides.yaml"):
+        assert (outcome.run_dir / name).read_text() == f"earlier run: {name}\n", name
+    assert sorted(p.name for p in (outcome.run_dir / ".hydra").iterdir()) == [
+        "config.yaml",
+        "overrides.yaml",
+    ]

@@ -64,7 +64,11 @@ def test_broker_when_built_through_the_registry_then_a_factory_without_io() -> N
 
 @pytest.mark.parametrize(
     ("option", "cls"),
-    [("fixed_units", FixedUnits), ("percent_equity", PercentEquity), ("target_weight", TargetWeight)],
+    [
+        ("fixed_units", FixedUnits),
+        ("percent_equity", PercentEquity),
+        ("target_weight", TargetWeight),
+    ],
 )
 def test_sizing_when_option_selected_then_registry_builds_it(option: str, cls: type) -> None:
     cfg = compose_config([f"sizing={option}"])
@@ -113,7 +117,7 @@ def test_target_weight_when_rebalanced_then_whole_units_toward_zero() -> None:
 def test_percent_equity_when_run_then_quantity_computed_at_the_fill_from_the_fill_price(
     market_db: Path, tmp_path: Path
 ) -> None:
-    code, summary = run_in_process(
+    code, _summary = run_in_process(
         tmp_path / "run",
         [f"db.path={market_db}", "sizing=percent_equity", "sizing.fraction=0.2", "symbols=[SYM0]"],
     )

@@ -77,13 +77,11 @@ def identity_equity(desk: Desk, cash0: float) -> float:
     value = cash0 + sum(t.pnl for t in desk.trades()) - broker.borrow_paid
     for sym, lots in enumerate(broker.lots):
         for lot in lots:
-            value += lot[2] * (broker.last_close[sym] - lot[1]) - lot[3]
+            value += lot.qty * (broker.last_close[sym] - lot.price) - lot.fee
     return value
 
 
-@settings(
-    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(setup=SETUP, steps=st.lists(st.tuples(BAR, INSIGHT), min_size=1, max_size=40))
 def test_broker_when_random_bars_and_orders_then_invariants_hold_at_every_bar(
     setup: dict, steps: list
@@ -94,16 +92,16 @@ def test_broker_when_random_bars_and_orders_then_invariants_hold_at_every_bar(
     for (gap, move, up, down, volume), insight in steps:
         o = close * (1 + gap)
         c = o * (1 + move)
-        h, l = max(o, c) * (1 + up), min(o, c) * (1 - down)
+        high, low = max(o, c) * (1 + up), min(o, c) * (1 - down)
         n_fills = len(desk.fills())
-        desk.bar(o, h=h, l=l, c=c, v=volume)
+        desk.bar(o, h=high, low=low, c=c, v=volume)
         close = c
         # no fill outside [low, high]; an entry's price is the market price plus the spread
         for fill in desk.fills()[n_fills:]:
             raw = fill.price
             if fill.reason == "entry" and spread:
                 raw = fill.price / (1 + spread if fill.side == "buy" else 1 - spread)
-            assert l * (1 - 1e-12) <= raw <= h * (1 + 1e-12), (fill, l, h)
+            assert low * (1 - 1e-12) <= raw <= high * (1 + 1e-12), (fill, low, high)
         # the equity identity, at every bar
         assert desk.broker.equity() == pytest.approx(identity_equity(desk, setup["cash"]), rel=1e-9)
         if insight is not None:

@@ -12,9 +12,9 @@ from components.execution.kill_switch import KillState, KillSwitchConfig
 from components.execution.orders import OrdersConfig
 from components.strategies.base import LONG
 from tests.execution_harness import Desk
+from tests.helpers import make_market_db, results_rows, run_in_process, synthetic_bars
 
 HOUR = 3_600_000_000
-from tests.helpers import make_market_db, results_rows, run_in_process, synthetic_bars
 
 BRACKETS = OrdersConfig(stop_loss=0.02, take_profit=0.04)
 
@@ -29,7 +29,7 @@ def two_symbol_desk(on_breach: str) -> Desk:
     )
     desk.bar(100.0, sym=0)
     desk.view(LONG, sym=0)
-    desk.bar(100.0, h=100.5, l=99.5, sym=0)
+    desk.bar(100.0, h=100.5, low=99.5, sym=0)
     desk.bar(50.0, sym=1)
     desk.view(LONG, sym=1)  # the second order of this trading day trips the switch
     return desk
@@ -43,16 +43,18 @@ def test_halt_when_tripped_with_working_brackets_then_brackets_cancelled_and_rec
     cancelled = [d for d in desk.rows["denials"] if d.code == "CANCELLED_BY_HALT"]
     assert [(d.symbol, d.side, d.quantity) for d in cancelled] == [("AAA", "sell", 100)]
     assert desk.broker.working_orders(0) == [] and desk.broker.bracketed == set()
-    desk.bar(97.0, h=97.5, l=90.0, sym=0)  # would have hit the stop
+    desk.bar(97.0, h=97.5, low=90.0, sym=0)  # would have hit the stop
     assert desk.trades() == [] and desk.broker.position_of(0) == 100
 
 
-def test_reduce_only_when_tripped_with_working_brackets_then_protective_exits_keep_working() -> None:
+def test_reduce_only_when_tripped_with_working_brackets_then_protective_exits_keep_working() -> (
+    None
+):
     desk = two_symbol_desk("reduce_only")
     assert desk.ks.state is KillState.REDUCE_ONLY
     assert [d.code for d in desk.rows["denials"]] == ["MAX_DAILY_TRADES"]
     assert len(desk.broker.working_orders(0)) == 2  # stop and take profit still working
-    desk.bar(99.0, h=99.5, l=97.0, sym=0)
+    desk.bar(99.0, h=99.5, low=97.0, sym=0)
     (trade,) = desk.trades()
     assert (trade.symbol, trade.exit_price, trade.exit_reason) == ("AAA", 98.0, "stop_loss")
     desk.view(LONG, sym=0)  # a new entry does not reduce anything
@@ -63,7 +65,7 @@ def test_flatten_when_tripped_then_every_position_closes_at_the_next_open_then_h
     desk = two_symbol_desk("flatten")
     assert desk.ks.state is KillState.HALTED and desk.ks.describe()["mode"] == "flatten"
     assert [d.code for d in desk.rows["denials"]] == ["CANCELLED_BY_HALT", "MAX_DAILY_TRADES"]
-    desk.bar(101.0, h=101.5, l=90.0, sym=0)  # closes at the open; the stop is gone
+    desk.bar(101.0, h=101.5, low=90.0, sym=0)  # closes at the open; the stop is gone
     (trade,) = desk.trades()
     assert (trade.symbol, trade.exit_price, trade.exit_reason) == ("AAA", 101.0, "flatten")
     assert desk.broker.held == set() and desk.broker.pending == {}

@@ -10,7 +10,14 @@ import pandas as pd
 import pytest
 
 from runner.outputs import TRADE_COLUMNS
-from tests.helpers import REPO, SHARED_DATA, make_market_db, read_shared_csv, run_cli, run_in_process
+from tests.helpers import (
+    REPO,
+    SHARED_DATA,
+    make_market_db,
+    read_shared_csv,
+    run_cli,
+    run_in_process,
+)
 
 REFERENCE = REPO.parent / "shared" / "reference"
 
@@ -152,7 +159,9 @@ def ingested_goog(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return db
 
 
-def assert_execution_trades_match(got: list[dict[str, str]], expected: list[dict[str, str]]) -> None:
+def assert_execution_trades_match(
+    got: list[dict[str, str]], expected: list[dict[str, str]]
+) -> None:
     """ts, signed size, exit reason and count exact; prices 1e-9 relative; fees and pnl 1e-8."""
     assert len(got) == len(expected)
     for i, (g, e) in enumerate(zip(got, expected, strict=True)):

@@ -16,13 +16,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from components.execution.records import SignalRow
 from components.execution.kill_switch import (
     KillState,
     KillSwitch,
     KillSwitchConfig,
     TradingDay,
 )
+from components.execution.records import SignalRow
 from tests.helpers import make_market_db, results_rows, run_in_process, synthetic_bars
 
 H = 3_600_000_000  # one hour in microseconds

@@ -203,9 +203,10 @@ def _assert_one_execution_digest(market_db: Path, tmp_path: Path, matrix: list) 
     digests = {key: s["digest"] for key, s in summaries.items()}
     assert len(set(digests.values())) == 1, digests
     one = summaries[("market=direct", "direct", "buffer.batch_size=1")]
-    assert digest_of_results(
-        duckdb.connect(str(tmp_path / "x0" / "results.duckdb"), read_only=True)
-    ) == one["digest"]
+    assert (
+        digest_of_results(duckdb.connect(str(tmp_path / "x0" / "results.duckdb"), read_only=True))
+        == one["digest"]
+    )
     reasons = {row[-1] for row in results_rows(tmp_path / "x0", "trades")}
     assert {"reverse", "stop_loss", "take_profit"} <= reasons  # the features were exercised
     assert one["total_fees"] > 0 and one["total_borrow"] > 0

@@ -180,16 +180,22 @@ def _dataclass_keys(cls: type, prefix: str) -> list[str]:
     return keys
 
 
-def test_parity_keys_when_an_execution_key_is_registered_then_it_is_a_listed_behaviour_key() -> None:
+def test_parity_keys_when_an_execution_key_is_registered_then_it_is_a_listed_behaviour_key() -> (
+    None
+):
     """Issue 10: every broker/sizing/orders key is behaviour, listed in parity.yaml's behaviour:."""
     # Arrange
     listed = set(OmegaConf.load(CONF_DIR / "parity.yaml").behaviour)
-    keys = {
-        key
-        for e in entries()
-        if e.group in BEHAVIOUR_GROUPS
-        for key in _dataclass_keys(e.config_cls, f"{e.group}.")
-    } | set(BEHAVIOUR_GROUPS) | {"strategy.short"}
+    keys = (
+        {
+            key
+            for e in entries()
+            if e.group in BEHAVIOUR_GROUPS
+            for key in _dataclass_keys(e.config_cls, f"{e.group}.")
+        }
+        | set(BEHAVIOUR_GROUPS)
+        | {"strategy.short"}
+    )
     # Act / Assert
     assert sorted(keys - listed) == []
     assert [k for k in keys | listed if is_performance_key(k)] == []

@@ -80,6 +80,11 @@ def _summary(run_dir: Path) -> dict[str, object]:
     return json.loads((run_dir / "summary.json").read_text())
 
 
+def _runs(outputs: Path, name: str) -> list[Path]:
+    """Return the run dirs of ``run.name=name`` (outputs/<name>/<date>/<time>-<id>), oldest first."""
+    return sorted(p.parent for p in outputs.glob(f"{name}/*/*/summary.json"))
+
+
 def test_readme_when_read_then_set_up_section_comes_first_with_make_run_and_make_test() -> None:
     text = README.read_text()
     first = text.split("\n## ", 2)[1]
@@ -100,13 +105,16 @@ def test_readme_runner_commands_when_composed_then_every_override_is_valid(tmp_p
     assert len(commands) >= 5
 
     for command in commands:
+        # issue 14: pasted twice, a fixed run dir would be refused; zsh needs brackets quoted
+        assert not re.search(r"hydra\.run\.dir=[^$]", command), command
+        assert not re.search(r"(^|\s)[^'\s]*\[", command), command
         args = [a for a in shlex.split(command.rstrip("&").strip())[3:] if a != "-m"]
         # a sweep (key=1,2,3) composes with its first value; hydra.* keys are not part of the job config
         overrides = [
             re.sub(r"=([^\[\],]+),.*$", r"=\1", a) for a in args if not a.startswith("hydra.")
         ]
         cfg = compose_config(overrides)
-        assert cfg.run.name == "backtest", command
+        assert cfg.run.name, command
 
 
 def test_readme_fast_blocks_when_run_as_written_then_succeed_and_write_reports(
@@ -116,11 +124,11 @@ def test_readme_fast_blocks_when_run_as_written_then_succeed_and_write_reports(
     blocks = [b for b in bash_blocks(README.read_text()) if b.fast]
     assert len(blocks) >= 3
 
-    _run(blocks, cwd, env)
+    _run(blocks + blocks, cwd, env)  # issue 14: every command works when pasted twice
 
-    run_dir = cwd / "outputs" / "goog_sma"
-    assert _summary(run_dir)["n_trades"] == 32
-    assert (run_dir / "equity.png").exists() and (run_dir / "summary.md").exists()
+    runs = _runs(cwd / "outputs", "goog_sma")
+    assert len(runs) == 2 and all(_summary(r)["n_trades"] == 32 for r in runs)
+    assert (runs[-1] / "equity.png").exists() and (runs[-1] / "summary.md").exists()
 
 
 @pytest.mark.slow
@@ -128,17 +136,36 @@ def test_readme_every_block_when_run_in_order_then_succeeds_with_the_outcomes_it
     tmp_path: Path,
 ) -> None:
     cwd, env = _workspace(tmp_path)
+    blocks = bash_blocks(README.read_text())
 
-    _run(bash_blocks(README.read_text()), cwd, env)
+    _run(blocks + blocks, cwd, env)  # issue 14: every command works when pasted twice
 
     outputs = cwd / "outputs"
-    assert _summary(outputs / "goog_sma")["total_pnl"] == pytest.approx(66275.0)
-    guarded = _summary(outputs / "demo_guarded")
-    assert guarded["status"] == "halted" and guarded["kill_switch"]["code"] == "MAX_DAILY_TRADES"
-    halted = _summary(outputs / "halted")
-    assert (
-        halted["status"] == "halted"
-        and halted["kill_switch"]["reason"] == "manual halt: checking a data issue"
-    )
+    assert [_summary(r)["total_pnl"] for r in _runs(outputs, "goog_sma")] == pytest.approx([66275.0] * 2)
+    for guarded in map(_summary, _runs(outputs, "demo_guarded")):
+        assert guarded["status"] == "halted" and guarded["kill_switch"]["code"] == "MAX_DAILY_TRADES"
+    halted_runs = sorted(p.parent for p in outputs.glob("halted/*/summary.json"))
+    assert len(halted_runs) == 2
+    for run_dir in halted_runs:
+        halted = _summary(run_dir)
+        assert (
+            halted["status"] == "halted"
+            and halted["kill_switch"]["reason"] == "manual halt: checking a data issue"
+        )
+        assert _halted_mid_run(run_dir), f"{run_dir}: the halt landed at the first or last bar"
+        assert halted["metrics"]["bars"] == 1_000_000  # the Performance section's 10 x 100k demo
     reports = sorted((cwd / "multirun").glob("backtest/*/*/sweep_report.md"))
-    assert len(reports) == 1 and "parity holds" in reports[0].read_text()
+    assert len(reports) == 2 and all("parity holds" in r.read_text() for r in reports)
+
+
+def _halted_mid_run(run_dir: Path) -> bool:
+    """Return True when the kill switch tripped after 5 % and before 95 % of the clock."""
+    import duckdb
+
+    con = duckdb.connect(str(run_dir / "results.duckdb"), read_only=True)
+    try:
+        (halt,) = con.execute("SELECT min(ts) FROM kill_switch_events").fetchone()
+        first, last = con.execute("SELECT min(ts), max(ts) FROM equity").fetchone()
+    finally:
+        con.close()
+    return first + (last - first) * 0.05 < halt < first + (last - first) * 0.95

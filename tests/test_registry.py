@@ -13,7 +13,17 @@ from components.errors import ConfigError, UnknownComponentError
 from tests.helpers import CONF_DIR, compose_config
 
 EXPERIMENTS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
-GROUPS = ("db", "market", "analytics", "strategy", "execution", "buffer", "broker")
+GROUPS = (
+    "db",
+    "market",
+    "analytics",
+    "strategy",
+    "execution",
+    "buffer",
+    "broker",
+    "sizing",
+    "orders",
+)
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)

@@ -55,7 +55,7 @@ def test_report_html_when_goog_run_then_chromium_renders_charts_and_tables(tmp_p
         block = dom.split(f'id="{chart}"', 1)[1].split('<div id="', 1)[0]
         assert block.count('class="main-svg"') >= 2, chart
     assert dom.count('class="scatterlayer') >= 2
-    assert ">buy &amp; hold (+522.1 %)<" in dom  # legend of the equity chart
+    assert ">buy &amp; hold (+522.1 %) (right axis)<" in dom  # legend of the equity chart
     stats_rows = dom.split('id="stats-table"', 1)[1].split("</table>", 1)[0].count("<tr>")
     assert stats_rows == 1 + 30  # header + every statistic
     trades = dom.split('id="trades-table"', 1)[1].split("</table>", 1)[0]
@@ -88,3 +88,39 @@ def test_report_html_when_halted_multi_symbol_run_then_symbol_menu_and_events_ta
     assert all(f">{s}<" in menu for s in ("SYM0", "SYM1", "SYM2"))
     events = dom.split('id="events-table"', 1)[1].split("</table>", 1)[0]
     assert "halted" in events and "MAX_DAILY_TRADES" in events
+
+
+@pytest.mark.slow
+def test_report_html_when_1m_bars_and_20k_trades_then_page_under_5_mb(tmp_path: Path) -> None:
+    """The bench run's shape (10 symbols x 100k bars, ~18.6k trades): display series are thinned."""
+    import pandas as pd
+
+    from runner.report_html import write_report
+    from runner.run_stats import Closes
+
+    # Arrange
+    rng = np.random.default_rng(2)
+    steps = 100_000
+    clock = 1_704_067_200_000_000 + np.arange(steps, dtype=np.int64) * 60_000_000
+    equity = pd.DataFrame({"ts": clock, "equity": 1e6 + np.cumsum(rng.normal(0, 50, steps))})
+    sym = np.repeat(np.arange(10), steps)
+    closes = Closes(
+        tuple(f"SYM{k:02d}" for k in range(10)),
+        sym,
+        np.tile(clock, 10),
+        100 * np.exp(np.cumsum(rng.normal(0, 1e-3, 10 * steps))),
+    )
+    n = 20_000
+    entry = np.sort(rng.choice(steps - 10, n))
+    trades = [
+        (k, f"SYM{k % 10:02d}", int(clock[e]), 100.0, int(clock[e + 5]), 101.0, 100, 100.0)
+        for k, e in enumerate(entry)
+    ]
+    summary = {"strategy": "sma_cross", "symbols": list(closes.symbols), "stats": {}}
+    events = pd.DataFrame(columns=["ts", "state_to", "code"])
+    extras = {"closes": closes, "buy_hold": equity["equity"].to_numpy()}
+    # Act
+    size = write_report(tmp_path / "report.html", summary, equity, trades, events, extras)
+    # Assert
+    assert size == (tmp_path / "report.html").stat().st_size
+    assert 2_000_000 < size < 5_000_000

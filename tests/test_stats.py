@@ -140,6 +140,18 @@ def test_run_when_buffer_memory_then_stats_equal_the_persisted_run(
     _, memory = run_in_process(tmp_path / "memory", [*common, "buffer=memory"])
     # Assert
     assert stored["stats"] == memory["stats"]
+    report = (tmp_path / "duckdb" / "summary.md").read_text()
+    assert "## Statistics" in report and all(f"`stats.{k}`" in report for k in STAT_KEYS)
+    final = [
+        ln
+        for ln in (tmp_path / "memory" / "runner.log").read_text().splitlines()
+        if "completed sma_cross" in ln
+    ]
+    st = memory["stats"]
+    assert (
+        f"return {st['return_pct']:+.2f} %, Sharpe {st['sharpe']:.2f}, "
+        f"max drawdown {st['max_drawdown_pct']:.2f} %" in final[0]
+    )
     assert stored["stats"]["n_trades"] == stored["n_trades"] > 10
     assert stored["stats"]["equity_final"] == pytest.approx(stored["final_equity"], rel=1e-12)
     assert stored["stats"]["return_pct"] == pytest.approx(stored["return_pct"], rel=1e-12)

@@ -108,7 +108,16 @@ class RsiRevertBt(Strategy):
 ORACLES = {"sma_cross": SmaCrossBt, "rsi_revert": RsiRevertBt}
 
 
-def _backtesting_stats(bars: pd.DataFrame, strategy: str) -> pd.Series:
+COSTS = {"cash": 10_000_000, "commission": (1.0, 0.001), "spread": 0.0005}
+COSTS_OVERRIDES = [
+    "broker.cash=10000000",
+    "broker.commission.fixed=1.0",
+    "broker.commission.rate=0.001",
+    "broker.spread=0.0005",
+]
+
+
+def _backtesting_stats(bars: pd.DataFrame, strategy: str, costs: bool = False) -> pd.Series:
     data = pd.DataFrame(
         {
             "Open": bars["open"].to_numpy(),
@@ -122,8 +131,7 @@ def _backtesting_stats(bars: pd.DataFrame, strategy: str) -> pd.Series:
     bt = Backtest(
         data,
         ORACLES[strategy],
-        cash=CASH,
-        commission=0,
+        **(COSTS if costs else {"cash": CASH, "commission": 0}),
         exclusive_orders=False,
         trade_on_close=False,
         finalize_trades=False,
@@ -152,19 +160,31 @@ def markets(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, p
 
 
 @pytest.mark.parametrize(
-    ("symbol", "strategy"),
-    [("GOOG", "sma_cross"), ("GOOG", "rsi_revert"), ("ORCL", "sma_cross"), ("ORCL", "rsi_revert")],
+    ("symbol", "strategy", "costs"),
+    [
+        ("GOOG", "sma_cross", False),
+        ("GOOG", "rsi_revert", False),
+        ("ORCL", "sma_cross", False),
+        ("ORCL", "rsi_revert", False),
+        ("GOOG", "sma_cross", True),  # DESIGN 5b costs: fees and spread enter every trade figure
+    ],
 )
 def test_stats_when_single_symbol_daily_run_then_equal_backtesting_py_and_empyrical(
-    symbol: str, strategy: str, markets: dict, tmp_path: Path
+    symbol: str, strategy: str, costs: bool, markets: dict, tmp_path: Path
 ) -> None:
     # Arrange
     db, bars = markets[symbol]
-    expected = _backtesting_stats(bars, strategy)
+    expected = _backtesting_stats(bars, strategy, costs)
     # Act
     code, summary = run_in_process(
         tmp_path / "run",
-        [f"db.path={db}", f"strategy={strategy}", f"symbols=[{symbol}]", "run.html=false"],
+        [
+            f"db.path={db}",
+            f"strategy={strategy}",
+            f"symbols=[{symbol}]",
+            "run.html=false",
+            *(COSTS_OVERRIDES if costs else []),
+        ],
     )
     stats = summary["stats"]
     # Assert: the same trades first (else the figures compare different runs)
@@ -174,7 +194,9 @@ def test_stats_when_single_symbol_daily_run_then_equal_backtesting_py_and_empyri
     assert len(ours) == len(theirs) == stats["n_trades"] == expected["# Trades"] > 5
     assert list(pd.to_datetime(ours["entry_ts"]).dt.tz_localize(None)) == list(theirs["EntryTime"])
     assert list(pd.to_datetime(ours["exit_ts"]).dt.tz_localize(None)) == list(theirs["ExitTime"])
-    assert list(ours["entry_price"]) == list(theirs["EntryPrice"])
+    assert list(ours["entry_price"]) == pytest.approx(list(theirs["EntryPrice"]), rel=1e-12)
+    if costs:
+        assert stats["total_fees"] == pytest.approx(expected["Commissions [$]"], rel=1e-9)
     for bt_name, key in SAME_MEANING.items():
         want = _figure(expected[bt_name])
         assert (stats[key] is None) == (want is None), (bt_name, stats[key], want)

@@ -17,7 +17,6 @@ import numpy as np
 import pandas as pd
 
 from components.data.market_db import has_table
-from components.data.schemas import AnalyticsSnapshot, validate_or_raise
 from components.registry import register
 
 SNAPSHOT_SELECT = (
@@ -93,6 +92,8 @@ def _to_snapshot(cols: dict[str, np.ndarray], validate: bool) -> Snapshot | None
                 "return_rank": cols["return_rank"],
             }
         )
+        from components.data.schemas import AnalyticsSnapshot, validate_or_raise  # lazy: pandera
+
         validate_or_raise(AnalyticsSnapshot, frame, "market DB analytics_snapshots")
     return Snapshot(
         snapshot_us=int(cols["snapshot_us"][0]),

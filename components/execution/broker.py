@@ -122,6 +122,30 @@ class BrokerConfig:
         _finite_at_least("broker.borrow_rate", self.borrow_rate, 0, "broker.borrow_rate=0.03")
 
 
+class Lot:
+    """One entry fill still (partly) open: the unit of trades and of brackets."""
+
+    __slots__ = ("entry_ts", "fee", "order_ts", "price", "qty", "signal_seq", "sl", "tp")
+
+    def __init__(
+        self,
+        entry_ts: int,
+        price: float,
+        qty: int,
+        fee: float,
+        sl: float | None,
+        tp: float | None,
+        signal_seq: int,
+        order_ts: int,
+    ) -> None:
+        self.entry_ts = entry_ts
+        self.price = price  # entry fill price, after spread
+        self.qty = qty  # signed units still open
+        self.fee = fee  # the entry commission not yet booked into a closed trade
+        self.sl, self.tp = sl, tp  # bracket levels (prices), None = none
+        self.signal_seq, self.order_ts = signal_seq, order_ts
+
+
 class Broker(Protocol):
     """What the engine and the ExecutionHandler use of a broker (the strategy sees ``BrokerView``)."""
 
@@ -136,8 +160,14 @@ class Broker(Protocol):
     def equity(self) -> float: ...
     def working_orders(self, sym: int) -> list[Any]: ...
     def pending_quantity(self, sym: int) -> int: ...
-    def submit(self, sym: int, side: str, quantity: int, ts: int, signal_seq: int, **kw: Any) -> Order: ...
+    def submit(
+        self, sym: int, side: str, quantity: int, ts: int, signal_seq: int, **kw: Any
+    ) -> Order: ...
     def on_step(self, ts: int, rows: range, bars: Any) -> None: ...
+    def cancel(self, order: Order, ts: int, code: str) -> None: ...
+    def cancel_brackets(self, sym: int, ts: int, code: str | None) -> None: ...
+    def flatten_all(self, ts: int) -> None: ...
+    def open_positions(self) -> list[dict[str, object]]: ...
 
 
 Record = Callable[[str, tuple], None]
@@ -167,9 +197,7 @@ class SimulatedBroker:
         )
         self.position = [0] * n_symbols
         self.pending: dict[int, list[Order]] = {}
-        # per symbol, FIFO lots: [entry_ts, entry_price, signed qty, entry fee left, sl, tp,
-        # signal_seq, order_ts]
-        self.lots: list[deque[list[Any]]] = [deque() for _ in range(n_symbols)]
+        self.lots: list[deque[Lot]] = [deque() for _ in range(n_symbols)]  # per symbol, FIFO
         self.last_close = [0.0] * n_symbols
         self.held: set[int] = set()
         self.shorts: set[int] = set()
@@ -206,16 +234,19 @@ class SimulatedBroker:
         """Return ``sym``'s orders not yet filled, then its brackets, in submission order."""
         out: list[Any] = list(self.pending.get(sym, ()))
         for lot in self.lots[sym]:
-            side = "sell" if lot[2] > 0 else "buy"
-            if lot[4] is not None:
-                out.append(BracketView(sym, side, abs(lot[2]), "stop", None, lot[4]))
-            if lot[5] is not None:
-                out.append(BracketView(sym, side, abs(lot[2]), "limit", lot[5], None))
+            side = "sell" if lot.qty > 0 else "buy"
+            if lot.sl is not None:
+                out.append(BracketView(sym, side, abs(lot.qty), "stop", None, lot.sl))
+            if lot.tp is not None:
+                out.append(BracketView(sym, side, abs(lot.qty), "limit", lot.tp, None))
         return out
 
     def pending_quantity(self, sym: int) -> int:
         """Return the signed units of orders not yet filled for ``sym``."""
-        return sum(o.signed_remaining for o in self.pending.get(sym, ()))
+        orders = self.pending.get(sym)
+        if not orders:
+            return 0
+        return sum(o.signed_remaining for o in orders)
 
     # -- orders ------------------------------------------------------------------------------------
     def submit(
@@ -240,10 +271,10 @@ class SimulatedBroker:
     def cancel_brackets(self, sym: int, ts: int, code: str | None) -> None:
         """Drop every bracket of ``sym``'s lots; record each one as a denial when ``code`` is set."""
         for lot in self.lots[sym]:
-            if code is not None and (lot[4] is not None or lot[5] is not None):
-                side = "sell" if lot[2] > 0 else "buy"
-                self.deny(ts, sym, side, abs(lot[2]), code, None, None, lot[6])
-            lot[4] = lot[5] = None
+            if code is not None and (lot.sl is not None or lot.tp is not None):
+                side = "sell" if lot.qty > 0 else "buy"
+                self.deny(ts, sym, side, abs(lot.qty), code, None, None, lot.signal_seq)
+            lot.sl = lot.tp = None
         self._retrigger(sym)
 
     def flatten_all(self, ts: int) -> None:
@@ -254,34 +285,46 @@ class SimulatedBroker:
 
     # -- one clock step ----------------------------------------------------------------------------
     def on_step(self, ts: int, rows: range, bars: Any) -> None:
-        """Run steps (1)-(3) of the bar for every row of this clock step (``bars``: chunk lists)."""
-        syms, opens = bars.syms, bars.opens
-        pending, bracketed = self.pending, self.bracketed
-        active = [r for r in rows if syms[r] in pending or syms[r] in bracketed]
-        if not active:
-            return
+        """Run steps (1)-(3) of the bar for every row of this clock step (``bars``: chunk lists).
+
+        Each phase runs over every symbol of the step before the next one starts: (1a) closing
+        orders at the open, (1b) entries at the open, (2) brackets, (3) within the bar.
+        """
+        syms, opens, pending = bars.syms, bars.opens, self.pending
         caps: dict[int, float] = {}
-        if self.max_volume_fraction is not None:
-            volumes = bars.volumes
-            for r in active:
-                caps[syms[r]] = math.floor(self.max_volume_fraction * volumes[r])
-        for r in active:  # (1a) closing orders of every symbol first, at the open
-            s = syms[r]
-            if s in pending:
-                for order in [o for o in pending[s] if o.intent in CLOSING]:
-                    self._try_open(order, ts, opens[r], caps)
-        highs, lows = bars.highs, bars.lows
-        for r in active:
-            s = syms[r]
-            if s in pending:  # (1b) entries (and orders whose trigger the open crossed)
-                for order in [o for o in pending[s] if o.intent not in CLOSING]:
-                    self._try_open(order, ts, opens[r], caps)
-            if s in bracketed and (
-                lows[r] <= self.low_trigger[s] or highs[r] >= self.high_trigger[s]
-            ):
-                self._check_brackets(s, ts, opens[r], highs[r], lows[r], caps)  # (2)
-            if s in pending:  # (3) limit / stop orders touched within the bar; day orders expire
-                self._intrabar(s, ts, opens[r], highs[r], lows[r], caps)
+        working = [r for r in rows if syms[r] in pending] if pending else ()
+        if working:
+            if self.max_volume_fraction is not None:
+                volumes, mvf = bars.volumes, self.max_volume_fraction
+                for r in rows:
+                    caps[syms[r]] = math.floor(mvf * volumes[r])
+            for r in working:  # (1a) closing orders of every symbol first, at the open
+                orders = pending.get(syms[r])
+                if orders:
+                    for order in [o for o in orders if o.intent in CLOSING]:
+                        self._try_open(order, ts, opens[r], caps)
+            for r in working:  # (1b) entries (and orders whose trigger the open crossed)
+                orders = pending.get(syms[r])
+                if orders:
+                    for order in [o for o in orders if o.intent not in CLOSING]:
+                        self._try_open(order, ts, opens[r], caps)
+        bracketed = self.bracketed
+        if bracketed:  # (2) brackets, a lot filled at this open included
+            highs, lows = bars.highs, bars.lows
+            low_trigger, high_trigger = self.low_trigger, self.high_trigger
+            if not caps and self.max_volume_fraction is not None:
+                volumes, mvf = bars.volumes, self.max_volume_fraction
+                for r in rows:
+                    caps[syms[r]] = math.floor(mvf * volumes[r])
+            for r in rows:
+                s = syms[r]
+                if s in bracketed and (lows[r] <= low_trigger[s] or highs[r] >= high_trigger[s]):
+                    self._check_brackets(s, ts, opens[r], highs[r], lows[r], caps)
+        if working:  # (3) limit / stop orders touched within the bar; day orders expire
+            highs, lows = bars.highs, bars.lows
+            for r in working:
+                if syms[r] in pending:
+                    self._intrabar(syms[r], ts, opens[r], highs[r], lows[r], caps)
 
     def fill_at_open(self, sym: int, ts: int, price: float) -> None:
         """Fill ``sym``'s working orders on a bar that trades only at ``price`` (tests, tools)."""
@@ -319,11 +362,11 @@ class SimulatedBroker:
         if price is not None:
             self._fill(order, ts, price, caps)
 
-    def _intrabar(self, s: int, ts: int, o: float, h: float, l: float, caps: dict) -> None:
+    def _intrabar(self, s: int, ts: int, o: float, h: float, low: float, caps: dict) -> None:
         working = self.pending[s]
         for order in list(working):
             if order.order_type != "market" and order in working:
-                price = self._range_price(order, o, h, l)
+                price = self._range_price(order, o, h, low)
                 if price is not None:
                     self._fill(order, ts, price, caps)
             order.bars += 1
@@ -331,17 +374,17 @@ class SimulatedBroker:
                 self.cancel(order, ts, EXPIRED_DAY)
 
     @staticmethod
-    def _range_price(order: Order, o: float, h: float, l: float) -> float | None:
+    def _range_price(order: Order, o: float, h: float, low: float) -> float | None:
         """Return the price at which the bar's range (the open did not) reaches the order."""
         kind, buy = order.order_type, order.side == "buy"
         if kind == "limit":
-            return order.limit if (l <= order.limit if buy else h >= order.limit) else None
+            return order.limit if (low <= order.limit if buy else h >= order.limit) else None
         if kind == "stop":
-            return order.stop if (h >= order.stop if buy else l <= order.stop) else None
+            return order.stop if (h >= order.stop if buy else low <= order.stop) else None
         if kind == "stop_limit":
             if order.triggered:
-                return order.limit if (l <= order.limit if buy else h >= order.limit) else None
-            if h >= order.stop if buy else l <= order.stop:
+                return order.limit if (low <= order.limit if buy else h >= order.limit) else None
+            if h >= order.stop if buy else low <= order.stop:
                 order.triggered = True
                 # limit beyond the stop: filled at the stop; otherwise the price would have to
                 # come back to the limit after the trigger, which one bar cannot tell: next bars
@@ -376,7 +419,9 @@ class SimulatedBroker:
         open_q = take - close_q
         if close_q:
             intent = order.intent
-            reason = intent if intent in (REVERSE, FLATTEN) else REVERSE if intent == OPEN else "signal"
+            reason = (
+                intent if intent in (REVERSE, FLATTEN) else REVERSE if intent == OPEN else "signal"
+            )
             self._close(s, order, ts, price, close_q, reason)
         if open_q:
             entry = self._entry_price(order, price)
@@ -420,14 +465,20 @@ class SimulatedBroker:
         self.total_fees += fee
         self.position[s] += signed
         self.held.add(s)
-        if self.position[s] < 0:
-            if s not in self.shorts:
-                self.shorts.add(s)
-                self._borrow_from[s] = ts
-        self.lots[s].append([ts, entry, signed, fee, order.sl, order.tp, order.signal_seq, order.ts])
-        if order.sl is not None or order.tp is not None:
+        if self.position[s] < 0 and s not in self.shorts:
+            self.shorts.add(s)
+            self._borrow_from[s] = ts
+        self.lots[s].append(
+            Lot(ts, entry, signed, fee, order.sl, order.tp, order.signal_seq, order.ts)
+        )
+        sl, tp = order.sl, order.tp
+        if sl is not None or tp is not None:
             self.bracketed.add(s)
-            self._retrigger(s)
+            low, high = (sl, tp) if signed > 0 else (tp, sl)
+            if low is not None and low > self.low_trigger[s]:
+                self.low_trigger[s] = low
+            if high is not None and high < self.high_trigger[s]:
+                self.high_trigger[s] = high
         order.filled += qty
         self._record_fill(
             ts, s, order.side, qty, entry, order.ts, order.signal_seq, fee, order.remaining, "entry"
@@ -441,8 +492,10 @@ class SimulatedBroker:
         left = qty
         while left:
             lot = self.lots[s][0]
-            take = min(left, abs(lot[2]))
-            self._close_lot(s, lot, take, ts, price, fee if take == qty else fee * take / qty, reason)
+            take = min(left, abs(lot.qty))
+            self._close_lot(
+                s, lot, take, ts, price, fee if take == qty else fee * take / qty, reason
+            )
             left -= take
         order.filled += qty
         self._record_fill(
@@ -450,22 +503,22 @@ class SimulatedBroker:
         )
 
     def _close_lot(
-        self, s: int, lot: list[Any], take: int, ts: int, price: float, exit_fee: float, reason: str
+        self, s: int, lot: Lot, take: int, ts: int, price: float, exit_fee: float, reason: str
     ) -> None:
         """Book the round trip of ``take`` units of ``lot``; cash, position and borrow follow."""
         if self.borrow_rate and s in self.shorts:
             self._accrue_borrow(s, ts, price)
-        size = take if lot[2] > 0 else -take
-        lot_units = abs(lot[2])
-        entry_fee = lot[3] if take == lot_units else lot[3] * take / lot_units
+        size = take if lot.qty > 0 else -take
+        lot_units = abs(lot.qty)
+        entry_fee = lot.fee if take == lot_units else lot.fee * take / lot_units
         fees = entry_fee + exit_fee
-        pnl = size * (price - lot[1]) - fees
+        pnl = size * (price - lot.price) - fees
         self.cash += size * price - exit_fee
         self.total_fees += exit_fee
         self.position[s] -= size
-        lot[2] -= size
-        lot[3] -= entry_fee
-        if not lot[2]:
+        lot.qty -= size
+        lot.fee -= entry_fee
+        if not lot.qty:
             self.lots[s].remove(lot)
         if not self.position[s]:
             self.held.discard(s)
@@ -474,17 +527,27 @@ class SimulatedBroker:
         self.realized_pnl += pnl
         self.trades += 1
         row = TradeRow(
-            self._seq(), self._symbols[s], int(lot[0]), lot[1], ts, price, size, fees, pnl, reason
+            self._seq(),
+            self._symbols[s],
+            int(lot.entry_ts),
+            lot.price,
+            ts,
+            price,
+            size,
+            fees,
+            pnl,
+            reason,
         )
         self.closed.append(row)
         self._record("trades", row)
 
-    def _check_brackets(self, s: int, ts: int, o: float, h: float, l: float, caps: dict) -> None:
+    def _check_brackets(self, s: int, ts: int, o: float, h: float, low: float, caps: dict) -> None:
         """Exit lots whose stop (tested first) or take profit the bar reaches (DESIGN 5b)."""
+        exited = False
         for lot in list(self.lots[s]):
-            sl, tp = lot[4], lot[5]
-            if lot[2] > 0:
-                if sl is not None and l <= sl:
+            sl, tp = lot.sl, lot.tp
+            if lot.qty > 0:
+                if sl is not None and low <= sl:
                     price, reason = (o if o < sl else sl), "stop_loss"
                 elif tp is not None and h >= tp:
                     price, reason = (o if o > tp else tp), "take_profit"
@@ -493,31 +556,33 @@ class SimulatedBroker:
             else:
                 if sl is not None and h >= sl:
                     price, reason = (o if o > sl else sl), "stop_loss"
-                elif tp is not None and l <= tp:
+                elif tp is not None and low <= tp:
                     price, reason = (o if o < tp else tp), "take_profit"
                 else:
                     continue
             cap = caps.get(s, INF)
-            units = abs(lot[2])
+            units = abs(lot.qty)
             take = units if units <= cap else int(cap)
             if take <= 0:
                 break
             if caps:
                 caps[s] = cap - take
             fee = self.commission.fee(take, price) if self._fees else 0.0
-            side = "sell" if lot[2] > 0 else "buy"
-            seq, order_ts = lot[6], lot[7]
+            side = "sell" if lot.qty > 0 else "buy"
+            seq, order_ts = lot.signal_seq, lot.order_ts
             self._close_lot(s, lot, take, ts, price, fee, reason)
-            left = abs(lot[2])
+            left = abs(lot.qty)
             self._record_fill(ts, s, side, take, price, order_ts, seq, fee, left, reason)
-        self._retrigger(s)
+            exited = True
+        if exited:
+            self._retrigger(s)
 
     def _retrigger(self, s: int) -> None:
         """Recompute the bar levels that can touch one of ``s``'s brackets (a cheap pre-test)."""
         low, high = -INF, INF
         for lot in self.lots[s]:
-            sl, tp = lot[4], lot[5]
-            if lot[2] > 0:
+            sl, tp = lot.sl, lot.tp
+            if lot.qty > 0:
                 if sl is not None and sl > low:
                     low = sl
                 if tp is not None and tp < high:
@@ -548,8 +613,17 @@ class SimulatedBroker:
         self._record(
             "fills",
             FillRow(
-                self._seq(), ts, self._symbols[s], side, qty, price, order_ts, signal_seq, fee,
-                remaining, reason,
+                self._seq(),
+                ts,
+                self._symbols[s],
+                side,
+                qty,
+                price,
+                order_ts,
+                signal_seq,
+                fee,
+                remaining,
+                reason,
             ),
         )
 
@@ -570,7 +644,14 @@ class SimulatedBroker:
         self._record(
             "denials",
             DenialRow(
-                self._seq(), ts, self._symbols[sym], side, quantity, code, observed, limit,
+                self._seq(),
+                ts,
+                self._symbols[sym],
+                side,
+                quantity,
+                code,
+                observed,
+                limit,
                 signal_seq,
             ),
         )
@@ -581,7 +662,7 @@ class SimulatedBroker:
         out = []
         for sym in sorted(self.held):
             for lot in self.lots[sym]:
-                entry_ts, price, qty, fee = lot[0], lot[1], lot[2], lot[3]
+                entry_ts, price, qty, fee = lot.entry_ts, lot.price, lot.qty, lot.fee
                 mark = self.last_close[sym]
                 out.append(
                     {
@@ -592,8 +673,8 @@ class SimulatedBroker:
                         "entry_fee": fee,
                         "mark_price": mark,
                         "unrealized_pnl": (mark - price) * qty,
-                        "stop_loss": lot[4],
-                        "take_profit": lot[5],
+                        "stop_loss": lot.sl,
+                        "take_profit": lot.tp,
                     }
                 )
         return out
@@ -603,7 +684,13 @@ class _OneBar:
     """Column lists of a single bar, shaped like the engine's per-chunk lists."""
 
     def __init__(self, syms: list, opens: list, highs: list, lows: list, volumes: list) -> None:
-        self.syms, self.opens, self.highs, self.lows, self.volumes = syms, opens, highs, lows, volumes
+        self.syms, self.opens, self.highs, self.lows, self.volumes = (
+            syms,
+            opens,
+            highs,
+            lows,
+            volumes,
+        )
 
 
 class SimulatedBrokerFactory:

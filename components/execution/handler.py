@@ -203,7 +203,15 @@ class ExecutionHandler:
         self._record(
             "denials",
             DenialRow(
-                self._seq(), ts, self._symbols[sym], side, quantity, code, observed, limit, signal_seq
+                self._seq(),
+                ts,
+                self._symbols[sym],
+                side,
+                quantity,
+                code,
+                observed,
+                limit,
+                signal_seq,
             ),
         )
 
@@ -236,7 +244,9 @@ class ExecutionHandler:
             iseq = seq()
             record(
                 "insights",
-                InsightRow(iseq, ts, symbols[s], name, ins.view, ins.reason, ins.value, ins.reference),
+                InsightRow(
+                    iseq, ts, symbols[s], name, ins.view, ins.reason, ins.value, ins.reference
+                ),
             )
             if s in broker.pending:
                 self._cancel_superseded(ts, s, ins.view)
@@ -274,8 +284,20 @@ class ExecutionHandler:
         self._record(
             "signals",
             SignalRow(
-                sseq, ts, self._symbols[s], side, quantity, ins.reason, iseq, order_type, limit,
-                stop, tif, sl, tp, intent,
+                sseq,
+                ts,
+                self._symbols[s],
+                side,
+                quantity,
+                ins.reason,
+                iseq,
+                order_type,
+                limit,
+                stop,
+                tif,
+                sl,
+                tp,
+                intent,
             ),
         )
         fields: dict[str, Any] = {"intent": intent}

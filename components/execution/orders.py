@@ -56,22 +56,22 @@ class Order:
     """One working order (a ``WorkingOrder`` for strategies); mutable, as fills consume it."""
 
     __slots__ = (
-        "sym",
-        "side",
-        "quantity",
-        "filled",
-        "order_type",
-        "limit",
-        "stop",
-        "tif",
-        "ts",
-        "signal_seq",
-        "intent",
-        "sl",
-        "tp",
-        "fraction",
-        "triggered",
         "bars",
+        "filled",
+        "fraction",
+        "intent",
+        "limit",
+        "order_type",
+        "quantity",
+        "side",
+        "signal_seq",
+        "sl",
+        "stop",
+        "sym",
+        "tif",
+        "tp",
+        "triggered",
+        "ts",
     )
     is_bracket = False
 

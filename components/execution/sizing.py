@@ -47,7 +47,7 @@ def _to_target(held: int, target: int, fraction: float | None = None) -> list[Le
         close = [("sell" if held > 0 else "buy", abs(held), REVERSE if target else CLOSE, None)]
         if not target:
             return close
-        return close + [("buy" if target > 0 else "sell", abs(target), OPEN, fraction)]
+        return [*close, ("buy" if target > 0 else "sell", abs(target), OPEN, fraction)]
     delta = target - held
     if abs(target) < abs(held):
         return [("buy" if delta > 0 else "sell", abs(delta), CLOSE, None)]
@@ -117,7 +117,9 @@ class PercentEquity(FixedUnits):
 @dataclass
 class TargetWeightConfig:
     kind: str = "target_weight"
-    max_gross: float = 1.0  # refuse targets whose absolute weights sum above this (1.0 = no leverage)
+    max_gross: float = (
+        1.0  # refuse targets whose absolute weights sum above this (1.0 = no leverage)
+    )
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.max_gross) and self.max_gross > 0):

@@ -10,7 +10,6 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from components.data.schemas import OhlcvBars, validate_or_raise
 from components.errors import DataValidationError
 
 
@@ -122,6 +121,8 @@ def chunk_satisfies_contract(chunk: BarChunk, n_symbols: int) -> bool:
 def validate_chunk(chunk: BarChunk, universe: Universe, source: str) -> None:
     """Validate a chunk against the ``OhlcvBars`` contract before it reaches the loop."""
     if len(chunk) and not chunk_satisfies_contract(chunk, len(universe.symbols)):
+        from components.data.schemas import OhlcvBars, validate_or_raise  # pandera: ~0.3 s import
+
         validate_or_raise(OhlcvBars, chunk.to_frame(universe.symbols), source)
         raise DataValidationError(
             f"{source}: bars are out of (ts, symbol) order or name an unselected symbol; the market DB "

@@ -3,7 +3,7 @@
 Every reader (console, ``summary.json``/``.md``, ``report.html``, the sweep table) takes its figures
 from :func:`compute_stats`. Formulas are in ``docs/statistics.md``. Where backtesting.py 0.6.6
 reports a figure of the same meaning, the definition here is its definition (same run, same
-number); Sharpe, Sortino and volatility come from empyrical-reloaded on daily equity returns.
+number); Sharpe, Sortino and volatility are empyrical-reloaded's on daily equity returns.
 Undefined figures (no trades, no losing trade, fewer than two days) are ``None``, never NaN.
 """
 
@@ -143,9 +143,27 @@ def day_returns(
     return _as_us(pd.Series(sampled.index)), sampled.to_numpy(), factor
 
 
-def _equity_stats(ts: np.ndarray, values: np.ndarray, periods_per_year: int | None) -> dict:
-    import empyrical
+def ratios(returns: np.ndarray, factor: int) -> tuple[float, float, float]:
+    """Return (annual volatility, Sharpe, Sortino) of periodic ``returns``, risk-free rate 0.
 
+    These are empyrical-reloaded 0.7.1's ``annual_volatility``, ``sharpe_ratio`` and
+    ``sortino_ratio`` (required return 0) line for line; the tests hold them equal to the library
+    on real runs. The run does not import empyrical itself: it pulls in scipy.stats and
+    scipy.optimize, 0.4-1.5 s per process, which alone would break the statistics' budget of
+    10 % of a 1M-bar run (docs/statistics.md).
+    """
+    if len(returns) < 2:
+        return math.nan, math.nan, math.nan
+    root = math.sqrt(factor)
+    mean, std = float(np.nanmean(returns)), float(np.nanstd(returns, ddof=1))
+    downside = math.sqrt(float(np.nanmean(np.clip(returns, -np.inf, 0) ** 2))) * root
+    with np.errstate(divide="ignore", invalid="ignore"):
+        sharpe = float(np.divide(mean, std)) * root
+        sortino = float(np.divide(mean * factor, downside))
+    return std * root, sharpe, sortino
+
+
+def _equity_stats(ts: np.ndarray, values: np.ndarray, periods_per_year: int | None) -> dict:
     from components.results.overfit import probabilistic_sharpe_ratio, sharpe_moments
 
     peak = np.maximum.accumulate(values)
@@ -159,6 +177,7 @@ def _equity_stats(ts: np.ndarray, values: np.ndarray, periods_per_year: int | No
     dd_dur, dd_peak = _drawdown_periods(ts, dd)
     resolution = _resolution(ts)
     moments = sharpe_moments(rets)
+    volatility, sharpe, sortino = ratios(rets, factor)
     return {
         "start": _iso(ts[0]),
         "end": _iso(ts[-1]),
@@ -167,9 +186,9 @@ def _equity_stats(ts: np.ndarray, values: np.ndarray, periods_per_year: int | No
         "equity_peak": float(values.max()),
         "return_pct": (values[-1] - values[0]) / values[0] * 100,
         "return_ann_pct": ann * 100,
-        "volatility_ann_pct": float(empyrical.annual_volatility(rets, annualization=factor)) * 100,
-        "sharpe": float(empyrical.sharpe_ratio(rets, annualization=factor)),
-        "sortino": float(empyrical.sortino_ratio(rets, annualization=factor)),
+        "volatility_ann_pct": volatility * 100,
+        "sharpe": sharpe,
+        "sortino": sortino,
         "calmar": ann / max_dd if max_dd else None,
         "max_drawdown_pct": -max_dd * 100,
         "avg_drawdown_pct": -float(dd_peak.mean()) * 100 if len(dd_peak) else None,

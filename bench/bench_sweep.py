@@ -1,0 +1,244 @@
+"""``python -m bench.bench_sweep``: parameter sweeps against backtesting.py's ``optimize`` (issue 13).
+
+In one run, on the same machine and the same GOOG daily bars (2,148), for each grid:
+- backtesting.py 0.6.6 ``Backtest.optimize`` as its own process (``bench/bt_optimize.py``;
+  it spreads the grid over every CPU with multiprocessing);
+- our multirun ``python -m runner -m ...`` with the basic launcher, joblib (2 workers) and the
+  batched launcher (in-process, and 2 forked workers), each as a whole process (start-up, every
+  job's files, the sweep report).
+It prints seconds and ms per combination with the ratio to backtesting.py, the per-job breakdown
+(loop, job, process share), the peak-RSS spread of the in-process (basic) sweep, and the 1M-bar
+headline run as a whole process beside the bare-loop ceiling measured in the same run.
+
+    python -m bench.bench_sweep                 # both grids + the headline, ~5-10 min on 2 cores
+    python -m bench.bench_sweep --grids 50      # the 50-combination grid only
+    python -m bench.bench_sweep --skip-headline
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.data import REPO
+
+RESULTS = Path(__file__).resolve().parent / "results" / "sweep.json"
+GOOG_CSV = REPO.parent / "shared" / "data" / "goog_daily_2004_2013.csv"
+GOOG_DB = REPO / "outputs" / "bench" / "goog.duckdb"
+# name -> (our sweep overrides, bt_optimize --fast a b, --slow a b step)
+GRIDS = {
+    "50": (["strategy.fast=range(5,15)", "strategy.slow=20,30,40,50,60"], (5, 15), (20, 61, 10)),
+    "1000": (["strategy.fast=range(5,45)", "strategy.slow=range(50,175,5)"], (5, 45), (50, 175, 5)),
+}
+LAUNCHERS = {
+    "basic": [],
+    "joblib n_jobs=2": ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"],
+    "batched": ["hydra/launcher=batched"],
+    "batched n_jobs=2": ["hydra/launcher=batched", "hydra.launcher.n_jobs=2"],
+}
+TARGET_RATIO, STRETCH_RATIO, HEADLINE_TARGET = 1.0, 0.5, 0.25
+
+
+def ensure_goog_db() -> Path:
+    """Return the GOOG market DB, ingesting ../shared/data once (the producer path users take)."""
+    if not GOOG_DB.exists():
+        GOOG_DB.parent.mkdir(parents=True, exist_ok=True)
+        proc = subprocess.run(
+            [sys.executable, "-m", "producers.ingest", f"source={GOOG_CSV}", f"db.path={GOOG_DB}"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+        )
+        if proc.returncode != 0:
+            raise SystemExit(f"bench_sweep: ingest failed:\n{proc.stderr[-2000:]}")
+    return GOOG_DB
+
+
+def run_backtesting_py(fast: tuple[int, int], slow: tuple[int, int, int]) -> dict[str, Any]:
+    """Run ``bench.bt_optimize`` as a process; return its JSON plus the whole-process seconds."""
+    args = ["--fast", *map(str, fast), "--slow", *map(str, slow)]
+    started = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.bt_optimize", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TQDM_DISABLE": "1"},
+    )
+    seconds = time.perf_counter() - started
+    if proc.returncode != 0:
+        raise SystemExit(f"bench_sweep: backtesting.py failed:\n{proc.stderr[-2000:]}")
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    out["process_seconds"] = round(seconds, 3)
+    return out
+
+
+def run_ours(db: Path, grid: list[str], launcher: list[str]) -> dict[str, Any]:
+    """Run our multirun as a process; return its seconds and the per-job figures of its report."""
+    with tempfile.TemporaryDirectory(prefix="bench_sweep_") as tmp:
+        sweep_dir = Path(tmp) / "sweep"
+        args = [
+            "-m",
+            "+experiment=backtest",
+            f"db.path={db}",
+            "symbols=[GOOG]",
+            "run.log_level=WARNING",
+            f"hydra.sweep.dir={sweep_dir}",
+            *grid,
+            *launcher,
+        ]
+        started = time.perf_counter()
+        proc = subprocess.run(
+            [sys.executable, "-m", "runner", *args], cwd=REPO, capture_output=True, text=True
+        )
+        seconds = time.perf_counter() - started
+        if proc.returncode != 0:
+            raise SystemExit(
+                f"bench_sweep: sweep failed ({proc.returncode}):\n{proc.stderr[-2000:]}"
+            )
+        with open(sweep_dir / "sweep_report.csv", newline="") as handle:
+            rows = list(csv.DictReader(handle))
+        pids = {
+            json.loads((Path(r["run_dir"]) / "sweep_job.json").read_text())["pid"] for r in rows
+        }
+    loop = [float(r["wall_seconds"]) for r in rows]
+    job = [float(r["job_seconds"]) for r in rows if r["job_seconds"]]
+    rss = [float(r["peak_rss_mb"]) for r in rows]
+    return {
+        "seconds": round(seconds, 3),
+        "jobs": len(rows),
+        "processes": len(pids),
+        "parity_ok": all(r["parity"] == "ok" for r in rows),
+        "loop_ms_mean": round(statistics.fmean(loop) * 1000, 2),
+        "job_ms_mean": round(statistics.fmean(job) * 1000, 2) if job else None,
+        "peak_rss_mb": {"min": min(rss), "max": max(rss), "spread": round(max(rss) - min(rss), 1)},
+        "peak_rss_first_last": [rss[0], rss[-1]],
+    }
+
+
+def run_grid(db: Path, name: str) -> dict[str, Any]:
+    overrides, fast, slow = GRIDS[name]
+    print(f"bench_sweep: grid {name}: backtesting.py optimize ...", flush=True)
+    out: dict[str, Any] = {"backtesting.py": run_backtesting_py(fast, slow)}
+    for launcher, extra in LAUNCHERS.items():
+        print(f"bench_sweep: grid {name}: runner -m, {launcher} ...", flush=True)
+        out[launcher] = run_ours(db, overrides, extra)
+    return out
+
+
+def run_headline() -> dict[str, Any]:
+    """The 1M-bar headline as a whole process and its loop, beside the ceiling (same run)."""
+    from bench import ceiling, data, e2e
+
+    db = data.ensure_db()
+    print("bench_sweep: 1M-bar headline as a whole process, and the ceiling ...", flush=True)
+    spec = e2e.RunSpec("headline", ("market=chunked", "analytics=cached", "buffer=duckdb"))
+    runs = [e2e.run_runner(db, spec, None) for _ in range(2)]
+    best = min(runs, key=lambda s: s["process_seconds"])
+    ceil = ceiling.best_ceiling(db, repeat=3)
+    bars = best["metrics"]["bars"]
+    process_bps = bars / best["process_seconds"]
+    return {
+        "bars": bars,
+        "process_seconds": best["process_seconds"],
+        "all_process_seconds": [r["process_seconds"] for r in runs],
+        "loop_seconds": best["metrics"]["wall_seconds"],
+        "process_bars_per_second": round(process_bps, 1),
+        "loop_bars_per_second": best["metrics"]["bars_per_second"],
+        "ceiling_bars_per_second": round(ceil["bars_per_second"], 1),
+        "process_ratio": round(process_bps / ceil["bars_per_second"], 3),
+        "loop_ratio": round(best["metrics"]["bars_per_second"] / ceil["bars_per_second"], 3),
+    }
+
+
+def table(results: dict[str, Any]) -> str:
+    """Return the sweep benchmark table (Markdown)."""
+    lines = [
+        "| grid | tool | seconds | ms / combination | ratio to backtesting.py (process / optimize call) |",
+        "|---|---|---|---|---|",
+    ]
+    for grid in results["grids"].values():
+        bt = grid["backtesting.py"]
+        n = bt["combinations"]
+        lines.append(
+            f"| {n} | backtesting.py 0.6.6 optimize (whole process; optimize call alone) | "
+            f"{bt['process_seconds']:.2f} ({bt['optimize_seconds']:.2f}) | "
+            f"{bt['process_seconds'] / n * 1000:.1f} ({bt['optimize_seconds'] / n * 1000:.1f}) | 1.00x |"
+        )
+        for launcher in LAUNCHERS:
+            ours = grid[launcher]
+            ratio = ours["seconds"] / bt["process_seconds"]
+            ratio_call = ours["seconds"] / bt["optimize_seconds"]
+            verdict = "ok" if ratio <= TARGET_RATIO else "MISS"
+            lines.append(
+                f"| {n} | runner -m, {launcher} (whole process) | {ours['seconds']:.2f} | "
+                f"{ours['seconds'] / n * 1000:.1f} | {ratio:.2f}x / {ratio_call:.2f}x {verdict} |"
+            )
+    lines += [
+        "",
+        "| grid | launcher | loop ms/job | job ms/job | process ms/job | peak RSS spread (min-max MB) | processes |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, grid in results["grids"].items():
+        for launcher in LAUNCHERS:
+            o = grid[launcher]
+            rss = o["peak_rss_mb"]
+            lines.append(
+                f"| {name} | {launcher} | {o['loop_ms_mean']:.1f} | {o['job_ms_mean'] or 0:.1f} | "
+                f"{o['seconds'] / o['jobs'] * 1000:.1f} | {rss['spread']:.1f} ({rss['min']:.0f}-{rss['max']:.0f}) | "
+                f"{o['processes']} |"
+            )
+    h = results.get("headline")
+    if h:
+        lines += [
+            "",
+            "| 1M-bar headline (sma_cross, chunked+cached, duckdb) | bars/s | / ceiling | target |",
+            "|---|---|---|---|",
+            f"| loop only (summary.json) | {h['loop_bars_per_second']:,.0f} | {h['loop_ratio']:.3f} | |",
+            f"| whole process (`python -m runner ...`, {h['process_seconds']:.2f} s) | "
+            f"{h['process_bars_per_second']:,.0f} | {h['process_ratio']:.3f} | >= {HEADLINE_TARGET} "
+            f"{'ok' if h['process_ratio'] >= HEADLINE_TARGET else 'MISS'} |",
+            f"| ceiling (bench/ceiling.py) | {h['ceiling_bars_per_second']:,.0f} | 1.000 | |",
+        ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.bench_sweep", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("--grids", default="50,1000", help="comma-separated: 50, 1000")
+    parser.add_argument("--skip-headline", action="store_true")
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    started, load_before = time.perf_counter(), os.getloadavg()
+    db = ensure_goog_db()
+    results: dict[str, Any] = {"grids": {g: run_grid(db, g) for g in args.grids.split(",") if g}}
+    if not args.skip_headline:
+        results["headline"] = run_headline()
+    results["machine"] = {
+        "cpus": os.cpu_count(),
+        "load_avg_before": [round(x, 2) for x in load_before],
+        "load_avg_after": [round(x, 2) for x in os.getloadavg()],
+        "seconds": round(time.perf_counter() - started, 1),
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
+    }
+    text = table(results)
+    print(text)
+    results["table"] = text.splitlines()
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=2, default=str) + "\n")
+    print(f"wrote {RESULTS.relative_to(REPO)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

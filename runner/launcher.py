@@ -1,0 +1,138 @@
+"""``hydra/launcher=batched``: run a sweep's jobs in this process or in forked workers, lean.
+
+Hydra's basic launcher pays, per job, a full config composition, two deep copies of the whole
+config (Hydra's own node included), three YAML files and logging set-up around the task; the
+joblib launcher pays the same per job in every worker, plus pickling the task to it. With GOOG
+daily bars (2,148) a job's loop takes ~25-60 ms, so that overhead was most of a sweep.
+
+This launcher keeps what a job must have and drops the rest:
+- configs come from ``runner.fast_compose`` (derived from one composed job of the same shape);
+- each job dir gets ``.hydra/config.yaml`` and ``.hydra/overrides.yaml`` (what the sweep report,
+  resume and a rerun of one job read), not ``hydra.yaml`` (Hydra's own config, identical for
+  every job but the job number: it stays in the sweep dir's ``multirun.yaml``);
+- the task function, the ``on_job_start``/``on_job_end`` callbacks and ``HydraConfig`` are as
+  under Hydra's launchers, so every job still writes its digest, summary.json and trades.csv;
+- ``n_jobs > 1`` forks that many workers after start-up (warm imports, copy-on-write), each
+  keeping its per-process caches (market DB connection, plan, bars) across its jobs.
+
+Fork is POSIX-only and is taken before any DuckDB connection exists in the parent; elsewhere
+(``n_jobs=1``) everything runs in this process.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import multiprocessing
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.utils import JobReturn, JobStatus, setup_globals
+from hydra.plugins.launcher import Launcher
+from hydra.types import HydraContext, TaskFunction
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
+
+from runner import fast_compose
+
+log = logging.getLogger(__name__)
+_ACTIVE: BatchedLauncher | None = None  # the launcher a forked worker runs jobs for
+
+
+class BatchedLauncher(Launcher):
+    def __init__(self, n_jobs: int = 1) -> None:
+        self.n_jobs = int(n_jobs)
+        self.config: DictConfig | None = None
+        self.hydra_context: HydraContext | None = None
+        self.task_function: TaskFunction | None = None
+
+    def setup(
+        self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig
+    ) -> None:
+        self.config, self.hydra_context, self.task_function = config, hydra_context, task_function
+        if not isinstance(hydra_context.config_loader, fast_compose.FastSweepConfigLoader):
+            hydra_context.config_loader = fast_compose.FastSweepConfigLoader(
+                hydra_context.config_loader
+            )
+
+    def launch(
+        self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
+    ) -> Sequence[JobReturn]:
+        setup_globals()
+        assert self.config is not None
+        Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
+        jobs = [(initial_job_idx + i, list(o)) for i, o in enumerate(job_overrides)]
+        if self.n_jobs <= 1 or len(jobs) <= 1 or os.name != "posix":
+            return [self.run_one(job) for job in jobs]
+        global _ACTIVE
+        _ACTIVE = self
+        context = multiprocessing.get_context("fork")  # workers inherit Hydra's singletons
+        with context.Pool(min(self.n_jobs, len(jobs))) as pool:
+            returns = pool.map(_run_in_worker, jobs, chunksize=1)
+        _ACTIVE = None
+        return returns
+
+    def run_one(self, job: tuple[int, list[str]]) -> JobReturn:
+        """Compose (derive) one job's config and run the task in its output dir."""
+        assert self.hydra_context is not None and self.config is not None
+        idx, overrides = job
+        config = self.hydra_context.config_loader.load_sweep_config(self.config, overrides)
+        with open_dict(config):
+            config.hydra.job.id = idx
+            config.hydra.job.num = idx
+        return run_lean_job(config, self.hydra_context, self.task_function)
+
+
+def _run_in_worker(job: tuple[int, list[str]]) -> JobReturn:
+    assert _ACTIVE is not None
+    ret = _ACTIVE.run_one(job)
+    ret.hydra_cfg = None  # the parent does not need it; pickling it back costs ~ms per job
+    return ret
+
+
+def run_lean_job(
+    config: DictConfig, hydra_context: HydraContext, task_function: TaskFunction | None
+) -> JobReturn:
+    """Run one job as ``hydra.core.utils.run_job`` does, minus what a sweep job never reads."""
+    assert task_function is not None
+    callbacks = hydra_context.callbacks
+    output_dir = Path(str(config.hydra.sweep.dir)) / str(config.hydra.sweep.subdir)
+    with read_write(config.hydra.runtime), open_dict(config.hydra.runtime):
+        config.hydra.runtime.output_dir = str(output_dir.absolute())
+    HydraConfig.instance().set_config(config)
+    task_cfg = _task_config(config)
+    ret = JobReturn()
+    ret.cfg = task_cfg
+    ret.hydra_cfg = config
+    ret.overrides = list(config.hydra.overrides.task)
+    ret.working_dir = os.getcwd()
+    hydra_dir = output_dir / str(config.hydra.output_subdir or ".hydra")
+    hydra_dir.mkdir(parents=True, exist_ok=True)
+    (hydra_dir / "config.yaml").write_text(OmegaConf.to_yaml(task_cfg), encoding="utf-8")
+    (hydra_dir / "overrides.yaml").write_text(
+        OmegaConf.to_yaml(config.hydra.overrides.task), encoding="utf-8"
+    )
+    callbacks.on_job_start(config=config, task_function=task_function)
+    try:
+        ret.return_value = task_function(task_cfg)
+        ret.status = JobStatus.COMPLETED
+    except Exception as exc:  # as Hydra does: the job failed, the sweep goes on
+        ret.return_value = exc
+        ret.status = JobStatus.FAILED
+    ret.task_name = str(config.hydra.job.name)
+    callbacks.on_job_end(config=config, job_return=ret)
+    return ret
+
+
+def _task_config(config: DictConfig) -> DictConfig:
+    """Return the job's config without the ``hydra`` node (copying only the task part)."""
+    hydra_node = config._get_node("hydra")
+    with open_dict(config):
+        del config["hydra"]
+    try:
+        task_cfg = copy.deepcopy(config)
+    finally:
+        with open_dict(config):
+            config["hydra"] = hydra_node
+    return task_cfg
