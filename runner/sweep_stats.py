@@ -190,7 +190,7 @@ def overfit_lines(rows: list[JobRow]) -> list[str]:
         ]
     moments = {num: sharpe_moments(r.to_numpy()) for num, r in returns.items()}
     valid = {num: m for num, m in moments.items() if m is not None}
-    lines = [_dsr_line(valid, len(returns))] if len(valid) >= 2 else []
+    lines = [_dsr_line(valid, len(returns), rows)] if len(valid) >= 2 else []
     if len(returns) >= PBO_MIN_TRIALS:
         lines.append(_pbo_line(returns))
     else:
@@ -201,8 +201,11 @@ def overfit_lines(rows: list[JobRow]) -> list[str]:
     return lines
 
 
-def _dsr_line(moments: dict[int, tuple[float, int, float, float]], n_trials: int) -> str:
+def _dsr_line(
+    moments: dict[int, tuple[float, int, float, float]], n_trials: int, rows: list[JobRow]
+) -> str:
     best = max(moments, key=lambda num: moments[num][0])
+    annual = next((_stat(r, "sharpe") for r in rows if r.num == best), None)
     sharpe, n, skew, kurt = moments[best]
     variance = float(np.var([m[0] for m in moments.values()], ddof=1))
     dsr, sr0 = deflated_sharpe_ratio(sharpe, n, skew, kurt, variance, n_trials)
@@ -214,7 +217,8 @@ def _dsr_line(moments: dict[int, tuple[float, int, float, float]], n_trials: int
         else "not significant at 5 %: the best of this many trials could look this good by luck"
     )
     return (
-        f"Deflated Sharpe Ratio of the best job (job {best}, daily Sharpe {sharpe:.4f}) over "
+        f"Deflated Sharpe Ratio of the best job (job {best}, Sharpe "
+        f"{'-' if annual is None else f'{annual:.2f}'} annualised, {sharpe:.4f} daily) over "
         f"{n_trials} trials: **{dsr:.3f}**, the probability that its true Sharpe exceeds "
         f"{sr0:.4f}, the best that {n_trials} unskilled trials would show; {verdict}."
     )
@@ -234,8 +238,8 @@ def _pbo_line(returns: dict[int, pd.Series]) -> str:
         else "the in-sample winner mostly stays above the median out of sample"
     )
     return (
-        f"Probability of Backtest Overfitting (CSCV, {splits} blocks of {len(matrix)} common days, "
-        f"{result.n_combinations:,} splits, {matrix.shape[1]} trials): **{result.pbo:.2f}**: in "
+        f"Probability of Backtest Overfitting (CSCV, {len(matrix):,} common days in {splits} "
+        f"blocks, {result.n_combinations:,} splits, {matrix.shape[1]} trials): **{result.pbo:.2f}**: in "
         f"{result.pbo:.0%} of the splits the in-sample best ranked at or below the out-of-sample "
         f"median; {verdict}."
     )

@@ -123,7 +123,7 @@ def test_overfit_lines_when_ten_trials_of_noise_then_dsr_and_pbo_read_as_luck(
         and "over 10 trials" in dsr_line
     )
     assert "not significant at 5 %" in dsr_line
-    assert pbo_line.startswith("Probability of Backtest Overfitting (CSCV, 16 blocks of 400")
+    assert pbo_line.startswith("Probability of Backtest Overfitting (CSCV, 400 common days in 16")
     assert "12,870 splits, 10 trials" in pbo_line
 
 
@@ -182,7 +182,7 @@ def test_sweep_when_goog_fast_by_slow_5x5_then_ranked_report_heatmap_and_parquet
     report = (sweep_dir / "sweep_report.md").read_text()
     assert "Ranked by `sharpe`" in report and "![sharpe by strategy.fast x strategy.slow]" in report
     assert "Deflated Sharpe Ratio of the best job" in report and "over 25 trials" in report
-    assert "Probability of Backtest Overfitting (CSCV, 16 blocks" in report
+    assert "Probability of Backtest Overfitting (CSCV, 2,147 common days in 16 blocks" in report
     grid = duckdb.sql(
         f'SELECT "strategy.fast" AS fast, "strategy.slow" AS slow, sharpe, n_trades, status '
         f"FROM read_parquet('{sweep_dir / 'sweep_results.parquet'}') ORDER BY sharpe DESC"
