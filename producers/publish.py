@@ -22,9 +22,14 @@ from typing import Generic, TypeVar
 import duckdb
 from loguru import logger
 
-from components.data.duckdb_client import check_db_file, get_connection
+from components.data.duckdb_client import (
+    check_db_file,
+    get_connection,
+    not_duckdb_message,
+    translate_error,
+)
 from components.data.market_db import bump_content_version, ensure_schema
-from components.errors import PublishLockTimeoutError
+from components.errors import DbCorruptError, PublishLockTimeoutError
 
 T = TypeVar("T")
 
@@ -131,6 +136,19 @@ def publish(
         staging = staging_path(live)
         try:
             result = _build_staging(live, staging, apply)
+        except DbCorruptError:  # the staging file is a byte copy: the damage is the live file's
+            _remove(staging)
+            raise DbCorruptError(not_duckdb_message(live)) from None
+        except duckdb.Error as exc:
+            _remove(staging)
+            translated = translate_error(exc, live)
+            if translated is None:
+                raise
+            raise (
+                DbCorruptError(not_duckdb_message(live))
+                if isinstance(translated, DbCorruptError)
+                else translated
+            ) from None
         except BaseException:
             _remove(staging)
             raise

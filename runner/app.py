@@ -20,7 +20,7 @@ from components.data.duckdb_client import get_connection, translate_error
 from components.errors import UserFacingError
 from components.execution.write_buffer import FlushError, WriteBuffer
 from components.market import cache as bar_cache
-from components.registry import build, typed_config
+from components.registry import build
 from runner import job_cache, outputs, run_stats, startup
 from runner.engine import Engine, LoopResult, StopFlags
 from runner.plan import Plan, make_plan, typed_configs
@@ -106,8 +106,6 @@ def run_backtest(
     ``equity.png`` / ``report.html`` unless ``run.plot=true`` / ``run.html=true`` was asked.
     """
     configs = typed_configs(cfg)
-    for group in ("sizing", "orders"):  # checked before anything runs (dry runs too)
-        configs[group] = typed_config(group, cfg[group])
     results_path = run_dir / "results.duckdb"
     if results_path.exists():  # before runner.log: an earlier run's log is not appended to
         raise UserFacingError(

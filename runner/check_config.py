@@ -35,7 +35,16 @@ from runner.plan import Plan, make_plan, typed_configs
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 DEFAULT_DB = "outputs/market/demo.duckdb"
-BUILT_GROUPS = ("market", "analytics", "strategy", "execution", "buffer", "broker")
+BUILT_GROUPS = (
+    "market",
+    "analytics",
+    "strategy",
+    "execution",
+    "buffer",
+    "broker",
+    "sizing",
+    "orders",
+)
 
 
 @dataclass

@@ -19,7 +19,17 @@ from components.registry import build, typed_config
 from components.suggest import closest
 from components.timestamps import parse_timestamp
 
-GROUPS = ("db", "market", "analytics", "strategy", "execution", "buffer", "broker")
+GROUPS = (
+    "db",
+    "market",
+    "analytics",
+    "strategy",
+    "execution",
+    "buffer",
+    "broker",
+    "sizing",
+    "orders",
+)
 
 
 @dataclass

@@ -65,11 +65,11 @@ class _Bar:
         total_bars: int,
         *,
         file: Any = None,
-        delay: float = BAR_DELAY_S,
+        delay: float | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._total, self._file, self._clock = total_bars, file, clock
-        self._show_at = clock() + delay
+        self._show_at = clock() + (BAR_DELAY_S if delay is None else delay)
         self._bar: Any = None
         self._state = ""
         self._desc = "backtest "

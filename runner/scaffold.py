@@ -10,8 +10,8 @@ writes, relative to the working directory (``DIR`` = ``--into``, default ``plugi
     DIR/conf/strategy/NAME.yaml       the option file, keys checked against the config dataclass
     DIR/test_NAME.py                  runs it as a plugin and proves chunk-size parity
 
-and prints the command that runs it. Existing files are never overwritten. The guide is
-docs/strategies.md.
+and prints the command that runs it. A file you edited is never overwritten (the run is refused);
+running it again over its own unedited output changes nothing. The guide is docs/strategies.md.
 """
 
 from __future__ import annotations
@@ -164,12 +164,6 @@ def scaffold(name: str, into: str = "plugins", cwd: Path | None = None) -> list[
         package / "conf" / "strategy" / f"{name}.yaml": YAML,
         package / f"test_{name}.py": TEST,
     }
-    existing = [p for p in files if p.exists()]
-    if existing:
-        raise ScaffoldError(
-            f"scaffold: {existing[0]} already exists; nothing was written. Pick another name or "
-            "remove the file."
-        )
     values = {
         "name": name,
         "cls": "".join(w.capitalize() for w in name.split("_")),
@@ -179,6 +173,13 @@ def scaffold(name: str, into: str = "plugins", cwd: Path | None = None) -> list[
         "depth": len(parts),
         "root_hint": "the directory that holds " + "/".join(parts),
     }
+    rendered = {path: template.format(**values) for path, template in files.items()}
+    edited = [p for p, text in rendered.items() if p.exists() and p.read_text() != text]
+    if edited:
+        raise ScaffoldError(
+            f"scaffold: {edited[0]} already exists and differs from the skeleton; nothing was "
+            "written. Pick another name or remove the file."
+        )
     written = []
     for i in range(1, len(parts) + 1):  # every directory on the way must be a package
         init = cwd.joinpath(*parts[:i]) / "__init__.py"
@@ -186,9 +187,11 @@ def scaffold(name: str, into: str = "plugins", cwd: Path | None = None) -> list[
             init.parent.mkdir(parents=True, exist_ok=True)
             init.write_text('"""Strategy plugins (python -m runner.scaffold)."""\n')
             written.append(init)
-    for path, template in files.items():
+    for path, text in rendered.items():
+        if path.exists():
+            continue  # the same skeleton, written by an earlier run: nothing to do
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(template.format(**values))
+        path.write_text(text)
         written.append(path)
     return written
 
@@ -221,9 +224,11 @@ def main(argv: list[str] | None = None) -> int:
     module = ".".join((*Path(args.into).parts, args.name))
     for path in written:
         print(f"wrote {path.relative_to(Path.cwd())}")
+    if not written:
+        print(f"{into}/{args.name}.py, its YAML and its test are already in place (unchanged)")
     print(
         f"run it:  RUNNER_PLUGINS={module} python -m runner +experiment=backtest "
-        f"strategy={args.name} hydra.searchpath=[file://{into}/conf]\n"
+        f"strategy={args.name} 'hydra.searchpath=[file://{into}/conf]'\n"
         f"test it: python -m pytest {into}/test_{args.name}.py"
     )
     return 0

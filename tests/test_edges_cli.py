@@ -3,7 +3,9 @@
 Each case runs the real CLI in a subprocess and must end with exit code 2 and exactly one line on
 stderr that names the key or file and the fix, no traceback, nothing written: the market DB is
 unchanged and no run directory is left behind (item 18). The subprocesses run four at a time from
-one module fixture, so the file costs about a quarter of the sum of its cases.
+one module fixture, so the file costs about a quarter of the sum of its cases (about a minute on
+two idle cores): it is ``slow`` (``make test-slow``, which CI runs); tests/test_edges_units.py checks
+the same functions in-process in ``make test``.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ import duckdb
 import pytest
 
 from tests.helpers import REPO, make_market_db, read_shared_csv
+
+pytestmark = pytest.mark.slow
 
 GOOG_CSV = "goog_daily_2004_2013.csv"
 ISO_HELP = (

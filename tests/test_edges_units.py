@@ -220,3 +220,19 @@ def test_typed_configs_when_integer_beyond_64_bits_then_names_key_issue14_item12
         match=r"^execution\.kill_switch\.max_daily_trades=99999999999999999999: too large",
     ):
         typed_configs(cfg)
+
+
+def test_publish_when_live_db_damaged_then_names_live_file_not_staging_issue14_item10(
+    tmp_path: Path,
+) -> None:
+    from producers.publish import publish
+
+    live = make_market_db(tmp_path / "m.duckdb", read_shared_csv("goog_daily_2004_2013.csv"))
+    data = bytearray(live.read_bytes())
+    data[12288 + 100 : 12288 + 200] = b"\xff" * 100  # inside the first data block
+    live.write_bytes(bytes(data))
+    with pytest.raises(
+        DbCorruptError, match=rf"^{re.escape(str(live))} is not a readable DuckDB database"
+    ):
+        publish(live, lambda con: con.execute("SELECT sum(close) FROM bars").fetchall())
+    assert not list(tmp_path.glob("*.staging-*"))

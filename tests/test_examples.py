@@ -145,12 +145,30 @@ def test_donchian_when_contract_command_on_goog_then_trades_match_backtesting_py
     assert pd.Timestamp(open_position["entry_ts"]) > pd.Timestamp(got[-1]["exit_ts"])
 
 
-def test_donchian_when_warm_up_then_first_trade_decided_after_bar_w_plus_1(goog_db: Path) -> None:
-    """W = 20 (upper first defined at bar 20): nothing is decided before bar 21."""
-    trades = backtesting_py_donchian()
+def test_donchian_when_warm_up_then_first_decision_is_bar_21(plugins: None) -> None:
+    """W = 20 (upper = max of the 20 highs before, first defined at bar 20): decide starts at 21."""
+    from components.market.base import chunk_from_columns
+    from examples.strategies.donchian import Donchian, DonchianConfig
+
+    class Spy(Donchian):
+        def decide(self, ctx):
+            seen.append((ctx.bar_index, ctx.now.upper, ctx.prev.upper))
+            super().decide(ctx)
+
+    seen: list[tuple[int, float, float]] = []
     bars = read_shared_csv("goog_daily_2004_2013.csv")
-    first_entry = int(np.flatnonzero(bars["ts"].dt.tz_localize(None) == trades["EntryTime"][0])[0])
-    assert first_entry - 1 >= 21  # decided at the close before the fill
+    columns = {c: bars[c].to_numpy() for c in ("open", "high", "low", "close", "volume")}
+    columns["ts_us"] = bars["ts"].astype("int64").to_numpy() // 1000
+    columns["sym"] = np.zeros(len(bars), dtype=np.int64)
+    spy = Spy(DonchianConfig())
+    spy.start(("GOOG",))
+    for lo in range(0, len(bars), 7):  # seven bars per chunk
+        chunk = chunk_from_columns({k: v[lo : lo + 7] for k, v in columns.items()})
+        spy.on_chunk(chunk)
+        for k in range(chunk.n_steps):
+            spy.on_step(k, k, k + 1, int(chunk.step_ts[k]), None)
+    assert seen[0][0] == 21 and len(seen) == len(bars) - 21
+    assert seen[0][1] == bars["high"][1:21].max() and seen[0][2] == bars["high"][0:20].max()
 
 
 def test_donchian_vector_when_goog_then_same_trades_as_the_per_step_form(

@@ -141,9 +141,13 @@ def test_readme_every_block_when_run_in_order_then_succeeds_with_the_outcomes_it
     _run(blocks + blocks, cwd, env)  # issue 14: every command works when pasted twice
 
     outputs = cwd / "outputs"
-    assert [_summary(r)["total_pnl"] for r in _runs(outputs, "goog_sma")] == pytest.approx([66275.0] * 2)
+    assert [_summary(r)["total_pnl"] for r in _runs(outputs, "goog_sma")] == pytest.approx(
+        [66275.0] * 2
+    )
     for guarded in map(_summary, _runs(outputs, "demo_guarded")):
-        assert guarded["status"] == "halted" and guarded["kill_switch"]["code"] == "MAX_DAILY_TRADES"
+        assert (
+            guarded["status"] == "halted" and guarded["kill_switch"]["code"] == "MAX_DAILY_TRADES"
+        )
     halted_runs = sorted(p.parent for p in outputs.glob("halted/*/summary.json"))
     assert len(halted_runs) == 2
     for run_dir in halted_runs:

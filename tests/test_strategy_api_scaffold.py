@@ -77,12 +77,16 @@ def test_scaffold_when_name_or_target_bad_then_one_line_exit_2(
     assert list(tmp_path.iterdir()) == []
 
 
-def test_scaffold_when_files_exist_then_nothing_is_overwritten(tmp_path: Path) -> None:
+def test_scaffold_when_run_twice_then_unchanged_and_an_edited_file_is_never_overwritten(
+    tmp_path: Path,
+) -> None:
     assert scaffold(tmp_path, "again").returncode == 0
+    again = scaffold(tmp_path, "again")
+    assert again.returncode == 0 and "already in place (unchanged)" in again.stdout
     module = tmp_path / "plugins" / "again.py"
     module.write_text("# mine\n")
     proc = scaffold(tmp_path, "again")
-    assert proc.returncode == 2 and "already exists; nothing was written" in proc.stderr
+    assert proc.returncode == 2 and "already exists and differs from the skeleton" in proc.stderr
     assert module.read_text() == "# mine\n"
 
 

@@ -91,9 +91,9 @@ def translate_error(
     if isinstance(exc, duckdb.IOException) and "Is a directory" in text:
         return DbNotAFileError(_not_a_file_message(path, "a directory"))
     if "not a valid DuckDB database" in text or "Cannot launch in-memory database" in text:
-        return DbCorruptError(_not_duckdb_message(path))
+        return DbCorruptError(not_duckdb_message(path))
     if _CORRUPT.search(text) and isinstance(exc, duckdb.Error):
-        return DbCorruptError(_not_duckdb_message(path))
+        return DbCorruptError(not_duckdb_message(path))
     return None
 
 
@@ -104,7 +104,7 @@ def _not_a_file_message(path: Path, what: str) -> str:
     )
 
 
-def _not_duckdb_message(path: Path) -> str:
+def not_duckdb_message(path: Path) -> str:
     kind = _sniff(path)
     if kind in ("CSV", "Parquet"):
         return (
@@ -182,7 +182,7 @@ def check_db_file(path: str | Path, *, must_exist: bool = True) -> Path:
             f"(e.g. `chmod u+r {path}`) or point db.path at a copy you can read."
         )
     if _sniff(path) != "DuckDB":
-        raise DbCorruptError(_not_duckdb_message(path))
+        raise DbCorruptError(not_duckdb_message(path))
     return path
 
 

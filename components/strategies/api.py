@@ -92,6 +92,7 @@ __all__ = [
 ]
 
 PRICE_COLUMNS = ("open", "high", "low", "close", "volume")
+_PLAIN_ORDER = frozenset(("reason", "value", "reference"))  # order keywords needing no checks
 _CHECK_BARS = 8  # already-known bars recomputed with each chunk and compared (the causality check)
 
 
@@ -194,15 +195,21 @@ class _Known(dict):
     """Indicator values already computed for the tail's earlier bars (NaN for the new ones).
 
     A recursive indicator (an EMA, Wilder's RSI) reads ``bars.known[name]`` to resume from its
-    last value instead of needing the whole history. Missing names give all-NaN.
+    last value instead of needing the whole history. Built on first access; unknown names (and
+    the first chunk) give all-NaN.
     """
 
-    def __init__(self, n: int) -> None:
+    def __init__(self, n: int, history: Any = None, start: int = 0, n_old: int = 0) -> None:
         super().__init__()
-        self.n = n
+        self.n, self._history, self._start, self._n_old = n, history, start, n_old
 
     def __missing__(self, name: str) -> np.ndarray:
-        return np.full(self.n, np.nan)
+        out = np.full(self.n, np.nan)
+        h = self._history
+        if h is not None and name in h.cols and not name.startswith("_") and name != "ts":
+            out[: self._n_old - self._start] = h.cols[name][self._start : self._n_old]
+        self[name] = out
+        return out
 
 
 class _History:
@@ -258,12 +265,16 @@ class Row:
     def __getattr__(self, name: str) -> Any:
         # a column the loader does not fill (not named in the strategy's code): read it now
         names = type(self).__slots__
-        if name not in names or self._ctx is None:
+        ctx = self._ctx
+        if name not in names or ctx is None or ctx._s < 0:
             raise AttributeError(
-                f"no column {name!r} at this bar (columns: {', '.join(names) or 'none'})"
+                f"no column {name!r} at this bar (columns: {', '.join(names) or 'none'}; in "
+                "rebalance() read ctx.bars)"
             )
-        columns = self._ctx._prev_columns if self._is_prev else self._ctx._strategy._now_columns
-        return columns[names.index(name)][self._ctx._r]
+        bar = ctx.bar_index - (1 if self._is_prev else 0)
+        if bar < 0:
+            return math.nan
+        return float(ctx._strategy._histories[ctx._s].cols[name][bar])
 
     def as_dict(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in type(self).__slots__}
@@ -277,16 +288,16 @@ def _row_class(names: tuple[str, ...]) -> type[Row]:
     return type("Row", (Row,), {"__slots__": names})
 
 
-def _loader(
-    eager: tuple[str, ...], names: tuple[str, ...]
-) -> Callable[[list[list[Any]]], Callable[[Row, int], None]]:
-    """Return ``bind(columns) -> load(row, j)``: ``load`` copies position ``j`` of the ``eager``
-    columns (``columns`` holds every column of ``names``, in order).
+def _loader(eager: tuple[str, ...]) -> Callable[[list[list[Any]]], Callable[[Row, int], None]]:
+    """Return ``bind(columns) -> load(row, j)``: ``load`` copies position ``j`` of each column
+    into the ``eager`` attribute of the same rank.
 
     Generated once per strategy so that a decision costs one call and one store per used column.
     """
-    cells = "".join(f"c{names.index(n)} = columns[{names.index(n)}]\n    " for n in eager)
-    stores = "".join(f"\n        row.{n} = c{names.index(n)}[j]" for n in eager) or "\n        pass"
+    cells = "".join(f"c{i} = columns[{i}]\n    " for i in range(len(eager)))
+    stores = (
+        "".join(f"\n        row.{n} = c{i}[j]" for i, n in enumerate(eager)) or "\n        pass"
+    )
     source = f"def bind(columns):\n    {cells}def load(row, j):{stores}\n    return load\n"
     namespace: dict[str, Any] = {}
     exec(compile(source, "<strategy row loader>", "exec"), namespace)
@@ -294,7 +305,8 @@ def _loader(
 
 
 def _names_used(cls: type) -> set[str]:
-    """Return every attribute name the code of ``cls`` (and its bases below Strategy) mentions."""
+    """Return every attribute name the per-bar code of ``cls`` (and its bases below Strategy)
+    mentions: ``decide``/``rebalance`` and any helper, not the vectorised hooks."""
     names: set[str] = set()
 
     def walk(code: Any) -> None:
@@ -303,10 +315,13 @@ def _names_used(cls: type) -> set[str]:
             if hasattr(const, "co_names"):
                 walk(const)
 
+    vectorised = {"indicators", "lookback", "target", "decide_when", "on_start"}  # not per bar
     for klass in cls.__mro__:
         if klass is Strategy or klass is object:
             continue
-        for value in vars(klass).values():
+        for attr, value in vars(klass).items():
+            if attr in vectorised:
+                continue
             func = getattr(value, "__func__", value)
             if hasattr(func, "__code__"):
                 walk(func.__code__)
@@ -344,7 +359,6 @@ class Context:
         self._out: list[Insight] = []
         self.now: Row = Row()  # this bar's values (refilled before each decide call)
         self._prev_row: Row = Row()
-        self._prev_columns: list[list[Any]] = []
         self._load_prev: Callable[[Row, int], None] = lambda row, j: None
         self.position = 0  # signed units held (set before each decide call)
 
@@ -459,6 +473,25 @@ class Context:
 
     def _order(self, view: str, quantity: int | None, reason: str, kw: dict[str, Any]) -> None:
         st = self._strategy
+        if (
+            self._s >= 0
+            and kw.keys() <= _PLAIN_ORDER
+            and (quantity is None or (type(quantity) is int and quantity >= 1))
+        ):  # the common case: a market order for this symbol, nothing to validate
+            value = kw.get("value")
+            st._book.record(self._s, view, quantity)
+            self._out.append(
+                Insight(
+                    self.ts,
+                    self._s,
+                    view,
+                    kw.get("reason", reason),
+                    float(self.now.close if value is None else value),
+                    float(kw.get("reference", 0.0)),
+                    quantity,
+                )
+            )
+            return
         symbol = kw.pop("symbol", None)
         s = self._s if symbol is None else st._sym_index(symbol, self)
         if s < 0:
@@ -697,10 +730,11 @@ class Strategy:
         # decide/rebalance run only on these rows: convert just their values to Python floats
         selected = np.flatnonzero(ready & when)
         ctx = self._ctx
-        self._now_columns = [self._full[c][selected].tolist() for c in names]
-        self._load_now = self._bind(self._now_columns)
-        ctx._prev_columns = [prev_cols.get(c, np.full(n, np.nan))[selected].tolist() for c in names]
-        ctx._load_prev = self._bind(ctx._prev_columns)
+        eager = self._eager  # the other columns are read from the history on access (Row)
+        self._load_now = self._bind([self._full[c][selected].tolist() for c in eager])
+        ctx._load_prev = self._bind(
+            [prev_cols.get(c, np.full(n, np.nan))[selected].tolist() for c in eager]
+        )
         self._ready_rows = selected.tolist()
         self._sel_syms = chunk.sym[selected].tolist()
         # selected rows of step k: positions step_lo[k]:step_lo[k + 1] of the lists above
@@ -741,11 +775,11 @@ class Strategy:
     def _set_columns(self, names: tuple[str, ...]) -> None:
         # the loader fills only the columns the strategy's code names; the others are read on
         # first access (Row.__getattr__), so a dynamic getattr(ctx.now, name) still works
-        eager = tuple(n for n in names if n in self._used)
+        self._eager = tuple(n for n in names if n in self._used)
         row_cls = _row_class(names)
         self._ctx.now, self._ctx._prev_row = row_cls(self._ctx, False), row_cls(self._ctx, True)
-        self._bind = _loader(eager, names)
-        self._load_now = self._bind([[] for _ in names])
+        self._bind = _loader(self._eager)
+        self._load_now = self._bind([[] for _ in self._eager])
 
     def _symbol_chunk(
         self,
@@ -780,12 +814,16 @@ class Strategy:
         ready[rows] = bar_index >= h.ready_from
         prev_idx = bar_index - 1
         has_prev = prev_idx >= 0
-        for name in self._columns:
-            if name not in PRICE_COLUMNS:
-                col = now_cols.setdefault(name, np.full(len(chunk), np.nan))
-                col[rows] = h.cols[name][n_old : n_old + m]
-            prev = prev_cols.setdefault(name, np.full(len(chunk), np.nan))
-            prev[rows] = np.where(has_prev, h.cols[name][np.maximum(prev_idx, 0)], np.nan)
+        for name in self._ind_names:
+            if name not in now_cols:
+                now_cols[name] = np.full(len(chunk), np.nan)
+            now_cols[name][rows] = h.cols[name][n_old : n_old + m]
+        if self._eager:
+            prev_at = np.maximum(prev_idx, 0)
+        for name in self._eager:
+            if name not in prev_cols:
+                prev_cols[name] = np.full(len(chunk), np.nan)
+            prev_cols[name][rows] = np.where(has_prev, h.cols[name][prev_at], np.nan)
         for name in ("__when__", "__target__"):  # kept for the causality check of later chunks
             if name in values:
                 h.cols.setdefault(name, np.full(len(h.cols["ts"]), np.nan))
@@ -804,11 +842,7 @@ class Strategy:
         cols = {c: h.view(c, start, h.n) for c in ("ts", *PRICE_COLUMNS)}
         bars = Bars(self.symbols[s], start, cols)
         bars.new_from = n_old - start  # bars[:new_from] were computed before (bars.known)
-        bars.known = _Known(len(bars))
-        for name in self._ind_names or ():
-            known = np.full(len(bars), np.nan)
-            known[: n_old - start] = h.cols[name][start:n_old]
-            bars.known[name] = known
+        bars.known = _Known(len(bars), h if self._ind_names else None, start, n_old)
         try:
             raw = self.indicators(bars)
         except StrategyError:
