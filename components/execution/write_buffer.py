@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +32,7 @@ class FlushError(UserFacingError, OSError):
 class DuckDbBufferConfig:
     kind: str = "duckdb"
     batch_size: int = 5000  # pending rows (all tables together) that trigger a flush
+    background: bool = True  # batches that fill up mid-run are written by a writer thread
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
@@ -84,12 +86,24 @@ def digest_of_results(con: duckdb.DuckDBPyConnection) -> str:
 
 
 class WriteBuffer:
-    """Buffer rows per table and write them to ``results.duckdb`` in one transaction per flush."""
+    """Buffer rows per table and write them to ``results.duckdb`` in one transaction per flush.
+
+    With ``background``, a batch that fills up mid-run is handed to one writer thread (its own
+    DuckDB cursor; DuckDB releases the GIL while it inserts and commits) and the loop goes on.
+    At most one batch is in flight; it leaves memory only after its COMMIT. A failed commit is
+    raised by the next ``flush`` with the batch's rows put back in front of the pending ones, so
+    nothing is lost either way. ``flush()`` called from outside (end of run, the error path)
+    always waits until everything is committed, so callers see the synchronous behaviour.
+    """
 
     persistent = True
 
-    def __init__(self, batch_size: int) -> None:
+    def __init__(self, batch_size: int, background: bool = False) -> None:
         self.batch_size = batch_size
+        self.background = background
+        self._writer: ThreadPoolExecutor | None = None
+        self._writer_con: duckdb.DuckDBPyConnection | None = None
+        self._in_flight: tuple[Future[None], dict[str, list[tuple]], int] | None = None
         self.pending: dict[str, list[tuple]] = {name: [] for name in TABLES}
         self.n_pending = 0
         self.rows_written = 0
@@ -107,6 +121,9 @@ class WriteBuffer:
         # checkpoint at close, not every 16 MB of WAL mid-run: committed rows are durable in the WAL either way
         self.con.execute("SET wal_autocheckpoint = '1GB'")
         self.con.execute(results_ddl())
+        if self.background:
+            self._writer_con = self.con.cursor()
+            self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="results-writer")
         return self.con
 
     def add(self, table: str, row: tuple) -> None:
@@ -114,7 +131,10 @@ class WriteBuffer:
         self.pending[table].append(row)
         self.n_pending += 1
         if self.n_pending >= self.batch_size:
-            self.flush()
+            if self._writer is not None:
+                self._flush_in_background()
+            else:
+                self.flush()
 
     def _digest_pending(self) -> None:
         """Fold pending rows into the digest (emission order per table, whatever the batch size)."""
@@ -125,12 +145,19 @@ class WriteBuffer:
     def flush(self) -> int:
         """Write every pending row in one transaction; clear the buffer only after COMMIT."""
         self._digest_pending()
+        self._wait_in_flight()
         if not self.n_pending or self.con is None:
             return 0
-        con = self.con
+        self._commit(self.con, self.pending, self.n_pending)
+        self.flushes += 1
+        return self._release_pending()
+
+    def _commit(
+        self, con: duckdb.DuckDBPyConnection, tables: dict[str, list[tuple]], n_rows: int
+    ) -> None:
         try:
             con.execute("BEGIN TRANSACTION")
-            for name, rows in self.pending.items():
+            for name, rows in tables.items():
                 if rows:
                     _wb_batch = _to_arrow(name, rows)
                     con.execute(f"INSERT INTO {name} SELECT * FROM _wb_batch")
@@ -139,11 +166,42 @@ class WriteBuffer:
             with contextlib.suppress(duckdb.Error):
                 con.execute("ROLLBACK")
             raise FlushError(
-                f"could not commit {self.n_pending} buffered row(s) to {self.path} ({exc}); the rows "
+                f"could not commit {n_rows} buffered row(s) to {self.path} ({exc}); the rows "
                 "are kept in memory and the run stops. Free disk space or fix permissions, then rerun."
             ) from exc
+
+    def _flush_in_background(self) -> None:
+        """Hand the pending rows to the writer thread (after the previous batch committed)."""
+        self._digest_pending()
+        self._wait_in_flight()
+        assert self._writer is not None and self._writer_con is not None
+        batch, n_rows = self.pending, self.n_pending
+        self.pending = {name: [] for name in TABLES}
+        self._digested = dict.fromkeys(TABLES, 0)
+        self.n_pending = 0
+        future = self._writer.submit(self._commit, self._writer_con, batch, n_rows)
+        self._in_flight = (future, batch, n_rows)
+
+    def _wait_in_flight(self) -> None:
+        """Wait for the batch in flight; on failure put its rows back in front and raise."""
+        if self._in_flight is None:
+            return
+        future, batch, n_rows = self._in_flight
+        self._in_flight = None
+        try:
+            future.result()
+        except FlushError:
+            for name, rows in batch.items():  # the failed batch precedes every pending row
+                rows.extend(self.pending[name])
+                self._digested[name] += len(rows) - len(self.pending[name])
+            self.pending, self.n_pending = batch, n_rows + self.n_pending
+            raise FlushError(
+                f"could not commit {self.n_pending} buffered row(s) to {self.path} "
+                f"({future.exception().__cause__}); the rows are kept in memory and the run "  # type: ignore[union-attr]
+                "stops. Free disk space or fix permissions, then rerun."
+            ) from future.exception()
         self.flushes += 1
-        return self._release_pending()
+        self.rows_written += n_rows
 
     def _release_pending(self) -> int:
         """Drop the pending rows (after COMMIT, or after digesting them when nothing is stored)."""
@@ -156,6 +214,14 @@ class WriteBuffer:
         return written
 
     def close(self) -> None:
+        if self._writer is not None:
+            with contextlib.suppress(FlushError):
+                self._wait_in_flight()  # a failure was raised by the run's last flush already
+            self._writer.shutdown(wait=True)
+            self._writer = None
+        if self._writer_con is not None:
+            self._writer_con.close()
+            self._writer_con = None
         if self.con is not None:
             self.con.close()
             self.con = None
@@ -186,7 +252,7 @@ def _to_arrow(table: str, rows: list[tuple]) -> pa.Table:
 
 @register("buffer", "duckdb", DuckDbBufferConfig)
 def make_duckdb_buffer(config: DuckDbBufferConfig) -> WriteBuffer:
-    return WriteBuffer(config.batch_size)
+    return WriteBuffer(config.batch_size, background=config.background)
 
 
 @register("buffer", "memory", MemoryBufferConfig)

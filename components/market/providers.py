@@ -6,6 +6,8 @@ performance setting, so it must never change the digest (DESIGN section 6).
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -37,12 +39,18 @@ class ChunkedMarketConfig:
     chunk_size: int = 1000  # clock steps (distinct timestamps) fetched per query
     validate: bool = True  # pandera-validate every chunk (OhlcvBars) before the loop sees it
     cache: bool = True  # multirun jobs of one process replay the bars of an earlier job (same DB version, universe, window)
+    prefetch: int = 2  # pages fetched ahead on a background thread while the loop runs (0 = off)
 
     def __post_init__(self) -> None:
         if self.chunk_size < 1:
             raise ValueError(
                 f"market.chunk_size must be a positive number of timestamps per query, was "
                 f"{self.chunk_size}; try market.chunk_size=1000"
+            )
+        if self.prefetch < 0:
+            raise ValueError(
+                f"market.prefetch must be a number of pages >= 0 (0 = off), was {self.prefetch}; "
+                "try market.prefetch=2"
             )
 
 
@@ -57,10 +65,12 @@ class _ProviderBase:
         self._con = con
         self._universe = universe
 
-    def _fetch(self, sql: str, params: dict[str, object]) -> BarChunk:
+    def _fetch(
+        self, sql: str, params: dict[str, object], con: duckdb.DuckDBPyConnection | None = None
+    ) -> BarChunk:
         assert self._con is not None, "call open() before chunks()"
         self.queries += 1
-        chunk = chunk_from_columns(self._con.execute(sql, params).fetchnumpy())
+        chunk = chunk_from_columns((con or self._con).execute(sql, params).fetchnumpy())
         if self._validate:
             validate_chunk(chunk, self._universe, f"market DB bars (query {self.queries})")
         return chunk
@@ -94,9 +104,10 @@ class ChunkedMarketProvider(_ProviderBase):
     one bounded range query ``after < ts <= page_end``, which DuckDB prunes with ts zonemaps.
     """
 
-    def __init__(self, validate: bool, chunk_size: int) -> None:
+    def __init__(self, validate: bool, chunk_size: int, prefetch: int = 0) -> None:
         super().__init__(validate)
         self.chunk_size = chunk_size
+        self.prefetch = prefetch
         self.index_queries = 0
 
     def page_ends(self) -> list[int]:
@@ -118,13 +129,66 @@ class ChunkedMarketProvider(_ProviderBase):
             "AND ts <= make_timestamptz($until_us) ORDER BY ts, symbol"
         )
         params = window_params(self._universe)
-        after = -(2**62)
-        for until in self.page_ends():
-            chunk = self._fetch(sql, {**params, "after_us": after, "until_us": until})
+        ends = self.page_ends()
+        pages = [
+            {**params, "after_us": after, "until_us": until}
+            for after, until in zip([-(2**62), *ends[:-1]], ends, strict=True)
+        ]
+        if self.prefetch and len(pages) > 1:
+            yield from self._prefetched(sql, pages)
+            return
+        for page in pages:
+            chunk = self._fetch(sql, page)
             if not len(chunk):
                 return
             yield chunk
-            after = until
+
+    def _prefetched(self, sql: str, pages: list[dict[str, object]]) -> Iterator[BarChunk]:
+        """Serve ``pages`` in order while a thread fetches up to ``prefetch`` pages ahead.
+
+        DuckDB releases the GIL while it runs a query, so the next page's query overlaps the
+        loop's work on this one. The thread has its own cursor (DuckDB connections are not
+        shared across threads); chunks, errors included, arrive in page order, so the loop sees
+        exactly what the sequential path serves: a performance key (``market.prefetch``).
+        """
+        assert self._con is not None, "call open() before chunks()"
+        cursor = self._con.cursor()
+        ahead: queue.Queue[tuple[str, object]] = queue.Queue(maxsize=self.prefetch)
+        stop = threading.Event()
+
+        def put(item: tuple[str, object]) -> bool:
+            while not stop.is_set():
+                try:
+                    ahead.put(item, timeout=0.05)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+
+        def work() -> None:
+            try:
+                for page in pages:
+                    chunk = self._fetch(sql, page, cursor)
+                    if not put(("chunk", chunk)) or not len(chunk):
+                        return
+                put(("end", None))
+            except BaseException as exc:  # handed to the loop's thread, raised there in order
+                put(("error", exc))
+
+        thread = threading.Thread(target=work, name="market-prefetch", daemon=True)
+        thread.start()
+        try:
+            while True:
+                kind, item = ahead.get()
+                if kind == "error":
+                    raise item  # type: ignore[misc]
+                if kind == "end" or not len(item):  # type: ignore[arg-type]
+                    return
+                yield item  # type: ignore[misc]
+        finally:
+            stop.set()
+            thread.join()
+            cursor.close()
 
 
 @register("market", "direct", DirectMarketConfig)
@@ -134,4 +198,6 @@ def make_direct_market(config: DirectMarketConfig) -> DirectMarketProvider:
 
 @register("market", "chunked", ChunkedMarketConfig)
 def make_chunked_market(config: ChunkedMarketConfig) -> ChunkedMarketProvider:
-    return ChunkedMarketProvider(validate=config.validate, chunk_size=config.chunk_size)
+    return ChunkedMarketProvider(
+        validate=config.validate, chunk_size=config.chunk_size, prefetch=config.prefetch
+    )
