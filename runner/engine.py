@@ -22,7 +22,7 @@ from components.execution.broker import Broker
 from components.execution.handler import ExecutionHandler
 from components.execution.kill_switch import KillState
 from components.execution.orders import OrdersConfig
-from components.execution.records import EquityRow
+from components.execution.records import EquityRow, new_row
 from components.execution.write_buffer import WriteBuffer
 from components.market.base import MarketProvider, Universe
 from components.strategies.base import Strategy
@@ -150,6 +150,7 @@ class Engine:
         on_insights = execution.on_insights
         borrow = broker.borrow_rate > 0
         pending, bracketed, last_close = broker.pending, broker.bracketed, broker.last_close
+        n_symbols = len(self.universe.symbols)
         status = "completed"
         step = 0
         days: set[Any] = set()
@@ -165,6 +166,8 @@ class Engine:
             bars = _ChunkLists(chunk)
             closes, syms = chunk.close.tolist(), bars.syms
             bounds, stamps = chunk.bounds.tolist(), chunk.step_ts.tolist()
+            # a step holding every symbol in symbol order marks the closes with one slice
+            whole = n_symbols if _steps_in_symbol_order(chunk) else -1
             days.update(_trading_days(chunk.step_ts, self.day_tz))
             self._check_halt_file(stamps[0])
             for k, ts in enumerate(stamps):
@@ -186,12 +189,15 @@ class Engine:
                         execution.cancel_blocked_orders(ts)  # halted before this open
                     broker.on_step(ts, range(lo, hi), bars)
                 # (3) mark to the close
-                for r in range(lo, hi):
-                    last_close[syms[r]] = closes[r]
+                if hi - lo == whole:
+                    last_close[:] = closes[lo:hi]
+                else:
+                    for r in range(lo, hi):
+                        last_close[syms[r]] = closes[r]
                 if borrow and broker.shorts:
                     broker.charge_borrow(ts)
                 equity = broker.equity()
-                add("equity", EquityRow(ts, broker.cash, equity))
+                add("equity", new_row(EquityRow, (ts, broker.cash, equity)))
                 ks.on_equity(ts, equity)
                 # (4) snapshot and insights; (5) sizing and (6) the kill switch, in the handler
                 insights = strategy.on_step(
@@ -253,10 +259,20 @@ class _ChunkLists:
         return values
 
 
+def _steps_in_symbol_order(chunk: Any) -> bool:
+    """Return True when the rows of every clock step have strictly increasing symbol codes."""
+    same_step = np.diff(chunk.ts) == 0
+    return bool(np.all(np.diff(chunk.sym)[same_step] > 0))
+
+
 def _trading_days(step_ts: np.ndarray, tz: str) -> set[Any]:
+    """Return the trading days (local calendar days of ``tz``) the clock steps fall on."""
     if not len(step_ts):
         return set()
-    stamps = pd.to_datetime(step_ts, unit="us", utc=True)
-    if tz not in ("UTC", "Etc/UTC"):
-        stamps = stamps.tz_convert(tz)
+    if tz in ("UTC", "Etc/UTC"):
+        return set(np.unique(step_ts // US_PER_DAY).tolist())
+    stamps = pd.to_datetime(step_ts, unit="us", utc=True).tz_convert(tz)
     return set(stamps.normalize().unique().tolist())
+
+
+US_PER_DAY = 86_400_000_000

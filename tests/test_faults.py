@@ -372,10 +372,25 @@ class FailingCommits:
         return getattr(self._con, name)
 
 
+def assert_refused_rows_follow_committed(buffer: Any, rows: dict, reference: dict) -> None:
+    """The rows still in memory are exactly the rows right after the committed prefix."""
+    for table, pending in buffer.pending.items():  # rows are identified by seq, or ts for equity
+        stored = [
+            r[0]
+            for r in reference["rows"][table][len(rows[table]) : len(rows[table]) + len(pending)]
+        ]
+        kept = [
+            pd.Timestamp(r[0], unit="us", tz="UTC") if table == "equity" else r[0] for r in pending
+        ]
+        assert kept == stored, (
+            f"{table}: the refused batch is not the rows right after the committed ones"
+        )
+
+
 def test_failed_commit_when_disk_full_then_rolled_back_rows_kept_and_run_fails_loudly(
     long_db: Path, reference: dict[str, Any], tmp_path: Path
 ) -> None:
-    # Arrange: from step 2000 on, every COMMIT of the results DB fails
+    # Arrange: from step 2000 on, every COMMIT of the results DB fails (synchronous flushes)
     seen: dict[str, Any] = {}
 
     def fill_disk(engine: Any, step: int, ts: int) -> None:
@@ -386,7 +401,9 @@ def test_failed_commit_when_disk_full_then_rolled_back_rows_kept_and_run_fails_l
     # Act
     with pytest.raises(FlushError) as raised:
         run_in_process(
-            tmp_path / "run", [f"db.path={long_db}", *RUN_ARGS[1:]], engine_hook=fill_disk
+            tmp_path / "run",
+            [f"db.path={long_db}", *RUN_ARGS[1:], "buffer.background=false"],
+            engine_hook=fill_disk,
         )
     # Assert: the error names the file and the fix
     results = tmp_path / "run" / "results.duckdb"
@@ -402,19 +419,40 @@ def test_failed_commit_when_disk_full_then_rolled_back_rows_kept_and_run_fails_l
     assert buffer.n_pending == BATCH
     assert committed(rows) % BATCH == 0
     assert_prefix(rows, reference["rows"])
-    for table, pending in buffer.pending.items():  # rows are identified by seq, or ts for equity
-        key = 0
-        stored = [
-            r[key]
-            for r in reference["rows"][table][len(rows[table]) : len(rows[table]) + len(pending)]
-        ]
-        kept = [
-            pd.Timestamp(r[key], unit="us", tz="UTC") if table == "equity" else r[key]
-            for r in pending
-        ]
-        assert kept == stored, (
-            f"{table}: the refused batch is not the rows right after the committed ones"
+    assert_refused_rows_follow_committed(buffer, rows, reference)
+    assert runs_row(tmp_path / "run")["status"] == "failed"
+
+
+def test_failed_commit_when_disk_full_under_background_writer_then_batch_put_back_and_run_fails(
+    long_db: Path, reference: dict[str, Any], tmp_path: Path
+) -> None:
+    # Arrange: from step 2000 on, every COMMIT fails, on the writer thread's cursor and the main one
+    seen: dict[str, Any] = {}
+
+    def fill_disk(engine: Any, step: int, ts: int) -> None:
+        if step == 2000:
+            buffer = seen["buffer"] = engine.buffer
+            assert buffer._writer is not None, "buffer.background is on by default"
+            buffer._wait_in_flight()  # the batch already handed over commits on the real disk
+            seen["writer"] = buffer._writer_con = FailingCommits(buffer._writer_con)
+            seen["con"] = buffer.con = FailingCommits(buffer.con)
+
+    # Act
+    with pytest.raises(FlushError) as raised:
+        run_in_process(
+            tmp_path / "run", [f"db.path={long_db}", *RUN_ARGS[1:]], engine_hook=fill_disk
         )
+    # Assert: the failure of the batch in flight stops the run at the next flush, loudly
+    results = tmp_path / "run" / "results.duckdb"
+    assert str(raised.value).startswith("could not commit ")
+    assert f"buffered row(s) to {results} (Could not write file" in str(raised.value)
+    assert seen["writer"].commits_refused == 1
+    # ... the refused batch was put back in front of the later rows: nothing lost, in order
+    buffer, rows = seen["buffer"], all_rows(tmp_path / "run")
+    assert buffer.n_pending >= BATCH
+    assert committed(rows) % BATCH == 0
+    assert_prefix(rows, reference["rows"])
+    assert_refused_rows_follow_committed(buffer, rows, reference)
     assert runs_row(tmp_path / "run")["status"] == "failed"
 
 
@@ -436,9 +474,10 @@ def test_failed_commit_when_file_size_limit_hit_then_exit_1_and_message_names_th
     assert proc.returncode == 1
     assert "Traceback" not in err
     lines = error_lines(err)
-    assert len(lines) == 1 and lines[0].startswith(
-        f"error: could not commit {BATCH} buffered row(s) to {run_dir / 'results.duckdb'} ("
-    )
+    # the refused batch, plus the next one when the writer thread's batch failed (background)
+    kept = re.match(r"error: could not commit (\d+) buffered row\(s\) to (.*?) \(", lines[0])
+    assert len(lines) == 1 and kept is not None, lines
+    assert BATCH <= int(kept[1]) <= 2 * BATCH and kept[2] == str(run_dir / "results.duckdb")
     assert "File too large" in lines[0] and lines[0].endswith(
         "Free disk space or fix permissions, then rerun."
     )

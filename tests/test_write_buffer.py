@@ -89,3 +89,51 @@ def test_buffer_when_any_batch_size_then_every_row_written_once_in_order(
     assert digest_of_results(buffer.con) == buffer.digest.hexdigest() == memory.digest.hexdigest()
     assert buffer.flushes == -(-n_rows // batch_size)
     buffer.close()
+
+
+@settings(max_examples=25, deadline=None)
+@given(n_rows=st.integers(0, 60), batch_size=st.integers(1, 25))
+def test_background_buffer_when_any_batch_size_then_same_rows_digest_and_flushes_as_synchronous(
+    tmp_path_factory, n_rows: int, batch_size: int
+) -> None:
+    # Arrange
+    folder = tmp_path_factory.mktemp("bg")
+    sync, background = WriteBuffer(batch_size), WriteBuffer(batch_size, background=True)
+    sync.open(folder / "sync.duckdb")
+    background.open(folder / "background.duckdb")
+    # Act
+    for i in range(n_rows):
+        for buffer in (sync, background):
+            buffer.add("signals", signal_row(i))
+            buffer.add("equity", equity_row(i))
+    sync.flush()
+    background.flush()  # waits for the batch in flight, then commits the rest
+    # Assert
+    assert background.n_pending == 0 and background.flushes == sync.flushes
+    assert background.rows_written == sync.rows_written == 2 * n_rows
+    assert digest_of_results(background.con) == background.digest.hexdigest()
+    assert background.digest.hexdigest() == sync.digest.hexdigest()
+    got = background.con.execute("SELECT seq FROM signals ORDER BY seq").fetchall()
+    assert [r[0] for r in got] == list(range(n_rows))
+    sync.close()
+    background.close()
+
+
+def test_background_buffer_when_batch_in_flight_fails_then_next_flush_raises_and_keeps_rows_in_order(
+    tmp_path: Path,
+) -> None:
+    # Arrange: the table the writer inserts into is gone, so the batch in flight fails
+    buffer = WriteBuffer(batch_size=4, background=True)
+    buffer.open(tmp_path / "r.duckdb")
+    buffer.con.execute("DROP TABLE signals")
+    for i in range(4):  # the 4th row hands the batch to the writer thread
+        buffer.add("signals", signal_row(i))
+    buffer.add("signals", signal_row(4))
+    # Act
+    with pytest.raises(FlushError, match=r"could not commit 5 buffered row\(s\) to .*r\.duckdb"):
+        buffer.flush()
+    # Assert: the failed batch is back in front of the row added after it; nothing digested twice
+    assert buffer.n_pending == 5
+    assert [r.seq for r in buffer.pending["signals"]] == [0, 1, 2, 3, 4]
+    assert buffer.digest.counts["signals"] == 5
+    buffer.close()

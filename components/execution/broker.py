@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from components.execution.orders import CLOSING, FLATTEN, OPEN, REVERSE, BracketView, Order
-from components.execution.records import FillRow, TradeRow
+from components.execution.records import FillRow, TradeRow, new_row
 from components.registry import register
 
 US_PER_YEAR = 365 * 86_400_000_000  # borrow accrues ACT/365 on the time between bar stamps
@@ -321,10 +321,12 @@ class SimulatedBroker:
                 if s in bracketed and (lows[r] <= low_trigger[s] or highs[r] >= high_trigger[s]):
                     self._check_brackets(s, ts, opens[r], highs[r], lows[r], caps)
         if working:  # (3) limit / stop orders touched within the bar; day orders expire
-            highs, lows = bars.highs, bars.lows
-            for r in working:
-                if syms[r] in pending:
-                    self._intrabar(syms[r], ts, opens[r], highs[r], lows[r], caps)
+            still = [r for r in working if syms[r] in pending]
+            if still:  # market orders filled at the open: nothing is left to test
+                highs, lows = bars.highs, bars.lows
+                for r in still:
+                    if syms[r] in pending:
+                        self._intrabar(syms[r], ts, opens[r], highs[r], lows[r], caps)
 
     def fill_at_open(self, sym: int, ts: int, price: float) -> None:
         """Fill ``sym``'s working orders on a bar that trades only at ``price`` (tests, tools)."""
@@ -526,17 +528,20 @@ class SimulatedBroker:
             self.shorts.discard(s)
         self.realized_pnl += pnl
         self.trades += 1
-        row = TradeRow(
-            self._seq(),
-            self._symbols[s],
-            int(lot.entry_ts),
-            lot.price,
-            ts,
-            price,
-            size,
-            fees,
-            pnl,
-            reason,
+        row = new_row(
+            TradeRow,
+            (
+                self._seq(),
+                self._symbols[s],
+                int(lot.entry_ts),
+                lot.price,
+                ts,
+                price,
+                size,
+                fees,
+                pnl,
+                reason,
+            ),
         )
         self.closed.append(row)
         self._record("trades", row)
@@ -612,18 +617,21 @@ class SimulatedBroker:
         self.fills += 1
         self._record(
             "fills",
-            FillRow(
-                self._seq(),
-                ts,
-                self._symbols[s],
-                side,
-                qty,
-                price,
-                order_ts,
-                signal_seq,
-                fee,
-                remaining,
-                reason,
+            new_row(
+                FillRow,
+                (
+                    self._seq(),
+                    ts,
+                    self._symbols[s],
+                    side,
+                    qty,
+                    price,
+                    order_ts,
+                    signal_seq,
+                    fee,
+                    remaining,
+                    reason,
+                ),
             ),
         )
 

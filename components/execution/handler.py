@@ -18,7 +18,13 @@ from components.execution.kill_switch import (
     KillSwitchConfig,
 )
 from components.execution.orders import FLATTEN, OPEN, OrdersConfig, check_order_fields
-from components.execution.records import DenialRow, InsightRow, KillSwitchEventRow, SignalRow
+from components.execution.records import (
+    DenialRow,
+    InsightRow,
+    KillSwitchEventRow,
+    SignalRow,
+    new_row,
+)
 from components.execution.sizing import FixedUnits, as_insight
 from components.registry import register
 from components.strategies.base import FLAT, LONG, Insight
@@ -244,8 +250,9 @@ class ExecutionHandler:
             iseq = seq()
             record(
                 "insights",
-                InsightRow(
-                    iseq, ts, symbols[s], name, ins.view, ins.reason, ins.value, ins.reference
+                new_row(
+                    InsightRow,
+                    (iseq, ts, symbols[s], name, ins.view, ins.reason, ins.value, ins.reference),
                 ),
             )
             if s in broker.pending:
@@ -283,21 +290,24 @@ class ExecutionHandler:
         sseq = self._seq()
         self._record(
             "signals",
-            SignalRow(
-                sseq,
-                ts,
-                self._symbols[s],
-                side,
-                quantity,
-                ins.reason,
-                iseq,
-                order_type,
-                limit,
-                stop,
-                tif,
-                sl,
-                tp,
-                intent,
+            new_row(
+                SignalRow,
+                (
+                    sseq,
+                    ts,
+                    self._symbols[s],
+                    side,
+                    quantity,
+                    ins.reason,
+                    iseq,
+                    order_type,
+                    limit,
+                    stop,
+                    tif,
+                    sl,
+                    tp,
+                    intent,
+                ),
             ),
         )
         fields: dict[str, Any] = {"intent": intent}

@@ -93,6 +93,10 @@ __all__ = [
 
 PRICE_COLUMNS = ("open", "high", "low", "close", "volume")
 _PLAIN_ORDER = frozenset(("reason", "value", "reference"))  # order keywords needing no checks
+# the defaults of Insight's fields after ``quantity``: a plain market order's insight is built
+# with one C call, tuple.__new__(Insight, head + _MARKET_TAIL), on the hot path
+_MARKET_TAIL = tuple(Insight._field_defaults[f] for f in Insight._fields[7:])
+_new = tuple.__new__
 _CHECK_BARS = 8  # already-known bars recomputed with each chunk and compared (the causality check)
 
 
@@ -481,14 +485,18 @@ class Context:
             value = kw.get("value")
             st._book.record(self._s, view, quantity)
             self._out.append(
-                Insight(
-                    self.ts,
-                    self._s,
-                    view,
-                    kw.get("reason", reason),
-                    float(self.now.close if value is None else value),
-                    float(kw.get("reference", 0.0)),
-                    quantity,
+                _new(
+                    Insight,
+                    (
+                        self.ts,
+                        self._s,
+                        view,
+                        kw.get("reason", reason),
+                        float(self.now.close if value is None else value),
+                        float(kw.get("reference", 0.0)),
+                        quantity,
+                        *_MARKET_TAIL,
+                    ),
                 )
             )
             return
@@ -727,6 +735,10 @@ class Strategy:
             c: getattr(chunk, c) if c in PRICE_COLUMNS else now_cols.get(c, np.full(n, np.nan))
             for c in names
         }
+        events.sort(key=lambda e: e[0])
+        self._events, self._ei = events, 0
+        if self._hook == "target":  # no per-bar call: the events above are the decisions
+            return
         # decide/rebalance run only on these rows: convert just their values to Python floats
         selected = np.flatnonzero(ready & when)
         ctx = self._ctx
@@ -739,8 +751,6 @@ class Strategy:
         self._sel_syms = chunk.sym[selected].tolist()
         # selected rows of step k: positions step_lo[k]:step_lo[k + 1] of the lists above
         self._step_lo = np.searchsorted(selected, chunk.bounds).tolist()
-        events.sort(key=lambda e: e[0])
-        self._events, self._ei = events, 0
 
     def on_step(self, k: int, lo: int, hi: int, ts: int, snapshot: Any) -> list[Insight] | None:
         hook = self._hook
@@ -988,9 +998,8 @@ class Strategy:
             if t != previous:
                 r = int(rows[j])
                 view = LONG if t > 0 else SHORT if t < 0 else FLAT
-                events.append(
-                    (r, Insight(int(chunk.ts[r]), s, view, "target", float(chunk.close[r]), t))
-                )
+                head = (int(chunk.ts[r]), s, view, "target", float(chunk.close[r]), t, None)
+                events.append((r, _new(Insight, head + _MARKET_TAIL)))
                 previous = t
         h.target = previous
 
