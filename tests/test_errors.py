@@ -70,7 +70,7 @@ def _cases(db: Path, tmp: Path) -> dict[str, Case]:
             (*run, "market.chunk_sise=5"),
             (
                 r"error: market\.chunk_sise=5: market \(ChunkedMarketConfig\) has no key 'chunk_sise' \(its keys: "
-                r"cache, chunk_size, kind, validate\)\. Did you mean 'chunk_size'\? Fix: market\.chunk_size=5\."
+                r"cache, chunk_size, kind, prefetch, validate\)\. Did you mean 'chunk_size'\? Fix: market\.chunk_size=5\."
             ),
         ),
         "negative_threshold": Case(

@@ -120,24 +120,29 @@ def shift(values: Any, n: int = 1) -> np.ndarray:
     return out
 
 
-def _windowed(values: Any, window: int, lag: int, reduce: Callable[..., np.ndarray]) -> np.ndarray:
+def _windowed(values: Any, window: int, lag: int, pairwise: np.ufunc) -> np.ndarray:
+    """Fold ``pairwise`` (np.maximum / np.minimum: exact, NaN-propagating) over each window."""
     x = np.asarray(values, dtype=np.float64)
     if window < 1:
         raise ValueError(f"window must be >= 1 bar, was {window}")
     out = np.full(len(x), np.nan)
-    if len(x) >= window:
-        out[window - 1 :] = reduce(np.lib.stride_tricks.sliding_window_view(x, window), axis=1)
+    n = len(x) - window + 1
+    if n >= 1:
+        acc = x[:n].copy()  # window position j of every window is the slice x[j : j + n]
+        for j in range(1, window):
+            pairwise(acc, x[j : j + n], out=acc)
+        out[window - 1 :] = acc
     return shift(out, lag) if lag else out
 
 
 def rolling_max(values: Any, window: int, lag: int = 0) -> np.ndarray:
     """Return the max of the last ``window`` values, ``lag`` bars ago (``lag=1``: excluding today)."""
-    return _windowed(values, window, lag, np.max)
+    return _windowed(values, window, lag, np.maximum)
 
 
 def rolling_min(values: Any, window: int, lag: int = 0) -> np.ndarray:
     """Return the min of the last ``window`` values, ``lag`` bars ago."""
-    return _windowed(values, window, lag, np.min)
+    return _windowed(values, window, lag, np.minimum)
 
 
 def rolling_mean(values: Any, window: int, lag: int = 0) -> np.ndarray:
@@ -958,7 +963,7 @@ class Strategy:
         for name in (*self._ind_names, *(n for n in labels if n in values and n in h.cols)):
             old = h.cols[name][lo:n_old]
             new = values[name][lo - start : n_old - start]
-            if not np.array_equal(old, new, equal_nan=True):
+            if old.tobytes() != new.tobytes() and not np.array_equal(old, new, equal_nan=True):
                 j = int(np.flatnonzero(~((old == new) | (np.isnan(old) & np.isnan(new))))[0])
                 bar = lo + j
                 raise self._at(

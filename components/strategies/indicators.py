@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 
 def rolling_sum(values: np.ndarray, window: int) -> np.ndarray:
@@ -12,12 +11,13 @@ def rolling_sum(values: np.ndarray, window: int) -> np.ndarray:
     A fixed summation order makes each window's sum a function of its contents alone, so the
     result is identical whatever chunk the window falls in (pandas' online rolling sum is not).
     """
-    if len(values) < window:
+    n = len(values) - window + 1
+    if n < 1:
         return np.empty(0, dtype=np.float64)
-    view = sliding_window_view(values, window)
-    total = view[:, 0].copy()
+    values = np.asarray(values, dtype=np.float64)
+    total = values[:n].copy()  # column j of the window view is the slice values[j : j + n]
     for j in range(1, window):
-        total += view[:, j]
+        total += values[j : j + n]
     return total
 
 
