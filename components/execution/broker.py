@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from components.execution.orders import CLOSING, FLATTEN, OPEN, REVERSE, BracketView, Order
-from components.execution.records import FillRow, TradeRow, new_row
+from components.execution.records import FillRow, TradeRow, new_row, record_denial
 from components.registry import register
 
 US_PER_YEAR = 365 * 86_400_000_000  # borrow accrues ACT/365 on the time between bar stamps
@@ -647,22 +647,10 @@ class SimulatedBroker:
         signal_seq: int,
     ) -> None:
         """Record a refusal when no ExecutionHandler is bound (tools and unit tests)."""
-        from components.execution.records import DenialRow
-
-        self._record(
-            "denials",
-            DenialRow(
-                self._seq(),
-                ts,
-                self._symbols[sym],
-                side,
-                quantity,
-                code,
-                observed,
-                limit,
-                signal_seq,
-            ),
-        )
+        record_denial(
+            self._record, self._seq, self._symbols, ts, sym, side, quantity, code, observed,
+            limit, signal_seq,
+        )  # fmt: skip
 
     # -- reports -----------------------------------------------------------------------------------
     def open_positions(self) -> list[dict[str, object]]:

@@ -19,11 +19,11 @@ from components.execution.kill_switch import (
 )
 from components.execution.orders import FLATTEN, OPEN, OrdersConfig, check_order_fields
 from components.execution.records import (
-    DenialRow,
     InsightRow,
     KillSwitchEventRow,
     SignalRow,
     new_row,
+    record_denial,
 )
 from components.execution.sizing import FixedUnits, as_insight
 from components.registry import register
@@ -206,20 +206,10 @@ class ExecutionHandler:
         """Count a denial by reason and record it (reason code, observed value, limit)."""
         by_reason = self.metrics.denied_by_reason
         by_reason[code] = by_reason.get(code, 0) + 1
-        self._record(
-            "denials",
-            DenialRow(
-                self._seq(),
-                ts,
-                self._symbols[sym],
-                side,
-                quantity,
-                code,
-                observed,
-                limit,
-                signal_seq,
-            ),
-        )
+        record_denial(
+            self._record, self._seq, self._symbols, ts, sym, side, quantity, code, observed,
+            limit, signal_seq,
+        )  # fmt: skip
 
     _deny_at_broker = _deny  # the broker's refusals and cancellations take the same path
 

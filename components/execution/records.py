@@ -9,6 +9,7 @@ position. Timestamps travel as epoch microseconds (UTC) in memory and become TIM
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 import pyarrow as pa
@@ -89,6 +90,26 @@ class DenialRow(NamedTuple):
     observed: float | None
     limit_value: float | None
     signal_seq: int
+
+
+def record_denial(
+    record: Callable[[str, tuple], None],
+    next_seq: Callable[[], int],
+    symbols: tuple[str, ...],
+    ts: int,
+    sym: int,
+    side: str,
+    quantity: int,
+    code: str,
+    observed: float | None,
+    limit: float | None,
+    signal_seq: int,
+) -> None:
+    """Record one refusal or cancellation (the handler's ``_deny`` and the unbound broker's)."""
+    record(
+        "denials",
+        DenialRow(next_seq(), ts, symbols[sym], side, quantity, code, observed, limit, signal_seq),
+    )
 
 
 class EquityRow(NamedTuple):
