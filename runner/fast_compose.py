@@ -38,8 +38,13 @@ class FastSweepConfigLoader:
     def __init__(self, inner: Any) -> None:
         self.inner = inner
         self._templates: dict[tuple[Any, ...], tuple[list[Override], DictConfig]] = {}
+        self._scratch: dict[tuple[Any, ...], DictConfig] = {}
         self.composed = 0
         self.derived = 0
+        # set by a launcher that runs one job at a time and drops its config afterwards
+        # (``hydra/launcher=batched``): derived configs are then one per-shape config updated in
+        # place, not a deep copy per call (~10-30 ms each; the sweeper's validation calls too)
+        self.in_place = False
 
     def __getattr__(self, name: str) -> Any:  # every other ConfigLoader method is Hydra's
         if name == "inner":
@@ -59,7 +64,8 @@ class FastSweepConfigLoader:
             parsed, shape = [], None
         template = self._templates.get(shape) if shape is not None else None
         if template is not None:
-            derived = self._derive(template, parsed)
+            scratch = self._scratch_for(shape, template) if self.in_place else None
+            derived = self._derive(template, parsed, scratch, shape)
             if derived is not None:
                 OmegaConf.copy_cache(from_config=master_config, to_config=derived)
                 self.derived += 1
@@ -96,14 +102,34 @@ class FastSweepConfigLoader:
             return False
         return _plain_value(override.value())
 
+    def _scratch_for(
+        self, shape: Any, template: tuple[list[Override], DictConfig]
+    ) -> DictConfig:
+        scratch = self._scratch.get(shape)
+        if scratch is None:
+            scratch = self._scratch[shape] = copy.deepcopy(template[1])
+        return scratch
+
     def _derive(
-        self, template: tuple[list[Override], DictConfig], parsed: list[Override]
+        self,
+        template: tuple[list[Override], DictConfig],
+        parsed: list[Override],
+        scratch: DictConfig | None = None,
+        shape: tuple[Any, ...] = (),
     ) -> DictConfig | None:
+        """Return the job's config: a copy of the template, or ``scratch`` updated in place.
+
+        ``scratch`` holds the values of whichever job used it last, so every plain value of the
+        shape is set again (the other overrides of a shape are the template's own).
+        """
         base_overrides, base_cfg = template
-        cfg = copy.deepcopy(base_cfg)
+        cfg = copy.deepcopy(base_cfg) if scratch is None else scratch
         try:
-            for old, new in zip(base_overrides, parsed, strict=True):
-                if old.input_line == new.input_line:
+            reset = [scratch is not None and kind == "value" for kind, _ in shape] or [False] * len(
+                parsed
+            )
+            for old, new, again in zip(base_overrides, parsed, reset, strict=True):
+                if old.input_line == new.input_line and not again:
                     continue
                 node = OmegaConf.select(cfg, new.key_or_group, default=_ABSENT)
                 if node is _ABSENT or isinstance(node, DictConfig):

@@ -55,6 +55,9 @@ class BatchedLauncher(Launcher):
             hydra_context.config_loader = fast_compose.FastSweepConfigLoader(
                 hydra_context.config_loader
             )
+        # jobs run one at a time per process and their configs are dropped after each job:
+        # one config per shape, updated in place (the sweeper's validation included)
+        hydra_context.config_loader.in_place = True
 
     def launch(
         self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
@@ -78,7 +81,7 @@ class BatchedLauncher(Launcher):
         assert self.hydra_context is not None and self.config is not None
         idx, overrides = job
         config = self.hydra_context.config_loader.load_sweep_config(self.config, overrides)
-        with open_dict(config):
+        with read_write(config.hydra), open_dict(config):
             config.hydra.job.id = idx
             config.hydra.job.num = idx
         return run_lean_job(config, self.hydra_context, self.task_function)
@@ -122,6 +125,10 @@ def run_lean_job(
         ret.status = JobStatus.FAILED
     ret.task_name = str(config.hydra.job.name)
     callbacks.on_job_end(config=config, job_return=ret)
+    # the sweeper keeps every JobReturn until the sweep ends and reads only status and
+    # return_value: holding two configs per job made a 1,000-job sweep's RSS creep, and the
+    # job's config may be the per-shape one that the next job updates in place
+    ret.cfg = ret.hydra_cfg = None
     return ret
 
 

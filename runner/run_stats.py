@@ -18,14 +18,16 @@ from components.market.base import Universe, time_filter
 from components.results.stats import compute_stats, trades_frame
 
 
-def keep_equity_in_memory(buffer: Any) -> list[np.ndarray]:
-    """Return a list that collects the equity rows a non-persistent buffer would drop at flush.
+def keep_equity_in_memory(buffer: Any, *, always: bool = False) -> list[np.ndarray]:
+    """Return a list that collects the equity rows a buffer drops from memory at each flush.
 
     The memory buffer digests rows and forgets them; the statistics need the equity column, so the
     instance's ``flush`` is wrapped to copy pending equity rows first (one array per flush).
+    ``always`` (multirun jobs): keep them for a persistent buffer too, so the statistics do not
+    read back from results.duckdb the rows the run just wrote (the same float64 values).
     """
     kept: list[np.ndarray] = []
-    if buffer.persistent:
+    if buffer.persistent and not always:
         return kept
     flush = buffer.flush
 
@@ -41,7 +43,7 @@ def keep_equity_in_memory(buffer: Any) -> list[np.ndarray]:
 
 def equity_frame(buffer: Any, kept: list[np.ndarray]) -> pd.DataFrame:
     """Return the run's equity per clock step: ``ts`` (epoch us, int64) and ``equity``."""
-    if buffer.persistent and buffer.con is not None:
+    if buffer.persistent and buffer.con is not None and not kept:
         got = buffer.con.execute(
             "SELECT epoch_us(ts) AS ts, equity FROM equity ORDER BY ts"
         ).fetchnumpy()
@@ -61,9 +63,14 @@ def write_equity_daily(path: Any, equity: pd.DataFrame) -> None:
     ends, values, _ = day_returns(
         equity["ts"].to_numpy(dtype=np.int64), equity["equity"].to_numpy(dtype=np.float64)
     )
-    days = pd.to_datetime(ends, unit="us", utc=True).strftime("%Y-%m-%d")
+    # the text pandas' to_csv(float_format="%.17g") wrote, without building a frame (~5 ms a job)
+    days = np.asarray(ends, dtype=np.int64).astype("datetime64[us]").astype("datetime64[D]")
+    lines = [
+        f"{day},{'' if value != value else '%.17g' % value}"
+        for day, value in zip(days.astype(str).tolist(), np.asarray(values).tolist(), strict=True)
+    ]
     tmp = path.with_name(path.name + ".tmp")
-    pd.DataFrame({"day": days, "equity": values}).to_csv(tmp, index=False, float_format="%.17g")
+    tmp.write_text("day,equity\n" + "\n".join(lines) + "\n", encoding="utf-8")
     os.replace(tmp, path)
 
 
