@@ -102,9 +102,7 @@ class FastSweepConfigLoader:
             return False
         return _plain_value(override.value())
 
-    def _scratch_for(
-        self, shape: Any, template: tuple[list[Override], DictConfig]
-    ) -> DictConfig:
+    def _scratch_for(self, shape: Any, template: tuple[list[Override], DictConfig]) -> DictConfig:
         scratch = self._scratch.get(shape)
         if scratch is None:
             scratch = self._scratch[shape] = copy.deepcopy(template[1])

@@ -66,7 +66,7 @@ def write_equity_daily(path: Any, equity: pd.DataFrame) -> None:
     # the text pandas' to_csv(float_format="%.17g") wrote, without building a frame (~5 ms a job)
     days = np.asarray(ends, dtype=np.int64).astype("datetime64[us]").astype("datetime64[D]")
     lines = [
-        f"{day},{'' if value != value else '%.17g' % value}"
+        f"{day},{'' if value != value else f'{value:.17g}'}"
         for day, value in zip(days.astype(str).tolist(), np.asarray(values).tolist(), strict=True)
     ]
     tmp = path.with_name(path.name + ".tmp")
