@@ -548,15 +548,21 @@ def release_job_caches() -> None:
     job_cache.release()
 
 
-def plot_report(report: Report, path: Path) -> bool:
-    """Draw bars/s and peak RSS against the swept values (one bar per job); return True when written."""
-    import matplotlib
+MAX_LABELLED_JOBS = 60  # more jobs than this: no per-job tick labels, and a capped width
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+
+def plot_report(report: Report, path: Path) -> bool:
+    """Draw bars/s and peak RSS against the swept values (one bar per job); return True when written.
+
+    Drawn on a ``matplotlib.figure.Figure`` without pyplot (~0.3 s less to import). Beyond
+    ``MAX_LABELLED_JOBS`` jobs the bars are not labelled one by one and the figure stops widening
+    (1,000 labelled bars made a 99,000-pixel-wide PNG that took longer than the jobs).
+    """
     import matplotlib.ticker
+    from matplotlib.figure import Figure
 
     rows, labels = report.rows, varying_overrides(report.rows)
+    labelled = len(rows) <= MAX_LABELLED_JOBS
     names = ["\n".join(labels[r.num]) or f"job {r.num}" for r in rows]
     colours = [
         "#d62728"
@@ -566,7 +572,9 @@ def plot_report(report: Report, path: Path) -> bool:
         else "#1f77b4"
         for r in rows
     ]
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(max(6.0, 1.1 * len(rows) + 2), 6), sharex=True)
+    width = max(6.0, 1.1 * len(rows) + 2) if labelled else 24.0
+    fig = Figure(figsize=(width, 6))
+    top, bottom = fig.subplots(2, 1, sharex=True)
     x = range(len(rows))
     top.bar(x, [float(r.metrics.get("bars_per_second") or 0) for r in rows], color=colours)
     top.set_ylabel("bars/s")
@@ -578,13 +586,15 @@ def plot_report(report: Report, path: Path) -> bool:
     top.yaxis.set_major_formatter(matplotlib.ticker.StrMethodFormatter("{x:,.0f}"))
     bottom.bar(x, [float(r.metrics.get("peak_rss_mb") or 0) for r in rows], color=colours)
     bottom.set_ylabel("peak RSS (MB)")
-    bottom.set_xticks(list(x), names, rotation=30, ha="right", fontsize=7)
+    if labelled:
+        bottom.set_xticks(list(x), names, rotation=30, ha="right", fontsize=7)
+    else:
+        bottom.set_xlabel(f"job, in report order ({len(rows)} jobs; see sweep_report.csv)")
     for axis in (top, bottom):
         axis.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     tmp = path.with_name(path.stem + ".tmp.png")
     fig.savefig(tmp, dpi=90)
-    plt.close(fig)
     os.replace(tmp, path)
     return True
 
