@@ -14,14 +14,14 @@ from typing import Any
 
 import duckdb
 from loguru import logger
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from components.data.duckdb_client import get_connection, translate_error
 from components.errors import UserFacingError
 from components.execution.write_buffer import FlushError, WriteBuffer
 from components.market import cache as bar_cache
 from components.registry import build
-from runner import job_cache, outputs, run_stats, startup
+from runner import fast_compose, job_cache, outputs, run_stats, startup
 from runner.engine import Engine, LoopResult, StopFlags
 from runner.plan import Plan, make_plan, typed_configs
 from runner.progress import console_sink, make_progress
@@ -114,7 +114,7 @@ def _add_file_handler(log_path: Path) -> int:
 
 def resolved_yaml(cfg: DictConfig) -> str:
     """Return the resolved config as sorted YAML (logged once, hashed into ``config_hash``)."""
-    return OmegaConf.to_yaml(cfg, resolve=True, sort_keys=True)
+    return fast_compose.to_yaml(cfg, resolve=True, sort_keys=True)
 
 
 def config_hash(cfg: DictConfig, text: str | None = None) -> str:

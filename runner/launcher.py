@@ -32,7 +32,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.core.utils import JobReturn, JobStatus, setup_globals
 from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
-from omegaconf import DictConfig, OmegaConf, open_dict, read_write
+from omegaconf import DictConfig, open_dict, read_write
 
 from runner import fast_compose
 
@@ -104,7 +104,8 @@ def run_lean_job(
     with read_write(config.hydra.runtime), open_dict(config.hydra.runtime):
         config.hydra.runtime.output_dir = str(output_dir.absolute())
     HydraConfig.instance().set_config(config)
-    task_cfg = _task_config(config)
+    in_place = getattr(hydra_context.config_loader, "task_config", None)
+    task_cfg = (in_place(config) if in_place is not None else None) or _task_config(config)
     ret = JobReturn()
     ret.cfg = task_cfg
     ret.hydra_cfg = config
@@ -112,9 +113,9 @@ def run_lean_job(
     ret.working_dir = os.getcwd()
     hydra_dir = output_dir / str(config.hydra.output_subdir or ".hydra")
     hydra_dir.mkdir(parents=True, exist_ok=True)
-    (hydra_dir / "config.yaml").write_text(OmegaConf.to_yaml(task_cfg), encoding="utf-8")
+    (hydra_dir / "config.yaml").write_text(fast_compose.to_yaml(task_cfg), encoding="utf-8")
     (hydra_dir / "overrides.yaml").write_text(
-        OmegaConf.to_yaml(config.hydra.overrides.task), encoding="utf-8"
+        fast_compose.to_yaml(config.hydra.overrides.task), encoding="utf-8"
     )
     callbacks.on_job_start(config=config, task_function=task_function)
     try:
