@@ -24,6 +24,17 @@ def peak_rss_mb() -> float:
     )  # bytes on macOS, KiB on Linux
 
 
+def current_rss_mb() -> float | None:
+    """Return this process's resident set size now in MiB (Linux ``VmRSS``), else None."""
+    try:
+        for line in _STATUS.read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return None
+
+
 def reset_peak_rss() -> bool:
     """Reset the peak RSS to the current RSS (Linux >= 4.0); return False where unsupported.
 

@@ -31,7 +31,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from runner import sweep_stats
 from runner.parity import ABSENT, flatten, override_key, split_config
-from runner.resources import reset_peak_rss
+from runner.resources import current_rss_mb, reset_peak_rss
 
 PARITY_EXIT_CODE = 3  # 0 ok, 1 a job failed, 2 bad configuration, 3 parity violated
 JOB_RECORD = "sweep_job.json"
@@ -135,6 +135,7 @@ class SweepReport(Callback):
         self._pending: tuple[Path, DictConfig] | None = None
         self._job_started = 0.0
         self._rss_reset = False
+        self._rss_start: float | None = None
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(
@@ -149,6 +150,7 @@ class SweepReport(Callback):
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
         self._rss_reset = reset_peak_rss()  # per-job peak even when jobs share a process
+        self._rss_start = current_rss_mb()  # the job's baseline: peak - start is what it added
         self._job_started = time.perf_counter()
 
     def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
@@ -160,6 +162,7 @@ class SweepReport(Callback):
             "error": "" if job_return.status.name == "COMPLETED" else _error_text(job_return),
             "job_seconds": round(time.perf_counter() - self._job_started, 3),
             "peak_rss_reset": self._rss_reset,
+            "rss_start_mb": self._rss_start,
             "pid": os.getpid(),
             **job_origin(Path(config.hydra.runtime.output_dir)),
         }
