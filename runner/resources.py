@@ -5,6 +5,7 @@ from __future__ import annotations
 import resource
 import sys
 from pathlib import Path
+from typing import Any
 
 _STATUS = Path("/proc/self/status")
 _CLEAR_REFS = Path("/proc/self/clear_refs")
@@ -33,6 +34,40 @@ def current_rss_mb() -> float | None:
     except OSError:
         pass
     return None
+
+
+def release_free_heap() -> bool:
+    """Hand the C heap's free pages back to the OS (glibc ``malloc_trim``); False elsewhere.
+
+    Jobs of one process free what they allocated, but glibc keeps freed pages mapped, so the
+    resident set a job starts from depends on what the jobs before it left fragmented. Trimming
+    between jobs makes each job start from what the process really holds.
+    """
+    libc = _libc()
+    if libc is None:
+        return False
+    try:
+        libc.malloc_trim(0)
+    except (AttributeError, OSError):
+        return False
+    return True
+
+
+_LIBC: list[Any] = []
+
+
+def _libc() -> Any:
+    if not _LIBC:
+        handle = None
+        if sys.platform.startswith("linux"):
+            try:
+                import ctypes
+
+                handle = ctypes.CDLL("libc.so.6")
+            except OSError:
+                handle = None
+        _LIBC.append(handle)
+    return _LIBC[0]
 
 
 def reset_peak_rss() -> bool:
