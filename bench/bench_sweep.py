@@ -162,6 +162,7 @@ def rss_figures(rows: list[dict[str, str]], records: list[dict[str, Any]]) -> di
 def run_grid(db: Path, name: str) -> dict[str, Any]:
     overrides, fast, slow = GRIDS[name]
     print(f"bench_sweep: grid {name}: backtesting.py optimize ...", flush=True)
+    load_before, started = os.getloadavg(), time.perf_counter()
     before = run_backtesting_py(fast, slow)
     out: dict[str, Any] = {}
     for launcher, extra in LAUNCHERS.items():
@@ -175,6 +176,12 @@ def run_grid(db: Path, name: str) -> dict[str, Any]:
         "process_seconds": round((before["process_seconds"] + after["process_seconds"]) / 2, 3),
         "optimize_seconds": round((before["optimize_seconds"] + after["optimize_seconds"]) / 2, 3),
         "runs": [before, after],
+    }
+    out["measured"] = {
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
+        "seconds": round(time.perf_counter() - started, 1),
+        "load_avg_before": [round(x, 2) for x in load_before],
+        "load_avg_after": [round(x, 2) for x in os.getloadavg()],
     }
     out["scaling"] = {
         "joblib n_jobs=2 / basic": round(
@@ -262,6 +269,17 @@ def table(results: dict[str, Any]) -> str:
             lines.append(
                 f"| {name} | {label} | {value:.2f} | >= 1.7 {'ok' if value >= 1.7 else 'MISS'} |"
             )
+    lines += [
+        "",
+        "| grid | measured | load average before -> after | bench seconds |",
+        "|---|---|---|---|",
+    ]
+    for name, grid in results["grids"].items():
+        m = grid.get("measured") or {}
+        lines.append(
+            f"| {name} | {m.get('date', '-')} | {m.get('load_avg_before')} -> "
+            f"{m.get('load_avg_after')} | {m.get('seconds', '-')} |"
+        )
     h = results.get("headline")
     if h:
         lines += [
@@ -275,6 +293,15 @@ def table(results: dict[str, Any]) -> str:
             f"| ceiling (bench/ceiling.py) | {h['ceiling_bars_per_second']:,.0f} | 1.000 | |",
         ]
     return "\n".join(lines)
+
+
+def _previous_grids() -> dict[str, Any]:
+    try:
+        previous = json.loads(RESULTS.read_text())
+    except (OSError, ValueError):
+        return {}
+    grids = previous.get("grids") or {}
+    return {g: v for g, v in grids.items() if isinstance(v, dict) and "measured" in v}
 
 
 def _spread(values: dict[str, float] | None) -> str:
@@ -301,7 +328,13 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    results: dict[str, Any] = {"grids": {g: run_grid(db, g) for g in args.grids.split(",") if g}}
+    grids = {g: run_grid(db, g) for g in args.grids.split(",") if g}
+    # a grid run on its own (``--grid 1000``) keeps the other grids' last figures in sweep.json;
+    # each grid carries its own date and load average ("measured")
+    kept = _previous_grids()
+    results: dict[str, Any] = {
+        "grids": {g: grids.get(g) or kept[g] for g in GRIDS if g in grids or g in kept}
+    }
     if not args.skip_headline:
         results["headline"] = run_headline()
     results["machine"] = {
