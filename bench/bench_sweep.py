@@ -159,13 +159,15 @@ def rss_figures(rows: list[dict[str, str]], records: list[dict[str, Any]]) -> di
     }
 
 
-def run_grid(db: Path, name: str) -> dict[str, Any]:
+def run_grid(db: Path, name: str, launchers: list[str] | None = None) -> dict[str, Any]:
     overrides, fast, slow = GRIDS[name]
     print(f"bench_sweep: grid {name}: backtesting.py optimize ...", flush=True)
     load_before, started = os.getloadavg(), time.perf_counter()
     before = run_backtesting_py(fast, slow)
     out: dict[str, Any] = {}
     for launcher, extra in LAUNCHERS.items():
+        if launchers is not None and launcher not in launchers:
+            continue
         print(f"bench_sweep: grid {name}: runner -m, {launcher} ...", flush=True)
         out[launcher] = run_ours(db, overrides, extra)
     print(f"bench_sweep: grid {name}: backtesting.py optimize again ...", flush=True)
@@ -235,7 +237,7 @@ def table(results: dict[str, Any]) -> str:
             f"{bt['process_seconds']:.2f} ({bt['optimize_seconds']:.2f}) | "
             f"{bt['process_seconds'] / n * 1000:.1f} ({bt['optimize_seconds'] / n * 1000:.1f}) | 1.00x |"
         )
-        for launcher in LAUNCHERS:
+        for launcher in (name for name in LAUNCHERS if name in grid):
             ours = grid[launcher]
             ratio = ours["seconds"] / bt["process_seconds"]
             ratio_call = ours["seconds"] / bt["optimize_seconds"]
@@ -251,7 +253,7 @@ def table(results: dict[str, Any]) -> str:
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, grid in results["grids"].items():
-        for launcher in LAUNCHERS:
+        for launcher in (name for name in LAUNCHERS if name in grid):
             o = grid[launcher]
             rss = o["rss"]
             lines.append(
@@ -318,6 +320,11 @@ def main(argv: list[str] | None = None) -> int:
         "--grids", "--grid", default="50,1000", help="comma-separated: 50, 1000 (e.g. --grid 1000)"
     )
     parser.add_argument("--skip-headline", action="store_true")
+    parser.add_argument(
+        "--launchers",
+        default="",
+        help="comma-separated subset of: " + ", ".join(LAUNCHERS) + " (default: all)",
+    )
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     started, load_before = time.perf_counter(), os.getloadavg()
     db = ensure_goog_db()
@@ -328,7 +335,14 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    grids = {g: run_grid(db, g) for g in args.grids.split(",") if g}
+    launchers = [x.strip() for x in args.launchers.split(",")] if args.launchers else None
+    if launchers and any(x not in LAUNCHERS for x in launchers):
+        bad = next(x for x in launchers if x not in LAUNCHERS)
+        print(
+            f"error: --launchers: unknown {bad!r}; known: {', '.join(LAUNCHERS)}", file=sys.stderr
+        )
+        return 2
+    grids = {g: run_grid(db, g, launchers) for g in args.grids.split(",") if g}
     # a grid run on its own (``--grid 1000``) keeps the other grids' last figures in sweep.json;
     # each grid carries its own date and load average ("measured")
     kept = _previous_grids()
