@@ -186,12 +186,9 @@ def run_grid(db: Path, name: str, launchers: list[str] | None = None) -> dict[st
         "load_avg_after": [round(x, 2) for x in os.getloadavg()],
     }
     out["scaling"] = {
-        "joblib n_jobs=2 / basic": round(
-            out["basic"]["seconds"] / out["joblib n_jobs=2"]["seconds"], 2
-        ),
-        "batched n_jobs=2 / batched": round(
-            out["batched"]["seconds"] / out["batched n_jobs=2"]["seconds"], 2
-        ),
+        f"{parallel} / {serial}": round(out[serial]["seconds"] / out[parallel]["seconds"], 2)
+        for parallel, serial in (("joblib n_jobs=2", "basic"), ("batched n_jobs=2", "batched"))
+        if parallel in out and serial in out
     }
     return out
 
