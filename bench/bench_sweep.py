@@ -110,6 +110,7 @@ def run_ours(db: Path, grid: list[str], launcher: list[str]) -> dict[str, Any]:
         pids = {
             json.loads((Path(r["run_dir"]) / "sweep_job.json").read_text())["pid"] for r in rows
         }
+        records = [json.loads((Path(r["run_dir"]) / "sweep_job.json").read_text()) for r in rows]
     loop = [float(r["wall_seconds"]) for r in rows]
     job = [float(r["job_seconds"]) for r in rows if r["job_seconds"]]
     rss = [float(r["peak_rss_mb"]) for r in rows]
@@ -122,16 +123,73 @@ def run_ours(db: Path, grid: list[str], launcher: list[str]) -> dict[str, Any]:
         "job_ms_mean": round(statistics.fmean(job) * 1000, 2) if job else None,
         "peak_rss_mb": {"min": min(rss), "max": max(rss), "spread": round(max(rss) - min(rss), 1)},
         "peak_rss_first_last": [rss[0], rss[-1]],
+        **rss_figures(rows, records),
     }
 
 
-def run_grid(db: Path, name: str) -> dict[str, Any]:
+def rss_figures(rows: list[dict[str, str]], records: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per-job peak RSS, measured honestly for jobs that share a process.
+
+    The sweep report resets the kernel's high-water mark at each job's start (``clear_refs`` 5),
+    so ``peak_rss_mb`` is the highest RSS *during* that job, and ``rss_start_mb`` is the RSS when
+    it started. ``peak`` spreads the peaks over all jobs (creep across jobs shows here);
+    ``added`` spreads peak - start (what one job adds on top of what the process already held);
+    ``warm`` is ``peak`` without each process's first job (imports and caches filled there).
+    """
+    peaks = [float(r["peak_rss_mb"]) for r in rows]
+    starts = [rec.get("rss_start_mb") for rec in records]
+    pids = [rec["pid"] for rec in records]
+    nums = [rec["num"] for rec in records]
+    first = {pid: min(n for n, p in zip(nums, pids, strict=True) if p == pid) for pid in set(pids)}
+    warm = [pk for pk, n, p in zip(peaks, nums, pids, strict=True) if n != first[p]]
+    added = [pk - st for pk, st in zip(peaks, starts, strict=True) if st is not None]
+
+    def spread(values: list[float]) -> dict[str, float] | None:
+        if not values:
+            return None
+        return {
+            "min": min(values),
+            "max": max(values),
+            "spread": round(max(values) - min(values), 1),
+        }
+
+    reset = all(rec.get("peak_rss_reset") for rec in records)
+    return {
+        "rss": {"peak": spread(peaks), "warm": spread(warm), "added": spread(added), "reset": reset}
+    }
+
+
+def run_grid(db: Path, name: str, launchers: list[str] | None = None) -> dict[str, Any]:
     overrides, fast, slow = GRIDS[name]
     print(f"bench_sweep: grid {name}: backtesting.py optimize ...", flush=True)
-    out: dict[str, Any] = {"backtesting.py": run_backtesting_py(fast, slow)}
+    load_before, started = os.getloadavg(), time.perf_counter()
+    before = run_backtesting_py(fast, slow)
+    out: dict[str, Any] = {}
     for launcher, extra in LAUNCHERS.items():
+        if launchers is not None and launcher not in launchers:
+            continue
         print(f"bench_sweep: grid {name}: runner -m, {launcher} ...", flush=True)
         out[launcher] = run_ours(db, overrides, extra)
+    print(f"bench_sweep: grid {name}: backtesting.py optimize again ...", flush=True)
+    after = run_backtesting_py(fast, slow)
+    # the load of a shared machine drifts: the reference is the mean of a run before and after
+    out["backtesting.py"] = {
+        "combinations": before["combinations"],
+        "process_seconds": round((before["process_seconds"] + after["process_seconds"]) / 2, 3),
+        "optimize_seconds": round((before["optimize_seconds"] + after["optimize_seconds"]) / 2, 3),
+        "runs": [before, after],
+    }
+    out["measured"] = {
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
+        "seconds": round(time.perf_counter() - started, 1),
+        "load_avg_before": [round(x, 2) for x in load_before],
+        "load_avg_after": [round(x, 2) for x in os.getloadavg()],
+    }
+    out["scaling"] = {
+        f"{parallel} / {serial}": round(out[serial]["seconds"] / out[parallel]["seconds"], 2)
+        for parallel, serial in (("joblib n_jobs=2", "basic"), ("batched n_jobs=2", "batched"))
+        if parallel in out and serial in out
+    }
     return out
 
 
@@ -169,12 +227,14 @@ def table(results: dict[str, Any]) -> str:
     for grid in results["grids"].values():
         bt = grid["backtesting.py"]
         n = bt["combinations"]
+        runs = " / ".join(f"{r['process_seconds']:.2f}" for r in bt.get("runs", []))
         lines.append(
-            f"| {n} | backtesting.py 0.6.6 optimize (whole process; optimize call alone) | "
+            f"| {n} | backtesting.py 0.6.6 optimize (whole process, mean of {runs} before/after; "
+            "optimize call alone) | "
             f"{bt['process_seconds']:.2f} ({bt['optimize_seconds']:.2f}) | "
             f"{bt['process_seconds'] / n * 1000:.1f} ({bt['optimize_seconds'] / n * 1000:.1f}) | 1.00x |"
         )
-        for launcher in LAUNCHERS:
+        for launcher in (name for name in LAUNCHERS if name in grid):
             ours = grid[launcher]
             ratio = ours["seconds"] / bt["process_seconds"]
             ratio_call = ours["seconds"] / bt["optimize_seconds"]
@@ -185,18 +245,40 @@ def table(results: dict[str, Any]) -> str:
             )
     lines += [
         "",
-        "| grid | launcher | loop ms/job | job ms/job | process ms/job | peak RSS spread (min-max MB) | processes |",
-        "|---|---|---|---|---|---|---|",
+        "| grid | launcher | loop ms/job | job ms/job | process ms/job | peak RSS spread, all jobs "
+        "(min-max MB) | without each process's first job | peak - start of job | processes |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, grid in results["grids"].items():
-        for launcher in LAUNCHERS:
+        for launcher in (name for name in LAUNCHERS if name in grid):
             o = grid[launcher]
-            rss = o["peak_rss_mb"]
+            rss = o["rss"]
             lines.append(
                 f"| {name} | {launcher} | {o['loop_ms_mean']:.1f} | {o['job_ms_mean'] or 0:.1f} | "
-                f"{o['seconds'] / o['jobs'] * 1000:.1f} | {rss['spread']:.1f} ({rss['min']:.0f}-{rss['max']:.0f}) | "
-                f"{o['processes']} |"
+                f"{o['seconds'] / o['jobs'] * 1000:.1f} | {_spread(rss['peak'])} | "
+                f"{_spread(rss['warm'])} | {_spread(rss['added'])} | {o['processes']} |"
             )
+    lines += [
+        "",
+        "| grid | scaling (seconds of the first over the second) | x | target |",
+        "|---|---|---|---|",
+    ]
+    for name, grid in results["grids"].items():
+        for label, value in grid["scaling"].items():
+            lines.append(
+                f"| {name} | {label} | {value:.2f} | >= 1.7 {'ok' if value >= 1.7 else 'MISS'} |"
+            )
+    lines += [
+        "",
+        "| grid | measured | load average before -> after | bench seconds |",
+        "|---|---|---|---|",
+    ]
+    for name, grid in results["grids"].items():
+        m = grid.get("measured") or {}
+        lines.append(
+            f"| {name} | {m.get('date', '-')} | {m.get('load_avg_before')} -> "
+            f"{m.get('load_avg_after')} | {m.get('seconds', '-')} |"
+        )
     h = results.get("headline")
     if h:
         lines += [
@@ -212,16 +294,58 @@ def table(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _previous_grids() -> dict[str, Any]:
+    try:
+        previous = json.loads(RESULTS.read_text())
+    except (OSError, ValueError):
+        return {}
+    grids = previous.get("grids") or {}
+    return {g: v for g, v in grids.items() if isinstance(v, dict) and "measured" in v}
+
+
+def _spread(values: dict[str, float] | None) -> str:
+    if not values:
+        return "-"
+    return f"{values['spread']:.1f} ({values['min']:.0f}-{values['max']:.0f})"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bench.bench_sweep", description=__doc__.split("\n\n")[0]
     )
-    parser.add_argument("--grids", default="50,1000", help="comma-separated: 50, 1000")
+    parser.add_argument(
+        "--grids", "--grid", default="50,1000", help="comma-separated: 50, 1000 (e.g. --grid 1000)"
+    )
     parser.add_argument("--skip-headline", action="store_true")
+    parser.add_argument(
+        "--launchers",
+        default="",
+        help="comma-separated subset of: " + ", ".join(LAUNCHERS) + " (default: all)",
+    )
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     started, load_before = time.perf_counter(), os.getloadavg()
     db = ensure_goog_db()
-    results: dict[str, Any] = {"grids": {g: run_grid(db, g) for g in args.grids.split(",") if g}}
+    unknown = [g for g in args.grids.split(",") if g and g not in GRIDS]
+    if unknown:
+        print(
+            f"error: --grids: unknown grid {unknown[0]!r}; known: {', '.join(GRIDS)}",
+            file=sys.stderr,
+        )
+        return 2
+    launchers = [x.strip() for x in args.launchers.split(",")] if args.launchers else None
+    if launchers and any(x not in LAUNCHERS for x in launchers):
+        bad = next(x for x in launchers if x not in LAUNCHERS)
+        print(
+            f"error: --launchers: unknown {bad!r}; known: {', '.join(LAUNCHERS)}", file=sys.stderr
+        )
+        return 2
+    grids = {g: run_grid(db, g, launchers) for g in args.grids.split(",") if g}
+    # a grid run on its own (``--grid 1000``) keeps the other grids' last figures in sweep.json;
+    # each grid carries its own date and load average ("measured")
+    kept = _previous_grids()
+    results: dict[str, Any] = {
+        "grids": {g: grids.get(g) or kept[g] for g in GRIDS if g in grids or g in kept}
+    }
     if not args.skip_headline:
         results["headline"] = run_headline()
     results["machine"] = {

@@ -14,14 +14,14 @@ from typing import Any
 
 import duckdb
 from loguru import logger
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from components.data.duckdb_client import get_connection, translate_error
 from components.errors import UserFacingError
 from components.execution.write_buffer import FlushError, WriteBuffer
 from components.market import cache as bar_cache
 from components.registry import build
-from runner import job_cache, outputs, run_stats, startup
+from runner import fast_compose, job_cache, outputs, run_stats, startup
 from runner.engine import Engine, LoopResult, StopFlags
 from runner.plan import Plan, make_plan, typed_configs
 from runner.progress import console_sink, make_progress
@@ -33,31 +33,61 @@ _HANDLERS: dict[str, Any] = {}  # console level and handler ids kept across the 
 def configure_logging(run_dir: Path, level: str, *, keep_console: bool = False) -> Path:
     """Console: concise; runner.log in the run dir: everything (STYLE P9).
 
-    ``keep_console`` (multirun jobs in one process): keep the console handler of the previous
-    job and swap only the file handler; adding a loguru handler costs ~5 ms.
+    ``keep_console`` (multirun jobs in one process): keep the handlers of the previous job and
+    point the file handler at this job's runner.log; adding loguru handlers costs ~5 ms a job.
     """
     log_path = run_dir / "runner.log"
     logger.level(level.upper())  # an unknown level fails here, before the old handlers are gone
     try:  # a disk too full for the log is one line and exit 2, not a loguru error block per record
-        with open(log_path, "a", encoding="utf-8") as handle:
-            handle.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} | runner.log of {run_dir}\n")
-            handle.flush()
+        handle = open(log_path, "a", encoding="utf-8")  # noqa: SIM115 - the job log keeps it open
+        handle.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} | runner.log of {run_dir}\n")
+        handle.flush()
     except OSError as exc:
         raise RunDirWriteError(_write_error_message(log_path, exc)) from None
-    if keep_console and _HANDLERS.get("level") == level:
-        try:
-            logger.remove(_HANDLERS["file"])
-        except ValueError:  # someone reset loguru in between: set up both again
-            _HANDLERS.clear()
-        else:
-            _HANDLERS["file"] = _add_file_handler(log_path)
+    job_log = _HANDLERS.get("job_log")
+    if keep_console and _HANDLERS.get("level") == level and job_log is not None:
+        if job_log.handler_id in logger._core.handlers:  # type: ignore[attr-defined]
+            job_log.switch(handle)
             return log_path
+        _HANDLERS.clear()  # someone reset loguru in between: set up both again
+    if not keep_console:
+        handle.close()
     logger.remove()
     console = logger.add(
         console_sink, level=level, format="{time:HH:mm:ss} | {level: <7} | {message}"
     )  # tqdm-safe
-    _HANDLERS.update(level=level, console=console, file=_add_file_handler(log_path))
+    _HANDLERS.clear()
+    _HANDLERS.update(level=level, console=console)
+    if keep_console:
+        job_log = _JobLog(handle)
+        job_log.handler_id = logger.add(
+            job_log.write, level="DEBUG", backtrace=True, diagnose=False, enqueue=False
+        )
+        _HANDLERS["job_log"] = job_log
+    else:
+        _HANDLERS["file"] = _add_file_handler(log_path)
     return log_path
+
+
+class _JobLog:
+    """The runner.log sink of multirun jobs: one loguru handler, pointed at each job's file.
+
+    Same records and text as a file handler (loguru formats a callable sink's messages with the
+    same default format, uncoloured); each message is flushed, so a job killed halfway keeps its
+    log up to the last record.
+    """
+
+    def __init__(self, handle: Any) -> None:
+        self.handle = handle
+        self.handler_id = -1
+
+    def switch(self, handle: Any) -> None:
+        old, self.handle = self.handle, handle
+        old.close()
+
+    def write(self, message: str) -> None:
+        self.handle.write(message)
+        self.handle.flush()
 
 
 class RunDirWriteError(UserFacingError, OSError):
@@ -84,7 +114,7 @@ def _add_file_handler(log_path: Path) -> int:
 
 def resolved_yaml(cfg: DictConfig) -> str:
     """Return the resolved config as sorted YAML (logged once, hashed into ``config_hash``)."""
-    return OmegaConf.to_yaml(cfg, resolve=True, sort_keys=True)
+    return fast_compose.to_yaml(cfg, resolve=True, sort_keys=True)
 
 
 def config_hash(cfg: DictConfig, text: str | None = None) -> str:
@@ -181,10 +211,13 @@ def _execute(
     strategy = build("strategy", cfg.strategy)
     execution = build("execution", cfg.execution)
     buffer: WriteBuffer = build("buffer", cfg.buffer)
+    if shared:  # results.duckdb attached to this process's DuckDB instance (runner.job_cache)
+        buffer = job_cache.attached(buffer)
     broker = build("broker", cfg.broker)  # a factory: the engine builds the broker per universe
     sizing = build("sizing", cfg.sizing)
     orders = build("orders", cfg.orders)
-    kept_equity = run_stats.keep_equity_in_memory(buffer)  # buffer=memory stores no equity rows
+    # buffer=memory stores no equity rows; a multirun job does not read back what it wrote
+    kept_equity = run_stats.keep_equity_in_memory(buffer, always=shared)
     market.open(con, plan.universe)
     analytics.open(con, plan.universe.end_us)
     flags = StopFlags()
@@ -244,8 +277,6 @@ def _run_loop(
     configs = plan.configs
     run_id = run_dir.name
     results_path = run_dir / "results.duckdb"
-    if shared and type(buffer) is WriteBuffer:  # an empty results DB, copied: ~3x cheaper than DDL
-        job_cache.copy_results_template(results_path)
     _open_results(buffer, results_path)
     if buffer.persistent:
         buffer.con.execute(
@@ -425,7 +456,7 @@ def _write_outputs(
     plot, html = (want_plot(v, multirun=shared) for v in (cfg.run.plot, cfg.run.html))
     extras = _plot_inputs(plot or html, plan, engine, equity, market_con, cash)
     stats_started = time.perf_counter()
-    _stats_into(summary, plan, engine, equity, market_con, extras)
+    _stats_into(summary, plan, engine, equity, market_con, extras, shared=shared)
     run_stats.write_equity_daily(run_dir / "equity_daily.csv", equity)
     summary["metrics"]["stats_seconds"] = round(time.perf_counter() - stats_started, 4)
     summary["metrics"]["plot_data_seconds"] = round(stats_started - started, 4)
@@ -474,12 +505,27 @@ def _stats_into(
     equity: Any,
     market_con: Any,
     extras: dict[str, Any],
+    *,
+    shared: bool = False,
 ) -> None:
-    """Put ``stats`` (components.results.stats) into ``summary``."""
+    """Put ``stats`` (components.results.stats) into ``summary``.
+
+    ``shared`` (multirun jobs): the buy & hold anchors of one (DB version, universe, last bar,
+    warm-up) are queried once per process; jobs of a grid mostly share them.
+    """
     anchors = extras.get("anchors")
     if anchors is None and market_con is not None and len(equity):
         last_us = int(equity["ts"].iloc[-1])
-        anchors = run_stats.anchors_from_db(market_con, plan.universe, last_us, extras["warmup"])
+        warmup = extras["warmup"]
+
+        def query() -> dict:
+            return run_stats.anchors_from_db(market_con, plan.universe, last_us, warmup)
+
+        anchors = (
+            dict(job_cache.cached_plan((*_bars_key(plan), "anchors", last_us, warmup), query))
+            if shared
+            else query()
+        )
     summary["stats"] = run_stats.run_stats(
         equity,
         engine.broker.closed,

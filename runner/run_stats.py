@@ -18,36 +18,43 @@ from components.market.base import Universe, time_filter
 from components.results.stats import compute_stats, trades_frame
 
 
-def keep_equity_in_memory(buffer: Any) -> list[np.ndarray]:
-    """Return a list that collects the equity rows a non-persistent buffer would drop at flush.
+def keep_equity_in_memory(
+    buffer: Any, *, always: bool = False
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Return a list that collects the equity rows a buffer drops from memory at each flush.
 
     The memory buffer digests rows and forgets them; the statistics need the equity column, so the
     instance's ``flush`` is wrapped to copy pending equity rows first (one array per flush).
+    ``always`` (multirun jobs): keep them for a persistent buffer too, so the statistics do not
+    read back from results.duckdb the rows the run just wrote (the same float64 values).
     """
     kept: list[np.ndarray] = []
-    if buffer.persistent:
+    if buffer.persistent and not always:
         return kept
     flush = buffer.flush
 
     def flush_keeping_equity() -> int:
         rows = buffer.pending["equity"]
-        if rows:
-            kept.append(np.array(rows, dtype=np.float64))  # ts us stays exact below 2**53
+        if rows:  # (ts us, equity): two columns, not an array of row tuples (~10x faster)
+            ts = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+            values = np.fromiter((r[2] for r in rows), dtype=np.float64, count=len(rows))
+            kept.append((ts, values))
         return flush()
 
     buffer.flush = flush_keeping_equity
     return kept
 
 
-def equity_frame(buffer: Any, kept: list[np.ndarray]) -> pd.DataFrame:
+def equity_frame(buffer: Any, kept: list[tuple[np.ndarray, np.ndarray]]) -> pd.DataFrame:
     """Return the run's equity per clock step: ``ts`` (epoch us, int64) and ``equity``."""
-    if buffer.persistent and buffer.con is not None:
+    if buffer.persistent and buffer.con is not None and not kept:
         got = buffer.con.execute(
             "SELECT epoch_us(ts) AS ts, equity FROM equity ORDER BY ts"
         ).fetchnumpy()
         return pd.DataFrame({"ts": got["ts"].astype(np.int64), "equity": got["equity"]})
-    rows = np.concatenate(kept) if kept else np.empty((0, 3))
-    return pd.DataFrame({"ts": rows[:, 0].astype(np.int64), "equity": rows[:, 2]})
+    ts = np.concatenate([k[0] for k in kept]) if kept else np.empty(0, dtype=np.int64)
+    values = np.concatenate([k[1] for k in kept]) if kept else np.empty(0)
+    return pd.DataFrame({"ts": ts, "equity": values})
 
 
 def write_equity_daily(path: Any, equity: pd.DataFrame) -> None:
@@ -61,9 +68,14 @@ def write_equity_daily(path: Any, equity: pd.DataFrame) -> None:
     ends, values, _ = day_returns(
         equity["ts"].to_numpy(dtype=np.int64), equity["equity"].to_numpy(dtype=np.float64)
     )
-    days = pd.to_datetime(ends, unit="us", utc=True).strftime("%Y-%m-%d")
+    # the text pandas' to_csv(float_format="%.17g") wrote, without building a frame (~5 ms a job)
+    days = np.asarray(ends, dtype=np.int64).astype("datetime64[us]").astype("datetime64[D]")
+    lines = [
+        f"{day},{'' if value != value else f'{value:.17g}'}"
+        for day, value in zip(days.astype(str).tolist(), np.asarray(values).tolist(), strict=True)
+    ]
     tmp = path.with_name(path.name + ".tmp")
-    pd.DataFrame({"day": days, "equity": values}).to_csv(tmp, index=False, float_format="%.17g")
+    tmp.write_text("day,equity\n" + "\n".join(lines) + "\n", encoding="utf-8")
     os.replace(tmp, path)
 
 
