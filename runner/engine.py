@@ -8,9 +8,11 @@ in the WriteBuffer.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import itertools
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -131,6 +133,10 @@ class Engine:
 
     def run(self) -> LoopResult:
         """Run every clock step; return the outcome. Exceptions propagate after the caller flushes."""
+        with _loop_gc():
+            return self._run()
+
+    def _run(self) -> LoopResult:
         strategy, analytics, execution, broker, buffer = (
             self.strategy,
             self.analytics,
@@ -239,6 +245,33 @@ class Engine:
             digest=buffer.digest.hexdigest(),
             record_counts=dict(buffer.digest.counts),
         )
+
+
+GC_YOUNG_THRESHOLD = 10_000  # allocations between young collections inside the loop (default 700)
+
+
+@contextlib.contextmanager
+def _loop_gc() -> Iterator[None]:
+    """Collect less often inside the loop; leave the collector as it was afterwards.
+
+    The loop allocates hundreds of thousands of small containers (records, orders, lots) that
+    hold no reference cycles, and the buffer's pending lists and the closed-trade list are young
+    and large, so CPython's default young-generation threshold (700) ran ~500 collections and
+    5 full ones per 1M bars, ~0.9 s of a 6.5 s loop. Objects from before the loop (configs,
+    modules, caches) are frozen out of every collection for its duration; both settings are
+    restored at the end, so an in-process sweep's next job starts from the same state. Cyclic
+    garbage is still collected, only later: no effect on results (the digests say so).
+    """
+    thresholds = gc.get_threshold()
+    was_frozen = gc.get_freeze_count()
+    gc.freeze()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, thresholds[1], thresholds[2])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)
+        if not was_frozen:
+            gc.unfreeze()
 
 
 class _ChunkLists:
