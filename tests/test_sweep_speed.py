@@ -14,10 +14,9 @@ from omegaconf import OmegaConf
 
 from components.execution.records import EquityRow
 from components.execution.write_buffer import WriteBuffer, digest_of_results
-from components.results.overfit import pbo_cscv
+from components.results.overfit import pbo_cscv, pbo_cscv_batched
 from components.results.stats import day_returns
 from runner import fast_compose, job_cache, run_stats
-from runner.sweep_stats import pbo_cscv_batched
 from tests.helpers import make_market_db, run_cli, synthetic_bars
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
