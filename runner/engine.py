@@ -22,7 +22,7 @@ import pandas as pd
 
 from components.execution.broker import Broker
 from components.execution.handler import ExecutionHandler
-from components.execution.kill_switch import KillState
+from components.execution.kill_switch import US_PER_DAY, KillState
 from components.execution.orders import OrdersConfig
 from components.execution.records import EquityRow, new_row
 from components.execution.write_buffer import WriteBuffer
@@ -306,6 +306,3 @@ def _trading_days(step_ts: np.ndarray, tz: str) -> set[Any]:
         return set(np.unique(step_ts // US_PER_DAY).tolist())
     stamps = pd.to_datetime(step_ts, unit="us", utc=True).tz_convert(tz)
     return set(stamps.normalize().unique().tolist())
-
-
-US_PER_DAY = 86_400_000_000

@@ -143,7 +143,12 @@ class AttachedWriteBuffer(WriteBuffer):
 
 
 def attached(buffer: WriteBuffer) -> WriteBuffer:
-    """Return an ``AttachedWriteBuffer`` in place of a plain ``WriteBuffer`` (same batch size)."""
+    """Return an ``AttachedWriteBuffer`` in place of a plain ``WriteBuffer`` (same batch size).
+
+    Its flushes are synchronous whatever ``buffer.background`` says (a performance key): a
+    writer thread's cursor would need the job's attached catalog, and a sweep job's rows mostly
+    fit one batch, flushed at the end of the run anyway.
+    """
     if type(buffer) is not WriteBuffer:
         return buffer
     return AttachedWriteBuffer(buffer.batch_size)

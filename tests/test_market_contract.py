@@ -78,6 +78,13 @@ PROVIDERS = {
         f"chunked_{n}": (lambda n=n: ChunkedMarketProvider(validate=True, chunk_size=n))
         for n in (1, 7, 1000, 10**7)
     },
+    # pages fetched ahead on a thread (market.prefetch): the same chunks, in the same order
+    **{
+        f"chunked_{n}_prefetch_{k}": (
+            lambda n=n, k=k: ChunkedMarketProvider(validate=True, chunk_size=n, prefetch=k)
+        )
+        for n, k in ((7, 1), (1000, 2))
+    },
 }
 
 

@@ -12,6 +12,7 @@ for users in docs/execution.md.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import deque
 from collections.abc import Callable
@@ -216,7 +217,9 @@ class SimulatedBroker:
         self._symbols = symbols
         self._record = record
         self._seq = next_seq
-        self.deny: Deny = self._record_denial  # the ExecutionHandler binds its _deny here
+        # recorded as is when no ExecutionHandler is bound (tools, unit tests); the handler binds
+        # its _deny here, which also counts the refusal by reason
+        self.deny: Deny = functools.partial(record_denial, record, next_seq, symbols)
 
     # -- the strategy's view (BrokerView) ----------------------------------------------------------
     def position_of(self, sym: int) -> int:
@@ -320,13 +323,13 @@ class SimulatedBroker:
                 s = syms[r]
                 if s in bracketed and (lows[r] <= low_trigger[s] or highs[r] >= high_trigger[s]):
                     self._check_brackets(s, ts, opens[r], highs[r], lows[r], caps)
-        if working:  # (3) limit / stop orders touched within the bar; day orders expire
-            still = [r for r in working if syms[r] in pending]
-            if still:  # market orders filled at the open: nothing is left to test
-                highs, lows = bars.highs, bars.lows
-                for r in still:
-                    if syms[r] in pending:
-                        self._intrabar(syms[r], ts, opens[r], highs[r], lows[r], caps)
+        # (3) limit / stop orders touched within the bar; day orders expire. Market orders
+        # filled at the open leave nothing to test: the high/low lists are not even built
+        if working and any(syms[r] in pending for r in working):
+            highs, lows = bars.highs, bars.lows
+            for r in working:
+                if syms[r] in pending:
+                    self._intrabar(syms[r], ts, opens[r], highs[r], lows[r], caps)
 
     def fill_at_open(self, sym: int, ts: int, price: float) -> None:
         """Fill ``sym``'s working orders on a bar that trades only at ``price`` (tests, tools)."""
@@ -634,23 +637,6 @@ class SimulatedBroker:
                 ),
             ),
         )
-
-    def _record_denial(
-        self,
-        ts: int,
-        sym: int,
-        side: str,
-        quantity: int,
-        code: str,
-        observed: float | None,
-        limit: float | None,
-        signal_seq: int,
-    ) -> None:
-        """Record a refusal when no ExecutionHandler is bound (tools and unit tests)."""
-        record_denial(
-            self._record, self._seq, self._symbols, ts, sym, side, quantity, code, observed,
-            limit, signal_seq,
-        )  # fmt: skip
 
     # -- reports -----------------------------------------------------------------------------------
     def open_positions(self) -> list[dict[str, object]]:

@@ -165,10 +165,13 @@ class WriteBuffer:
         except (duckdb.Error, OSError) as exc:
             with contextlib.suppress(duckdb.Error):
                 con.execute("ROLLBACK")
-            raise FlushError(
-                f"could not commit {n_rows} buffered row(s) to {self.path} ({exc}); the rows "
-                "are kept in memory and the run stops. Free disk space or fix permissions, then rerun."
-            ) from exc
+            raise self._flush_error(n_rows, exc) from exc
+
+    def _flush_error(self, n_rows: int, cause: BaseException) -> FlushError:
+        return FlushError(
+            f"could not commit {n_rows} buffered row(s) to {self.path} ({cause}); the rows "
+            "are kept in memory and the run stops. Free disk space or fix permissions, then rerun."
+        )
 
     def _flush_in_background(self) -> None:
         """Hand the pending rows to the writer thread (after the previous batch committed)."""
@@ -190,16 +193,13 @@ class WriteBuffer:
         self._in_flight = None
         try:
             future.result()
-        except FlushError:
+        except FlushError as failed:
             for name, rows in batch.items():  # the failed batch precedes every pending row
                 rows.extend(self.pending[name])
                 self._digested[name] += len(rows) - len(self.pending[name])
             self.pending, self.n_pending = batch, n_rows + self.n_pending
-            raise FlushError(
-                f"could not commit {self.n_pending} buffered row(s) to {self.path} "
-                f"({future.exception().__cause__}); the rows are kept in memory and the run "  # type: ignore[union-attr]
-                "stops. Free disk space or fix permissions, then rerun."
-            ) from future.exception()
+            cause = failed.__cause__ or failed
+            raise self._flush_error(self.n_pending, cause) from cause
         self.flushes += 1
         self.rows_written += n_rows
 
