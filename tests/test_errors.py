@@ -73,6 +73,14 @@ def _cases(db: Path, tmp: Path) -> dict[str, Case]:
                 r"cache, chunk_size, kind, prefetch, validate\)\. Did you mean 'chunk_size'\? Fix: market\.chunk_size=5\."
             ),
         ),
+        "negative_prefetch": Case(
+            "runner",
+            (*run, "market.prefetch=-1"),
+            (
+                r"error: market\.prefetch must be a number of pages >= 0 \(0 = off\), was -1; "
+                r"try market\.prefetch=2"
+            ),
+        ),
         "negative_threshold": Case(
             "runner",
             (*run, "execution.kill_switch.max_daily_trades=-1"),
@@ -239,6 +247,12 @@ def test_runner_when_key_misspelt_then_lists_keys_and_suggests_closest(
     outcomes: dict[str, Outcome],
 ) -> None:
     _assert_teaches(outcomes, "misspelt_key")
+
+
+def test_runner_when_prefetch_negative_then_names_key_value_and_fix(
+    outcomes: dict[str, Outcome],
+) -> None:
+    _assert_teaches(outcomes, "negative_prefetch")
 
 
 def test_runner_when_kill_switch_threshold_negative_then_names_key_value_and_fix(
