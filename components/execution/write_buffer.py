@@ -31,7 +31,7 @@ class FlushError(UserFacingError, OSError):
 @dataclass
 class DuckDbBufferConfig:
     kind: str = "duckdb"
-    batch_size: int = 5000  # pending rows (all tables together) that trigger a flush
+    batch_size: int = 20000  # pending rows (all tables together) that trigger a flush
     background: bool = True  # batches that fill up mid-run are written by a writer thread
 
     def __post_init__(self) -> None:
@@ -45,7 +45,7 @@ class DuckDbBufferConfig:
 @dataclass
 class MemoryBufferConfig:
     kind: str = "memory"
-    batch_size: int = 5000  # kept for symmetry; the memory buffer only counts and digests rows
+    batch_size: int = 20000  # kept for symmetry; the memory buffer only counts and digests rows
 
 
 class Digest:
