@@ -295,7 +295,7 @@ class SimulatedBroker:
         """
         syms, opens, pending = bars.syms, bars.opens, self.pending
         caps: dict[int, float] = {}
-        working = [r for r in rows if syms[r] in pending] if pending else ()
+        working = _rows_of(pending, rows, syms) if pending else ()
         if working:
             if self.max_volume_fraction is not None:
                 volumes, mvf = bars.volumes, self.max_volume_fraction
@@ -319,9 +319,9 @@ class SimulatedBroker:
                 volumes, mvf = bars.volumes, self.max_volume_fraction
                 for r in rows:
                     caps[syms[r]] = math.floor(mvf * volumes[r])
-            for r in rows:
+            for r in _rows_of(bracketed, rows, syms):
                 s = syms[r]
-                if s in bracketed and (lows[r] <= low_trigger[s] or highs[r] >= high_trigger[s]):
+                if lows[r] <= low_trigger[s] or highs[r] >= high_trigger[s]:
                     self._check_brackets(s, ts, opens[r], highs[r], lows[r], caps)
         # (3) limit / stop orders touched within the bar; day orders expire. Market orders
         # filled at the open leave nothing to test: the high/low lists are not even built
@@ -660,6 +660,24 @@ class SimulatedBroker:
                     }
                 )
         return out
+
+
+def _rows_of(keys: Any, rows: range, syms: list[int]) -> list[int]:
+    """Return the rows of this clock step whose symbol is in ``keys``, in row order.
+
+    Few keys (a handful of symbols with working orders or brackets out of many): when the step
+    holds symbol ``s`` at row ``lo + s`` (every symbol, in symbol order) that row is read
+    directly; otherwise, and with many keys, the step's rows are scanned.
+    """
+    if len(keys) * 4 < len(rows):
+        lo, hi, out = rows.start, rows.stop, []
+        for s in sorted(keys):
+            r = lo + s
+            if r >= hi or syms[r] != s:
+                return [r for r in rows if syms[r] in keys]
+            out.append(r)
+        return out
+    return [r for r in rows if syms[r] in keys]
 
 
 class _OneBar:

@@ -233,6 +233,7 @@ class ExecutionHandler:
         """Record each insight, size it into signals, record and route each signal (steps 4-6)."""
         broker, record, seq, symbols = self.broker, self._record, self._seq, self._symbols
         sizing, name = self.sizing, self.strategy_name
+        uses_equity = getattr(sizing, "uses_equity", True)  # a policy without the flag gets it
         deferred: list[tuple] = []
         for raw in insights:
             ins = as_insight(raw)
@@ -248,7 +249,8 @@ class ExecutionHandler:
             if s in broker.pending:
                 self._cancel_superseded(ts, s, ins.view)
             held = broker.position[s] + broker.pending_quantity(s)
-            legs = sizing.legs(ins, held, broker.last_close[s], broker.equity())
+            equity = broker.equity() if uses_equity else 0.0
+            legs = sizing.legs(ins, held, broker.last_close[s], equity)
             for leg in legs:
                 if sizing.exits_first and leg[2] == OPEN:
                     deferred.append((ins, iseq, leg))

@@ -26,6 +26,7 @@ Leg = tuple[str, int, str, float | None]
 
 class SizingPolicy(Protocol):
     exits_first: bool  # True: the handler submits every exit leg of a step before any entry
+    uses_equity: bool  # False: ``legs`` ignores ``equity`` (the handler passes 0.0, unmarked)
 
     def legs(self, ins: Insight, held: int, close: float, equity: float) -> list[Leg]:
         """Return the orders that take ``held`` to what ``ins`` wants (empty: nothing to do)."""
@@ -67,6 +68,7 @@ class FixedUnits:
     """Enter ``units`` on a long/short view when not already on that side; exit on flat."""
 
     exits_first = False
+    uses_equity = False
 
     def __init__(self, units: int) -> None:
         self.units = units
@@ -98,6 +100,8 @@ class PercentEquityConfig:
 
 class PercentEquity(FixedUnits):
     """Enter ``fraction`` of equity: floor(fraction x equity / fill price) units, at the fill."""
+
+    uses_equity = True
 
     def __init__(self, fraction: float) -> None:
         super().__init__(1)
@@ -136,6 +140,7 @@ class TargetWeight:
     """
 
     exits_first = True
+    uses_equity = True
 
     def __init__(self, max_gross: float) -> None:
         self.max_gross = max_gross
