@@ -4,8 +4,10 @@ partial fills, borrow, commissions, reversal and the cash/margin rule, driven ba
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from components.execution.broker import CommissionConfig
+from components.execution.broker import CommissionConfig, _rows_of
 from components.execution.orders import OrdersConfig
 from components.strategies.base import FLAT, LONG, SHORT
 from tests.execution_harness import DAY, Desk
@@ -337,3 +339,23 @@ def test_new_view_when_opposite_entry_working_then_that_entry_is_cancelled_and_r
     desk.view(LONG, order_type="limit", limit=90.0)
     desk.view(FLAT)
     assert desk.broker.pending == {} and desk.codes() == ["CANCELLED_BY_STRATEGY"]
+
+
+@given(
+    n_symbols=st.integers(1, 12),
+    present=st.lists(st.booleans(), min_size=12, max_size=12),
+    shuffle=st.booleans(),
+    keys=st.sets(st.integers(0, 11), max_size=12),
+    lo=st.integers(0, 5),
+)
+def test_rows_of_when_any_step_layout_then_equals_a_scan_in_row_order(
+    n_symbols: int, present: list[bool], shuffle: bool, keys: set[int], lo: int
+) -> None:
+    """The direct lookup of symbols' rows equals scanning the step, whatever its layout."""
+    step = [s for s in range(n_symbols) if present[s]]
+    if shuffle:
+        step.reverse()  # a step not in symbol order
+    syms = [99] * lo + step + [99, 99]  # rows of other steps around it
+    rows = range(lo, lo + len(step))
+    keys = {k for k in keys if k < n_symbols}
+    assert _rows_of(keys, rows, syms) == [r for r in rows if syms[r] in keys]
