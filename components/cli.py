@@ -266,17 +266,42 @@ def _file_being_saved(exc: BaseException) -> str | None:
     return found
 
 
-def _interrupted(exc: KeyboardInterrupt) -> tuple[str, int]:
+class StopSignal(KeyboardInterrupt):
+    """SIGTERM / SIGHUP turned into an exception, so ``finally`` blocks and rollbacks run."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _raise_stop(signum: int, _frame: Any) -> None:
+    raise StopSignal(signum)
+
+
+def _interrupted(exc: KeyboardInterrupt, note: Callable[[], str] | None = None) -> tuple[str, int]:
     signum = int(getattr(exc, "signum", signal.SIGINT))
-    return interrupted_message(signum), 128 + signum
+    if note is None:
+        return interrupted_message(signum), 128 + signum
+    name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+    return f"stopped by {name}; {note()}", 128 + signum
 
 
-def run_cli(main: Callable[[], Any], on_refusal: Callable[[], Any] | None = None) -> None:
+def run_cli(
+    main: Callable[[], Any],
+    on_refusal: Callable[[], Any] | None = None,
+    interrupted: Callable[[], str] | None = None,
+) -> None:
     """Run a Hydra ``main`` and turn user errors into one line on stderr with exit code 2.
 
     ``on_refusal`` runs before the CLI exits on a refusal or an interruption (the runner removes
-    the stub run dir there).
+    the stub run dir there). ``interrupted`` (the producers): SIGTERM and SIGHUP raise like Ctrl-C
+    does, so the work in progress is rolled back, and the CLI prints "stopped by <signal>;
+    <interrupted()>" (what was and was not written) and exits 128 + the signal number, instead
+    of dying silently.
     """
+    if interrupted is not None:
+        for signum in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, _raise_stop)
     os.environ.setdefault("HYDRA_FULL_ERROR", "1")
     sys.argv[1:] = expand_home(sys.argv[1:])
     stderr = sys.stderr
@@ -303,7 +328,7 @@ def run_cli(main: Callable[[], Any], on_refusal: Callable[[], Any] | None = None
         print(f"error: {message}", file=sys.stderr)
         sys.exit(EXIT_USER_ERROR)
     except KeyboardInterrupt as exc:  # Ctrl-C / SIGTERM outside the backtest loop
-        message, code = _interrupted(exc)
+        message, code = _interrupted(exc, interrupted)
         print(f"error: {message}", file=sys.stderr)
         sys.exit(code)
     finally:

@@ -33,7 +33,7 @@ from components.data.duckdb_client import CREATE_HINT, check_db_file
 from components.data.market_db import content_version
 from components.data.schemas import SNAPSHOT_COLUMNS, AnalyticsSnapshot, validate_or_raise
 from components.errors import DataRangeError, MarketDbMissingError
-from producers.common import CONF_DIR, configure_logging, typed
+from producers.common import CONF_DIR, configure_logging, producer_interrupted, typed
 from producers.publish import PublishConfig, Unchanged, publish
 
 _CADENCE = re.compile(r"^(\d+)\s*(s|min|h|d|w)$")
@@ -216,4 +216,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    run_cli(main)
+    run_cli(main, interrupted=producer_interrupted)

@@ -15,6 +15,21 @@ from components.errors import ConfigError
 CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
 
 
+def producer_interrupted() -> str:
+    """What a producer stopped by SIGTERM / SIGHUP / Ctrl-C prints after "stopped by <signal>; "."""
+    from producers.publish import PUBLISHED  # publishing is atomic: it happened or it did not
+
+    if PUBLISHED:
+        return (
+            f"{PUBLISHED[-1]} was already published (the new version is live); nothing after it "
+            "was written"
+        )
+    return (
+        "nothing was published: the market DB is unchanged and its staging copy removed; "
+        "run the producer again to publish"
+    )
+
+
 def configure_logging(level: str = "INFO") -> None:
     """Send concise log lines to stderr; call once in a CLI's ``main`` (STYLE P9)."""
     logger.remove()

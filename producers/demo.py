@@ -26,7 +26,7 @@ from components.cli import run_cli
 from components.data.config import DbConfig
 from components.data.duckdb_client import check_db_file
 from components.timestamps import parse_timestamp
-from producers.common import CONF_DIR, configure_logging, typed
+from producers.common import CONF_DIR, configure_logging, producer_interrupted, typed
 from producers.publish import PublishConfig
 from producers.store import WriteResult, check_on_conflict, write_bars
 
@@ -207,4 +207,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    run_cli(main)
+    run_cli(main, interrupted=producer_interrupted)

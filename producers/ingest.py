@@ -38,7 +38,7 @@ from components.data.config import DbConfig
 from components.data.market_db import content_version
 from components.data.schemas import BAR_COLUMNS, OhlcvBars, collect_failures, format_failures
 from components.errors import ConfigError, DataValidationError, UserFacingError
-from producers.common import CONF_DIR, configure_logging, typed
+from producers.common import CONF_DIR, configure_logging, producer_interrupted, typed
 from producers.publish import PublishConfig, Unchanged, publish
 from producers.store import (
     DatasetRecord,
@@ -711,4 +711,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    run_cli(main)
+    run_cli(main, interrupted=producer_interrupted)

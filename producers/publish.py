@@ -13,8 +13,10 @@ import contextlib
 import fcntl
 import os
 import shutil
+import signal
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Generic, TypeVar
@@ -34,6 +36,7 @@ from components.errors import DbCorruptError, PublishLockTimeoutError
 T = TypeVar("T")
 
 POLL_S = 0.05  # how often a waiting producer retries the lock
+PUBLISHED: list[Path] = []  # the live files this process has published, in order (CLI messages)
 
 
 @dataclass(frozen=True)
@@ -156,7 +159,9 @@ def publish(
             _remove(staging)
             return result.value
         _fsync(staging)
-        os.replace(staging, live)
+        with _stop_signals_held():  # a stop signal lands before the swap or after it is recorded
+            os.replace(staging, live)
+            PUBLISHED.append(live)
         _fsync(live.parent)
         logger.debug("published {}", live)
         return result
@@ -189,6 +194,19 @@ def _build_staging(
     finally:
         con.close()
     return result
+
+
+@contextlib.contextmanager
+def _stop_signals_held() -> Iterator[None]:
+    """Hold SIGINT / SIGTERM / SIGHUP (main thread) so the swap and its record are one step."""
+    held = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held) if main else None
+    try:
+        yield
+    finally:
+        if previous is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def _rollback(con: duckdb.DuckDBPyConnection) -> None:

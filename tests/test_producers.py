@@ -850,3 +850,75 @@ def test_ingest_cli_when_header_has_bare_carriage_return_then_exit_2_one_line_is
         "to open the file in universal-newline mode?); expected the header symbol,ts,open,high,low,close,volume."
     )
     assert not db.exists()
+
+
+# ---------------------------------------------------------------------------- stop signals
+
+
+def _wait_for_open_file(pid: int, path: Path, timeout_s: float = 60.0) -> None:
+    """Block until process ``pid`` holds ``path`` open (it is then inside PublishLock)."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    fd_dir = Path(f"/proc/{pid}/fd")
+    while time.monotonic() < deadline:
+        try:
+            if any(os.path.realpath(fd) == str(path) for fd in fd_dir.iterdir()):
+                return
+        except (FileNotFoundError, PermissionError):
+            pass
+        time.sleep(0.02)
+    raise AssertionError(f"process {pid} never opened {path}")
+
+
+@pytest.mark.parametrize("signum, code", [(15, 143), (1, 129), (2, 130)])
+def test_ingest_when_stopped_by_a_signal_while_waiting_to_publish_then_one_line_and_db_unchanged(
+    tmp_path: Path, signum: int, code: int
+) -> None:
+    import signal as signals
+
+    from producers.publish import PublishLock
+
+    db = tmp_path / "market.duckdb"
+    source = SHARED_DATA / "goog_daily_2004_2013.csv"
+    assert run_module("producers.ingest", [f"source={source}", f"db.path={db}"]).returncode == 0
+    before = db_state(db)
+    new = tmp_path / "more.csv"
+    new.write_text(source.read_text().replace("GOOG,", "GOOX,"))  # a new symbol: new bars
+    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    with PublishLock(db, timeout_s=5):  # the producer waits for this lock, inside publish()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "producers.ingest", f"source={new}", f"db.path={db}",
+             "publish.lock_timeout_s=120"],
+            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        )  # fmt: skip
+        try:
+            _wait_for_open_file(proc.pid, lock_path(db).resolve())
+            proc.send_signal(signals.Signals(signum))
+            _, stderr = proc.communicate(timeout=60)
+        finally:
+            proc.kill()
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert proc.returncode == code, stderr
+    assert len(lines) == 1 and "Traceback" not in stderr, stderr
+    name = {15: "SIGTERM", 1: "SIGHUP", 2: "Ctrl-C"}[signum]
+    assert lines[0].startswith(f"error: stopped by {name}; nothing was published"), lines
+    assert db_state(db) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["market.duckdb", "market.duckdb.lock", "more.csv"]
+    )
+
+
+def test_producer_interrupted_when_a_version_was_already_published_then_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stop signal after the atomic swap must not claim that nothing was published."""
+    import producers.publish as publish_module
+    from producers.common import producer_interrupted
+
+    monkeypatch.setattr(publish_module, "PUBLISHED", [])
+    assert producer_interrupted().startswith("nothing was published")
+    db = tmp_path / "market.duckdb"
+    publish(db, lambda con: None)
+    assert [Path(p).resolve() for p in publish_module.PUBLISHED] == [db.resolve()]
+    assert producer_interrupted().startswith(f"{publish_module.PUBLISHED[0]} was already published")
