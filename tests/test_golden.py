@@ -9,13 +9,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from runner.outputs import TRADE_COLUMNS
 from tests.helpers import (
     REPO,
-    SHARED_DATA,
     make_market_db,
     read_shared_csv,
-    run_cli,
     run_in_process,
 )
 
@@ -127,94 +124,3 @@ def test_rsi_revert_when_trades_checked_by_hand_then_each_follows_the_rule_text(
         assert float(trade["exit_price"]) == bars["open"][exit_]
         between = [r for r in rsi[entry : exit_ - 1] if r is not None]
         assert all(r <= 70 for r in between)  # no earlier exit signal while long
-
-
-# -- execution variants (DESIGN 5b), through the command-line contract of issue 10 ----------------
-COSTS = (
-    "broker.cash=10000000",
-    "broker.commission.fixed=1.0",
-    "broker.commission.rate=0.001",
-    "broker.spread=0.0005",
-)
-VARIANTS = {
-    "costs": ("strategy=sma_cross", *COSTS),
-    "long_short": ("strategy=sma_cross", "strategy.short=true", *COSTS),
-    "brackets": (
-        "strategy=rsi_revert",
-        "broker.cash=10000000",
-        "orders.stop_loss=0.02",
-        "orders.take_profit=0.04",
-    ),
-}
-
-
-@pytest.fixture(scope="module")
-def ingested_goog(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """GOOG daily ingested by the producer CLI, as the external acceptance checks do."""
-    db = tmp_path_factory.mktemp("cli_goog") / "market.duckdb"
-    result = run_cli(
-        "producers.ingest", [f"source={SHARED_DATA / 'goog_daily_2004_2013.csv'}", f"db.path={db}"]
-    )
-    assert result.returncode == 0, result.stderr
-    return db
-
-
-def assert_execution_trades_match(
-    got: list[dict[str, str]], expected: list[dict[str, str]]
-) -> None:
-    """ts, signed size, exit reason and count exact; prices 1e-9 relative; fees and pnl 1e-8."""
-    assert len(got) == len(expected)
-    for i, (g, e) in enumerate(zip(got, expected, strict=True)):
-        where = f"trade {i}: {g} vs {e}"
-        assert g["symbol"] == "GOOG", where
-        assert naive(g["entry_ts"]) == naive(e["entry_ts"]), where
-        assert naive(g["exit_ts"]) == naive(e["exit_ts"]), where
-        assert int(g["size"]) == int(e["size"]) and g["exit_reason"] == e["exit_reason"], where
-        assert float(g["entry_price"]) == pytest.approx(float(e["entry_price"]), rel=1e-9), where
-        assert float(g["exit_price"]) == pytest.approx(float(e["exit_price"]), rel=1e-9), where
-        assert float(g["fees"]) == pytest.approx(float(e["fees"]), abs=1e-8), where
-        assert float(g["pnl"]) == pytest.approx(float(e["pnl"]), abs=1e-8), where
-
-
-@pytest.mark.parametrize("variant", sorted(VARIANTS))
-def test_cli_when_execution_contract_command_runs_then_matches_backtesting_py_golden_list(
-    variant: str, ingested_goog: Path, tmp_path: Path
-) -> None:
-    """Issue 10's three commands reproduce goog_daily__costs / __long_short / __brackets."""
-    # Arrange
-    run_dir = tmp_path / "run"
-    args = [
-        "+experiment=backtest",
-        f"db.path={ingested_goog}",
-        *VARIANTS[variant][:1],
-        "symbols=[GOOG]",
-        *VARIANTS[variant][1:],
-        f"hydra.run.dir={run_dir}",
-    ]
-    # Act
-    result = run_cli("runner", args)
-    # Assert
-    assert result.returncode == 0, result.stderr
-    with open(run_dir / "trades.csv", newline="") as handle:
-        reader = csv.DictReader(handle)
-        assert reader.fieldnames == TRADE_COLUMNS
-        got = list(reader)
-    assert_execution_trades_match(got, read_trades(REFERENCE / f"goog_daily__{variant}.trades.csv"))
-    summary = json.loads((run_dir / "summary.json").read_text())
-    golden = json.loads((REFERENCE / f"goog_daily__{variant}.summary.json").read_text())
-    assert summary["status"] == "completed" and summary["n_trades"] == golden["n_trades"]
-    for key in ("total_pnl", "total_fees", "final_equity"):
-        assert summary[key] == pytest.approx(golden[key], abs=1e-6), key
-    assert {"digest", "open_positions"} <= summary.keys()
-    reasons = {r: sum(1 for t in got if t["exit_reason"] == r) for r in golden["exit_reasons"]}
-    assert reasons == golden["exit_reasons"]
-    expected_open = golden["open_position"]
-    if expected_open is None:
-        assert summary["open_positions"] == []
-    else:
-        (pos,) = summary["open_positions"]
-        assert naive(pos["entry_ts"]) == naive(expected_open["entry_ts"])
-        assert pos["size"] == expected_open["size"]
-        assert pos["entry_price"] == pytest.approx(expected_open["entry_price"], rel=1e-9)
-        assert pos["entry_fee"] == pytest.approx(expected_open["entry_fee"], abs=1e-8)
-        assert pos["unrealized_pnl"] == pytest.approx(expected_open["unrealized_pnl"], abs=1e-6)
