@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from components.execution.records import SignalRow
+from components.execution.records import SignalRow, results_ddl
 from components.execution.write_buffer import (
     FlushError,
     MemoryBuffer,
@@ -132,8 +132,17 @@ def test_background_buffer_when_batch_in_flight_fails_then_next_flush_raises_and
     # Act
     with pytest.raises(FlushError, match=r"could not commit 5 buffered row\(s\) to .*r\.duckdb"):
         buffer.flush()
-    # Assert: the failed batch is back in front of the row added after it; nothing digested twice
+    # Assert: the failed batch is back in front of the row added after it; only committed rows
+    # reach the digest, so the retry below cannot digest any row twice
     assert buffer.n_pending == 5
     assert [r.seq for r in buffer.pending["signals"]] == [0, 1, 2, 3, 4]
+    assert buffer.digest.counts["signals"] == 0
+    buffer.con.execute(results_ddl())  # the table is back: the retry commits all five, in order
+    assert buffer.flush() == 5
+    clean = MemoryBuffer(batch_size=4)
+    for i in range(5):
+        clean.add("signals", signal_row(i))
+    clean.flush()
     assert buffer.digest.counts["signals"] == 5
+    assert buffer.digest.hexdigest() == clean.digest.hexdigest() == digest_of_results(buffer.con)
     buffer.close()

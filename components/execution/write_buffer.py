@@ -2,8 +2,9 @@
 
 Flush when ``batch_size`` rows are pending, at shutdown, and synchronously when the loop raises.
 One transaction per flush across all tables; rows leave the buffer only after COMMIT, so a failed
-commit rolls back and keeps every row. The parity digest is computed as rows arrive, in emission
-order, so it does not depend on the batch size.
+commit rolls back and keeps every row. The parity digest folds in each batch once it is committed,
+batches in emission order, so it does not depend on the batch size; its lines are formatted by
+Arrow (``row_repr``), off the GIL, from the same Arrow tables the INSERT reads.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import pyarrow as pa
 
 from components.errors import UserFacingError
 from components.execution.records import DIGEST_TABLES, TABLES, arrow_schema, results_ddl
+from components.execution.row_repr import hash_lines, row_lines
 from components.registry import register
 
 
@@ -49,7 +51,11 @@ class MemoryBufferConfig:
 
 
 class Digest:
-    """sha256 over each digest table's rows (``repr`` of the row tuple), combined in table order."""
+    """sha256 over each digest table's rows (``repr`` of the row tuple), combined in table order.
+
+    ``update_table`` (the write buffer) and ``update_many`` (rows read back from a results DB)
+    hash the same bytes for the same typed values.
+    """
 
     def __init__(self) -> None:
         self._hashers = {name: hashlib.sha256() for name in DIGEST_TABLES}
@@ -65,6 +71,13 @@ class Digest:
             # tuple.__repr__: a record NamedTuple hashes like the plain tuple read back from the DB
             hasher.update(("\n".join(map(tuple.__repr__, rows)) + "\n").encode())
             self.counts[table] += len(rows)
+
+    def update_table(self, table: str, rows: pa.Table) -> None:
+        """Hash an Arrow batch of ``table`` in row order (``row_repr``: the GIL is released)."""
+        hasher = self._hashers.get(table)
+        if hasher is not None and rows.num_rows:
+            hash_lines(hasher, row_lines(rows))
+            self.counts[table] += rows.num_rows
 
     def hexdigest(self) -> str:
         combined = hashlib.sha256()
@@ -109,7 +122,6 @@ class WriteBuffer:
         self.rows_written = 0
         self.flushes = 0
         self.digest = Digest()
-        self._digested = dict.fromkeys(TABLES, 0)  # pending rows already folded into the digest
         self.con: duckdb.DuckDBPyConnection | None = None
         self.path: Path | None = None
 
@@ -136,15 +148,8 @@ class WriteBuffer:
             else:
                 self.flush()
 
-    def _digest_pending(self) -> None:
-        """Fold pending rows into the digest (emission order per table, whatever the batch size)."""
-        for name, rows in self.pending.items():
-            self.digest.update_many(name, rows[self._digested[name] :])
-            self._digested[name] = len(rows)
-
     def flush(self) -> int:
         """Write every pending row in one transaction; clear the buffer only after COMMIT."""
-        self._digest_pending()
         self._wait_in_flight()
         if not self.n_pending or self.con is None:
             return 0
@@ -155,17 +160,18 @@ class WriteBuffer:
     def _commit(
         self, con: duckdb.DuckDBPyConnection, tables: dict[str, list[tuple]], n_rows: int
     ) -> None:
+        batches = {name: _to_arrow(name, rows) for name, rows in tables.items() if rows}
         try:
             con.execute("BEGIN TRANSACTION")
-            for name, rows in tables.items():
-                if rows:
-                    _wb_batch = _to_arrow(name, rows)
-                    con.execute(f"INSERT INTO {name} SELECT * FROM _wb_batch")
+            for name, _wb_batch in batches.items():
+                con.execute(f"INSERT INTO {name} SELECT * FROM _wb_batch")
             con.execute("COMMIT")
         except (duckdb.Error, OSError) as exc:
             with contextlib.suppress(duckdb.Error):
                 con.execute("ROLLBACK")
             raise self._flush_error(n_rows, exc) from exc
+        for name, batch in batches.items():  # committed: batches reach the digest in order
+            self.digest.update_table(name, batch)
 
     def _flush_error(self, n_rows: int, cause: BaseException) -> FlushError:
         return FlushError(
@@ -175,12 +181,10 @@ class WriteBuffer:
 
     def _flush_in_background(self) -> None:
         """Hand the pending rows to the writer thread (after the previous batch committed)."""
-        self._digest_pending()
         self._wait_in_flight()
         assert self._writer is not None and self._writer_con is not None
         batch, n_rows = self.pending, self.n_pending
         self.pending = {name: [] for name in TABLES}
-        self._digested = dict.fromkeys(TABLES, 0)
         self.n_pending = 0
         future = self._writer.submit(self._commit, self._writer_con, batch, n_rows)
         self._in_flight = (future, batch, n_rows)
@@ -196,7 +200,6 @@ class WriteBuffer:
         except FlushError as failed:
             for name, rows in batch.items():  # the failed batch precedes every pending row
                 rows.extend(self.pending[name])
-                self._digested[name] += len(rows) - len(self.pending[name])
             self.pending, self.n_pending = batch, n_rows + self.n_pending
             cause = failed.__cause__ or failed
             raise self._flush_error(self.n_pending, cause) from cause
@@ -208,7 +211,6 @@ class WriteBuffer:
         written = self.n_pending
         for rows in self.pending.values():
             rows.clear()
-        self._digested = dict.fromkeys(TABLES, 0)
         self.rows_written += written
         self.n_pending = 0
         return written
@@ -237,7 +239,10 @@ class MemoryBuffer(WriteBuffer):
         return None
 
     def flush(self) -> int:
-        self._digest_pending()
+        for name in DIGEST_TABLES:
+            rows = self.pending[name]
+            if rows:
+                self.digest.update_table(name, _to_arrow(name, rows))
         return self._release_pending()
 
 
