@@ -104,3 +104,43 @@ def test_packages_when_scanned_then_import_boundaries_hold() -> None:
                     f"{path.relative_to(repo)}: {n}" for n in names if n.split(".")[0] in forbidden
                 ]
     assert offenders == []
+
+
+def _group_files() -> list[Path]:
+    return sorted(p for group in GROUPS for p in (CONF_DIR / group).glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", _group_files(), ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_group_yaml_when_it_spells_out_a_default_then_it_equals_the_config_class_default(
+    path: Path,
+) -> None:
+    """A group file shows its defaults for users; the registered dataclass owns them. They may not
+    drift: every value the YAML sets equals the dataclass default at the same key."""
+    import dataclasses
+
+    from omegaconf import OmegaConf
+
+    import runner.components_index  # noqa: F401  (registers every built-in kind)
+
+    node = OmegaConf.to_container(OmegaConf.load(path))
+    assert isinstance(node, dict)
+    node.pop("defaults", None)
+    entry = registry.lookup(path.parent.name, node["kind"])
+    defaults = dataclasses.asdict(entry.config_cls())
+
+    def leaves(tree: dict, prefix: str = "") -> list[tuple[str, object]]:
+        out: list[tuple[str, object]] = []
+        for key, value in tree.items():
+            if isinstance(value, dict):
+                out.extend(leaves(value, f"{prefix}{key}."))
+            else:
+                out.append((f"{prefix}{key}", value))
+        return out
+
+    def at(tree: dict, dotted: str) -> object:
+        for part in dotted.split("."):
+            tree = tree[part]
+        return tree
+
+    for key, value in leaves(node):
+        assert value == at(defaults, key), f"{path.name}: {key}: YAML {value!r} != default"
