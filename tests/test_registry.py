@@ -143,4 +143,5 @@ def test_group_yaml_when_it_spells_out_a_default_then_it_equals_the_config_class
         return tree
 
     for key, value in leaves(node):
-        assert value == at(defaults, key), f"{path.name}: {key}: YAML {value!r} != default"
+        where = f"conf/{path.parent.name}/{path.name}"
+        assert value == at(defaults, key), f"{where}: {key}: YAML {value!r} != the default"
