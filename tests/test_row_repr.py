@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from components.execution.records import RECORDS
-from components.execution.row_repr import _float_text, hash_lines, row_lines
+from components.execution.row_repr import _float_text, hash_lines, python_lines, row_lines
 from components.execution.write_buffer import _to_arrow
 
 EDGE_FLOATS = [
@@ -50,8 +50,10 @@ def _rows(table: str) -> st.SearchStrategy:
 @given(data=st.data())
 def test_row_lines_when_any_rows_of_a_table_then_equal_tuple_repr(table: str, data) -> None:
     rows = data.draw(_rows(table))
-    lines = row_lines(_to_arrow(table, rows))
+    batch = _to_arrow(table, rows)
+    lines = row_lines(batch)
     assert lines.to_pylist() == [tuple.__repr__(r) + "\n" for r in rows]
+    assert python_lines(batch) == "".join(lines.to_pylist()).encode()  # the small-batch path
     hasher = hashlib.sha256()
     hash_lines(hasher, lines)
     expected = "".join(tuple.__repr__(r) + "\n" for r in rows).encode()

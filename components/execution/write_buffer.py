@@ -20,7 +20,7 @@ import pyarrow as pa
 
 from components.errors import UserFacingError
 from components.execution.records import DIGEST_TABLES, TABLES, arrow_schema, results_ddl
-from components.execution.row_repr import hash_lines, row_lines
+from components.execution.row_repr import hash_table
 from components.registry import register
 
 
@@ -76,7 +76,7 @@ class Digest:
         """Hash an Arrow batch of ``table`` in row order (``row_repr``: the GIL is released)."""
         hasher = self._hashers.get(table)
         if hasher is not None and rows.num_rows:
-            hash_lines(hasher, row_lines(rows))
+            hash_table(hasher, rows)
             self.counts[table] += rows.num_rows
 
     def hexdigest(self) -> str:
