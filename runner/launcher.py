@@ -71,7 +71,7 @@ class BatchedLauncher(Launcher):
         global _ACTIVE
         _ACTIVE = self
         context = multiprocessing.get_context("fork")  # workers inherit Hydra's singletons
-        with context.Pool(min(self.n_jobs, len(jobs))) as pool:
+        with context.Pool(min(self.n_jobs, len(jobs)), initializer=_init_worker) as pool:
             returns = pool.map(_run_in_worker, jobs, chunksize=1)
         _ACTIVE = None
         return returns
@@ -85,6 +85,13 @@ class BatchedLauncher(Launcher):
             config.hydra.job.id = idx
             config.hydra.job.num = idx
         return run_lean_job(config, self.hydra_context, self.task_function)
+
+
+def _init_worker() -> None:
+    """Drop the sweep report's plot-helper pipes, so only the sweep process holds them."""
+    from runner import sweep
+
+    sweep.release_plot_worker_in_child()
 
 
 def _run_in_worker(job: tuple[int, list[str]]) -> JobReturn:
