@@ -20,10 +20,9 @@ from components.data.duckdb_client import get_connection, translate_error
 from components.errors import UserFacingError
 from components.execution.write_buffer import FlushError, WriteBuffer
 from components.market import cache as bar_cache
-from components.registry import build
 from runner import fast_compose, job_cache, outputs, run_stats, startup
 from runner.engine import Engine, LoopResult, StopFlags
-from runner.plan import Plan, make_plan, typed_configs
+from runner.plan import Plan, build_typed, make_plan, typed_configs
 from runner.progress import console_sink, make_progress
 from runner.resources import peak_rss_mb
 
@@ -204,18 +203,18 @@ def _execute(
     shared: bool = False,
 ) -> int:
     configs = plan.configs
-    market = build("market", cfg.market)
+    market = build_typed("market", configs)
     if shared and getattr(configs["market"], "cache", False):
         market = bar_cache.cached(market, _bars_key(plan))
-    analytics = build("analytics", cfg.analytics)
-    strategy = build("strategy", cfg.strategy)
-    execution = build("execution", cfg.execution)
-    buffer: WriteBuffer = build("buffer", cfg.buffer)
+    analytics = build_typed("analytics", configs)
+    strategy = build_typed("strategy", configs)
+    execution = build_typed("execution", configs)
+    buffer: WriteBuffer = build_typed("buffer", configs)
     if shared:  # results.duckdb attached to this process's DuckDB instance (runner.job_cache)
         buffer = job_cache.attached(buffer)
-    broker = build("broker", cfg.broker)  # a factory: the engine builds the broker per universe
-    sizing = build("sizing", cfg.sizing)
-    orders = build("orders", cfg.orders)
+    broker = build_typed("broker", configs)  # a factory: the engine builds it per universe
+    sizing = build_typed("sizing", configs)
+    orders = build_typed("orders", configs)
     # buffer=memory stores no equity rows; a multirun job does not read back what it wrote
     kept_equity = run_stats.keep_equity_in_memory(buffer, always=shared)
     market.open(con, plan.universe)

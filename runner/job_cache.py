@@ -27,12 +27,14 @@ from typing import Any
 import duckdb
 
 from components.data.duckdb_client import get_connection
+from components.data.market_db import content_version
 from components.execution.records import results_ddl
 from components.execution.write_buffer import WriteBuffer, _to_arrow
 from components.market import cache as bar_cache
 
 _CONNECTIONS: dict[tuple[Any, ...], duckdb.DuckDBPyConnection] = {}
 _PLANS: dict[tuple[Any, ...], Any] = {}
+_VERSIONS: dict[int, tuple[duckdb.DuckDBPyConnection, int]] = {}  # id(connection) -> version
 CODE_PACKAGES = ("runner", "components")  # their source files make the code version
 
 
@@ -57,9 +59,24 @@ def market_connection(path: str | Path) -> duckdb.DuckDBPyConnection:
     return con
 
 
+def market_version(path: str | Path) -> tuple[duckdb.DuckDBPyConnection, int]:
+    """Return this process's connection to ``path`` and the DB's content version (read once).
+
+    The version is kept with the connection: a producer that writes the file changes its
+    identity (size, mtime), and the next job opens a new connection and reads it again.
+    """
+    con = market_connection(path)
+    version = _VERSIONS.get(id(con))
+    if version is None or version[0] is not con:
+        version = _VERSIONS[id(con)] = (con, content_version(con))
+    return con, version[1]
+
+
 def _close_other_versions(resolved: str) -> None:
     for key in [k for k in _CONNECTIONS if k[0] == resolved]:
-        _CONNECTIONS.pop(key).close()
+        con = _CONNECTIONS.pop(key)
+        _VERSIONS.pop(id(con), None)
+        con.close()
         for plan_key in [p for p in _PLANS if p[0] == key]:
             del _PLANS[plan_key]
 
@@ -235,6 +252,7 @@ def release() -> None:
             con.close()
     _CONNECTIONS.clear()
     _PLANS.clear()
+    _VERSIONS.clear()
     bar_cache.clear()
     host = _HOST.pop("con", None)
     if host is not None:
