@@ -194,30 +194,3 @@ def test_sweep_when_goog_fast_by_slow_5x5_then_ranked_report_heatmap_and_parquet
     default = next(g for g in grid if (g[0], g[1]) == (10, 30))
     assert default[3] == 32  # the golden run (DESIGN section 5) is one cell of the grid
 
-
-@pytest.mark.parametrize("kind", ["fractional", "integral", "with_nan", "empty"])
-def test_read_daily_when_written_by_the_runner_then_equals_pandas_read_csv(
-    kind: str, tmp_path: Path
-) -> None:
-    """Issue 13: the sweep report parses equity_daily.csv itself, to the same Series as pandas."""
-    from runner import run_stats
-
-    # Arrange
-    rng = np.random.default_rng(11)
-    n = 0 if kind == "empty" else 300
-    ts = 1_600_000_000_000_000 + np.arange(n, dtype=np.int64) * 86_400_000_000
-    values = 1e6 + np.cumsum(rng.normal(0, 321.123, n))
-    if kind == "integral":
-        values = np.round(values)
-    if kind == "with_nan":
-        values[[3, 40]] = np.nan
-    path = tmp_path / "equity_daily.csv"
-    if n:
-        run_stats.write_equity_daily(path, pd.DataFrame({"ts": ts, "equity": values}))
-    else:
-        path.write_text("day,equity\n")
-    # Act
-    ours = sweep_stats.read_daily(path)
-    # Assert
-    expected = pd.read_csv(path, index_col="day")["equity"]
-    pd.testing.assert_series_equal(ours, expected, check_exact=True, check_index_type=True)
