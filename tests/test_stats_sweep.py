@@ -193,4 +193,3 @@ def test_sweep_when_goog_fast_by_slow_5x5_then_ranked_report_heatmap_and_parquet
     }
     default = next(g for g in grid if (g[0], g[1]) == (10, 30))
     assert default[3] == 32  # the golden run (DESIGN section 5) is one cell of the grid
-
