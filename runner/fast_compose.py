@@ -47,6 +47,7 @@ class FastSweepConfigLoader:
         # place, not a deep copy per call (~10-30 ms each; the sweeper's validation calls too)
         self.in_place = False
         self._parsed: dict[str, Override] = {}  # override text -> parsed (jobs share values)
+        self._plain_memo: dict[str, bool] = {}  # override text -> a plain value override?
         # (shape, key, value) applied without error to that shape's config (in-place mode)
         self._applied: set[tuple[Any, ...]] = set()
         self.validated = 0  # in-place load_sweep_config calls answered from ``_applied``
@@ -110,6 +111,7 @@ class FastSweepConfigLoader:
         if missing:
             if len(self._parsed) > 100_000:
                 self._parsed.clear()
+                self._plain_memo.clear()
             parsed = OverridesParser.create().parse_overrides(missing)
             self._parsed.update(zip(missing, parsed, strict=True))
         return [self._parsed[o] for o in overrides]
@@ -129,8 +131,16 @@ class FastSweepConfigLoader:
         if len(set(keys)) != len(keys):
             return None
         return tuple(
-            ("value", o.key_or_group) if self._plain(o) else ("other", o.input_line) for o in parsed
+            ("value", o.key_or_group) if self._plain_cached(o) else ("other", o.input_line)
+            for o in parsed
         )
+
+    def _plain_cached(self, override: Override) -> bool:
+        """``_plain``, once per override text (it asks the config repository for groups)."""
+        known = self._plain_memo.get(override.input_line)
+        if known is None:
+            known = self._plain_memo[override.input_line] = self._plain(override)
+        return known
 
     def _plain(self, override: Override) -> bool:
         key = override.key_or_group
