@@ -20,10 +20,9 @@ from components.data.duckdb_client import get_connection, translate_error
 from components.errors import UserFacingError
 from components.execution.write_buffer import FlushError, WriteBuffer
 from components.market import cache as bar_cache
-from components.registry import build
 from runner import fast_compose, job_cache, outputs, run_stats, startup
 from runner.engine import Engine, LoopResult, StopFlags
-from runner.plan import Plan, make_plan, typed_configs
+from runner.plan import Plan, build_typed, make_plan, typed_configs
 from runner.progress import console_sink, make_progress
 from runner.resources import peak_rss_mb
 
@@ -204,18 +203,18 @@ def _execute(
     shared: bool = False,
 ) -> int:
     configs = plan.configs
-    market = build("market", cfg.market)
+    market = build_typed("market", configs)
     if shared and getattr(configs["market"], "cache", False):
         market = bar_cache.cached(market, _bars_key(plan))
-    analytics = build("analytics", cfg.analytics)
-    strategy = build("strategy", cfg.strategy)
-    execution = build("execution", cfg.execution)
-    buffer: WriteBuffer = build("buffer", cfg.buffer)
+    analytics = build_typed("analytics", configs)
+    strategy = build_typed("strategy", configs)
+    execution = build_typed("execution", configs)
+    buffer: WriteBuffer = build_typed("buffer", configs)
     if shared:  # results.duckdb attached to this process's DuckDB instance (runner.job_cache)
         buffer = job_cache.attached(buffer)
-    broker = build("broker", cfg.broker)  # a factory: the engine builds the broker per universe
-    sizing = build("sizing", cfg.sizing)
-    orders = build("orders", cfg.orders)
+    broker = build_typed("broker", configs)  # a factory: the engine builds it per universe
+    sizing = build_typed("sizing", configs)
+    orders = build_typed("orders", configs)
     # buffer=memory stores no equity rows; a multirun job does not read back what it wrote
     kept_equity = run_stats.keep_equity_in_memory(buffer, always=shared)
     market.open(con, plan.universe)
@@ -278,8 +277,14 @@ def _run_loop(
     run_id = run_dir.name
     results_path = run_dir / "results.duckdb"
     _open_results(buffer, results_path)
+    # a multirun job's results DB takes its ``runs`` row with its first commit: usually the one
+    # at the end of the run, which then holds every row and the 'reporting' status (one
+    # transaction instead of four; a job killed before it leaves an empty results DB)
+    deferred = isinstance(buffer, job_cache.AttachedWriteBuffer)
+    if deferred:
+        buffer.defer_commits()
     if buffer.persistent:
-        buffer.con.execute(
+        insert_run = (
             "INSERT INTO runs VALUES (?, 'running', now(), NULL, ?, ?, ?, NULL, NULL, NULL)",
             [
                 run_id,
@@ -288,6 +293,10 @@ def _run_loop(
                 plan.market_db_version,
             ],
         )
+        if deferred:
+            buffer.execute_with_next_commit(*insert_run)
+        else:
+            buffer.con.execute(*insert_run)
     progress = make_progress(
         cfg.run.progress,
         plan.n_bars,
@@ -315,7 +324,10 @@ def _run_loop(
     started = time.perf_counter()
     try:
         result = engine.run()
-        buffer.flush()
+        if deferred:  # the last rows, the runs row and 'reporting': one transaction
+            buffer.commit(_runs_row_update(run_id, result, REPORTING))
+        else:
+            buffer.flush()
     except BaseException as exc:  # flush what we have synchronously, mark the run failed, re-raise
         progress.close()
         _fail(buffer, run_id, engine, exc)
@@ -323,7 +335,8 @@ def _run_loop(
     # runs.status stays 'reporting' until every output file is in place (issue 14, item 4): a run
     # killed while writing its report is never mistaken for a finished one
     progress.writing_report()
-    _finish_runs_row(buffer, run_id, result, status=REPORTING)
+    if not deferred:
+        _finish_runs_row(buffer, run_id, result, status=REPORTING)
     startup.pause("report")
     summary = _write_outputs(
         cfg,
@@ -369,7 +382,10 @@ def want_plot(plot: bool | None, *, multirun: bool) -> bool:
 def _fail(buffer: WriteBuffer, run_id: str, engine: Engine, exc: BaseException) -> None:
     logger.opt(exception=exc).debug("run failed")
     try:
-        buffer.flush()
+        if isinstance(buffer, job_cache.AttachedWriteBuffer):
+            buffer.commit()  # also the runs row still queued, so it can be marked failed
+        else:
+            buffer.flush()
     except FlushError as flush_exc:  # the CLI prints a FlushError itself: log it once, not twice
         (logger.debug if isinstance(exc, FlushError) else logger.error)("{}", flush_exc)
     if buffer.persistent and buffer.con is not None:
@@ -388,11 +404,18 @@ def _finish_runs_row(
     buffer: WriteBuffer, run_id: str, result: LoopResult, status: str | None = None
 ) -> None:
     if buffer.persistent and buffer.con is not None:
-        buffer.con.execute(
-            "UPDATE runs SET status = ?, ended_at = now(), digest = ?, stopped_at_ts = make_timestamptz(?::BIGINT) "
-            "WHERE run_id = ?",
-            [status or result.status, result.digest, result.stopped_at_us, run_id],
-        )
+        buffer.con.execute(*_runs_row_update(run_id, result, status))
+
+
+def _runs_row_update(
+    run_id: str, result: LoopResult, status: str | None = None
+) -> tuple[str, list[Any]]:
+    """Return the statement that records the loop's end in the ``runs`` row."""
+    return (
+        "UPDATE runs SET status = ?, ended_at = now(), digest = ?, stopped_at_ts = make_timestamptz(?::BIGINT) "
+        "WHERE run_id = ?",
+        [status or result.status, result.digest, result.stopped_at_us, run_id],
+    )
 
 
 def _set_status(buffer: WriteBuffer, run_id: str, status: str) -> None:

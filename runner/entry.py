@@ -30,7 +30,6 @@ from loguru import logger
 from omegaconf import DictConfig
 
 import runner.components_index  # noqa: F401 - fills the registry and ConfigStore before composing
-from components.data.market_db import content_version
 from components.errors import UserFacingError
 from runner import job_cache, resume
 from runner.app import run_backtest
@@ -209,8 +208,8 @@ def run_job(cfg: DictConfig) -> int:
 def _reuse_or_start(cfg: DictConfig, run_dir: Path) -> bool:
     """Return True when an earlier complete run of this job is reused; else clear the run dir."""
     try:
-        con = job_cache.market_connection(cfg.db.path)
-        identity = resume.job_identity(cfg, content_version(con), job_cache.code_version())
+        _, version = job_cache.market_version(cfg.db.path)
+        identity = resume.job_identity(cfg, version, job_cache.code_version())
     except Exception:  # no readable market DB: the run itself reports it in one line
         resume.start_attempt(run_dir, None)
         return False

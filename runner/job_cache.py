@@ -27,11 +27,14 @@ from typing import Any
 import duckdb
 
 from components.data.duckdb_client import get_connection
-from components.execution.write_buffer import WriteBuffer
+from components.data.market_db import content_version
+from components.execution.records import results_ddl
+from components.execution.write_buffer import WriteBuffer, _to_arrow
 from components.market import cache as bar_cache
 
 _CONNECTIONS: dict[tuple[Any, ...], duckdb.DuckDBPyConnection] = {}
 _PLANS: dict[tuple[Any, ...], Any] = {}
+_VERSIONS: dict[int, tuple[duckdb.DuckDBPyConnection, int]] = {}  # id(connection) -> version
 CODE_PACKAGES = ("runner", "components")  # their source files make the code version
 
 
@@ -56,9 +59,24 @@ def market_connection(path: str | Path) -> duckdb.DuckDBPyConnection:
     return con
 
 
+def market_version(path: str | Path) -> tuple[duckdb.DuckDBPyConnection, int]:
+    """Return this process's connection to ``path`` and the DB's content version (read once).
+
+    The version is kept with the connection: a producer that writes the file changes its
+    identity (size, mtime), and the next job opens a new connection and reads it again.
+    """
+    con = market_connection(path)
+    version = _VERSIONS.get(id(con))
+    if version is None or version[0] is not con:
+        version = _VERSIONS[id(con)] = (con, content_version(con))
+    return con, version[1]
+
+
 def _close_other_versions(resolved: str) -> None:
     for key in [k for k in _CONNECTIONS if k[0] == resolved]:
-        _CONNECTIONS.pop(key).close()
+        con = _CONNECTIONS.pop(key)
+        _VERSIONS.pop(id(con), None)
+        con.close()
         for plan_key in [p for p in _PLANS if p[0] == key]:
             del _PLANS[plan_key]
 
@@ -74,18 +92,32 @@ _TEMPLATE: dict[str, Path] = {}
 _HOST: dict[str, Any] = {}  # this process's in-memory DuckDB that attaches each job's results DB
 
 
+# A job's results DB holds a few thousand rows in ~10 tables: with DuckDB's default 256 KB blocks
+# each table's columns took blocks of their own (2.1 MB per job, mostly zeros, written at every
+# detach); 16 KB blocks make it ~190 KB and the checkpoint at detach ~40 % cheaper. The block size
+# is stored in the file's header: any DuckDB >= 1.2 opens it like any other results DB.
+RESULTS_BLOCK_SIZE = 16384
+
+
 def copy_results_template(path: Path) -> None:
     """Copy an empty results DB (every table, no rows) to ``path``; built once per process.
 
     Creating a DuckDB file and its tables costs ~40-120 ms (file header writes, DDL, checkpoint
-    at close); copying a 270 KB file is a fraction of that.
+    at close); copying a 28 KB file is a fraction of that.
     """
     template = _TEMPLATE.get("path")
     if template is None or not template.exists():
         template = Path(tempfile.mkdtemp(prefix="runner_results_")) / "template.duckdb"
-        buffer = WriteBuffer(batch_size=1)
-        buffer.open(template)
-        buffer.close()
+        host = _results_host()
+        quoted = str(template).replace("'", "''")
+        host.execute(f"ATTACH '{quoted}' AS results_template (BLOCK_SIZE {RESULTS_BLOCK_SIZE})")
+        try:
+            con = host.cursor()
+            con.execute("USE results_template")
+            con.execute(results_ddl())
+            con.close()
+        finally:
+            host.execute("DETACH results_template")
         _TEMPLATE["path"] = template
     shutil.copyfile(template, path)
 
@@ -96,6 +128,9 @@ def _results_host() -> duckdb.DuckDBPyConnection:
         host = duckdb.connect(":memory:")
         # as WriteBuffer.open: checkpoint when the job's file is detached, not mid-run
         host.execute("SET wal_autocheckpoint = '1GB'")
+        # a job's statements touch a few thousand rows: one thread does them with less CPU than
+        # a pool of two (and the forked workers of a sweep already use every core)
+        host.execute("SET threads = 1")
         _HOST.update(con=host, n=0)
     return host
 
@@ -113,6 +148,62 @@ class AttachedWriteBuffer(WriteBuffer):
     """
 
     alias: str | None = None
+    # set by ``defer_commits``: the end-of-run flush waits for ``commit`` (one transaction for
+    # the last rows and the ``runs`` row); a batch that fills up mid-run still commits at once
+    deferred: bool = False
+
+    def __init__(self, batch_size: int, background: bool = False) -> None:
+        super().__init__(batch_size, background=False)
+        self._statements: list[tuple[str, list[Any]]] = []
+
+    def defer_commits(self) -> None:
+        """Commit rows only when a batch fills up or ``commit`` is called (multirun jobs)."""
+        self.deferred = True
+
+    def execute_with_next_commit(self, sql: str, params: list[Any]) -> None:
+        """Run ``sql`` inside the next transaction this buffer commits, before its rows."""
+        self._statements.append((sql, params))
+
+    def flush(self) -> int:
+        """As ``WriteBuffer.flush``; when deferred, a batch that is not full is only digested.
+
+        The digest then covers every row emitted so far, as after a commit, and the rows stay
+        pending until ``commit``.
+        """
+        if self.deferred and self.n_pending < self.batch_size:
+            self._digest_pending()
+            return 0
+        return self.commit()
+
+    def commit(self, *statements: tuple[str, list[Any]]) -> int:
+        """Commit the pending rows, the queued statements and ``statements`` in one transaction."""
+        self._statements.extend(statements)
+        self._digest_pending()
+        if self.con is None or not (self.n_pending or self._statements):
+            return 0
+        self._commit(self.con, self.pending, self.n_pending)
+        if self.n_pending:
+            self.flushes += 1
+        return self._release_pending()
+
+    def _commit(
+        self, con: duckdb.DuckDBPyConnection, tables: dict[str, list[tuple]], n_rows: int
+    ) -> None:
+        """``WriteBuffer._commit`` with the queued statements first in the same transaction."""
+        try:
+            con.execute("BEGIN TRANSACTION")
+            for sql, params in self._statements:
+                con.execute(sql, params)
+            for name, rows in tables.items():
+                if rows:
+                    _wb_batch = _to_arrow(name, rows)  # read by name by the INSERT below
+                    con.execute(f"INSERT INTO {name} SELECT * FROM _wb_batch")
+            con.execute("COMMIT")
+        except (duckdb.Error, OSError) as exc:
+            with contextlib.suppress(duckdb.Error):
+                con.execute("ROLLBACK")
+            raise self._flush_error(n_rows, exc) from exc
+        self._statements.clear()
 
     def open(self, path: Path) -> duckdb.DuckDBPyConnection:
         copy_results_template(path)
@@ -161,6 +252,7 @@ def release() -> None:
             con.close()
     _CONNECTIONS.clear()
     _PLANS.clear()
+    _VERSIONS.clear()
     bar_cache.clear()
     host = _HOST.pop("con", None)
     if host is not None:

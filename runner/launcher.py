@@ -27,12 +27,13 @@ import multiprocessing
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.utils import JobReturn, JobStatus, setup_globals
 from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
-from omegaconf import DictConfig, open_dict, read_write
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from runner import fast_compose
 
@@ -71,7 +72,7 @@ class BatchedLauncher(Launcher):
         global _ACTIVE
         _ACTIVE = self
         context = multiprocessing.get_context("fork")  # workers inherit Hydra's singletons
-        with context.Pool(min(self.n_jobs, len(jobs))) as pool:
+        with context.Pool(min(self.n_jobs, len(jobs)), initializer=_init_worker) as pool:
             returns = pool.map(_run_in_worker, jobs, chunksize=1)
         _ACTIVE = None
         return returns
@@ -80,11 +81,20 @@ class BatchedLauncher(Launcher):
         """Compose (derive) one job's config and run the task in its output dir."""
         assert self.hydra_context is not None and self.config is not None
         idx, overrides = job
-        config = self.hydra_context.config_loader.load_sweep_config(self.config, overrides)
+        loader = self.hydra_context.config_loader
+        load = getattr(loader, "job_config", loader.load_sweep_config)
+        config = load(self.config, overrides)
         with read_write(config.hydra), open_dict(config):
             config.hydra.job.id = idx
             config.hydra.job.num = idx
         return run_lean_job(config, self.hydra_context, self.task_function)
+
+
+def _init_worker() -> None:
+    """Drop the sweep report's plot-helper pipes, so only the sweep process holds them."""
+    from runner import sweep
+
+    sweep.release_plot_worker_in_child()
 
 
 def _run_in_worker(job: tuple[int, list[str]]) -> JobReturn:
@@ -103,7 +113,7 @@ def run_lean_job(
     output_dir = Path(str(config.hydra.sweep.dir)) / str(config.hydra.sweep.subdir)
     with read_write(config.hydra.runtime), open_dict(config.hydra.runtime):
         config.hydra.runtime.output_dir = str(output_dir.absolute())
-    HydraConfig.instance().set_config(config)
+    set_hydra_config(config)
     in_place = getattr(hydra_context.config_loader, "task_config", None)
     task_cfg = (in_place(config) if in_place is not None else None) or _task_config(config)
     ret = JobReturn()
@@ -131,6 +141,34 @@ def run_lean_job(
     # job's config may be the per-shape one that the next job updates in place
     ret.cfg = ret.hydra_cfg = None
     return ret
+
+
+# the hydra keys that differ between the jobs of one in-place config (runner.fast_compose sets
+# the first two, ``run_one`` and ``run_lean_job`` the others); every other hydra key is the shape's
+VARYING_HYDRA_KEYS = ("overrides.task", "job.override_dirname", "job.id", "job.num")
+_VIEW: dict[str, Any] = {}  # the last in-place config and HydraConfig's copy of its hydra node
+
+
+def set_hydra_config(config: DictConfig) -> None:
+    """``HydraConfig.instance().set_config(config)``, ~0.3 ms instead of ~7-11 ms for a config
+    that is the same (in-place) object as the previous job's.
+
+    ``set_config`` copies the whole ``hydra`` node for every job. The copy of an in-place config
+    differs from the previous job's only in ``VARYING_HYDRA_KEYS`` and ``runtime.output_dir``,
+    so those are set on the copy made for the first job of the shape; interpolations in the
+    copy resolve against ``config`` itself, as after ``set_config``.
+    """
+    instance = HydraConfig.instance()
+    view = _VIEW.get("view")
+    if _VIEW.get("config") is not config or view is None or instance.cfg is not view:
+        instance.set_config(config)
+        _VIEW.update(config=config, view=instance.cfg)
+        return
+    source, target = config.hydra, view.hydra
+    with read_write(target), open_dict(target):
+        for key in VARYING_HYDRA_KEYS:
+            OmegaConf.update(target, key, OmegaConf.select(source, key), merge=False)
+        target.runtime.output_dir = source.runtime.output_dir
 
 
 def _task_config(config: DictConfig) -> DictConfig:

@@ -32,14 +32,19 @@ def keep_equity_in_memory(
     if buffer.persistent and not always:
         return kept
     flush = buffer.flush
+    copied = [0]  # pending equity rows already kept (a deferring buffer keeps rows pending)
 
     def flush_keeping_equity() -> int:
         rows = buffer.pending["equity"]
-        if rows:  # (ts us, equity): two columns, not an array of row tuples (~10x faster)
-            ts = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-            values = np.fromiter((r[2] for r in rows), dtype=np.float64, count=len(rows))
+        start = copied[0] if copied[0] <= len(rows) else 0
+        if len(rows) > start:  # (ts us, equity): two columns, not an array of row tuples
+            new = rows[start:] if start else rows
+            ts = np.fromiter((r[0] for r in new), dtype=np.int64, count=len(new))
+            values = np.fromiter((r[2] for r in new), dtype=np.float64, count=len(new))
             kept.append((ts, values))
-        return flush()
+        written = flush()
+        copied[0] = len(buffer.pending["equity"])  # 0 once the rows left the buffer
+        return written
 
     buffer.flush = flush_keeping_equity
     return kept

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import atexit
 import csv
+import dataclasses
+import functools
 import io
 import json
 import os
@@ -29,8 +31,8 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from runner import sweep_stats
-from runner.parity import ABSENT, flatten, override_key, split_config
+from runner import plot_worker, sweep_stats
+from runner.parity import ABSENT, flatten, is_performance_key, override_key
 from runner.resources import current_rss_mb, peak_rss_mb, release_free_heap, reset_peak_rss
 
 PARITY_EXIT_CODE = 3  # 0 ok, 1 a job failed, 2 bad configuration, 3 parity violated
@@ -143,6 +145,8 @@ class SweepReport(Callback):
         ).absolute()  # resolves ${now:}/${uid:} once, here
         self._pending = (sweep_dir, config)
         atexit.register(self._write_at_exit)
+        if self.plot and plot_worker_wanted():
+            _PLOTTER.start()  # imports matplotlib while the jobs run (runner/plot_worker.py)
         if self.fast_compose:
             from runner import fast_compose
 
@@ -183,7 +187,10 @@ class SweepReport(Callback):
         sweep_dir, _ = self._pending
         self._pending = None
         release_job_caches()
-        report = write_report(sweep_dir, config, plot=self.plot, rank_by=self.rank_by)
+        try:
+            report = write_report(sweep_dir, config, plot=self.plot, rank_by=self.rank_by)
+        finally:
+            _PLOTTER.stop()
         print(report.verdict_line(), file=sys.stderr)
         if report.violations and self.fail_on_mismatch:
             raise SystemExit(PARITY_EXIT_CODE)
@@ -206,6 +213,30 @@ class SweepReport(Callback):
             print(report.verdict_line(), file=sys.stderr)
         except Exception as exc:  # never mask the error that ended the sweep
             print(f"sweep report: could not write it to {sweep_dir}: {exc}", file=sys.stderr)
+        finally:
+            _PLOTTER.stop()
+
+
+_PLOTTER = plot_worker.PlotWorker()  # draws the report's figures in a forked helper process
+PLOT_WORKER_ENV = "RUNNER_PLOT_WORKER"  # 0: draw the figures in the sweep process
+
+
+def plot_worker_wanted() -> bool:
+    """Return True for a sweep started as ``python -m runner`` (not one inside a test process).
+
+    Forking a process that may hold other threads and connections (pytest, a notebook) is not
+    worth ~1 s; ``RUNNER_PLOT_WORKER=1`` forces the helper, ``0`` turns it off.
+    """
+    forced = os.environ.get(PLOT_WORKER_ENV, "")
+    if forced in ("0", "1"):
+        return forced == "1"
+    main = sys.modules.get("__main__")
+    return getattr(getattr(main, "__spec__", None), "name", "") == "runner.__main__"
+
+
+def release_plot_worker_in_child() -> None:
+    """Drop the helper's pipes in a process forked from the sweep process (launcher workers)."""
+    _PLOTTER.close_in_child()
 
 
 @dataclass
@@ -255,21 +286,61 @@ def write_report(
     launcher, parallel = describe_launcher(config)
     rows = sweep_stats.rank_rows(rows, rank_by)
     report = Report(sweep_dir, rows, violations, launcher, parallel, rank_by)
-    report.results = write_results(report, plot=plot)
+    figures = _figures(report) if plot else []
+    pending = _PLOTTER.submit(figures)  # drawn by the helper process while the files are written
+    report.results = write_results(report, plot=False)
     _write_text(sweep_dir / "sweep_report.csv", report_csv(report))
-    has_plot = plot and bool(rows) and plot_report(report, sweep_dir / "sweep_report.png")
+    drawn = _PLOTTER.collect(pending) or [None] * len(figures)
+    for k, (function, args) in enumerate(figures):
+        if drawn[k] is None:  # no helper, or it failed: draw it here, as before
+            drawn[k] = bool(function(*args))
+    has_plot = bool(figures) and bool(drawn[0])
+    if len(figures) == 2 and drawn[1]:
+        keys = sweep_stats.varying_behaviour_keys(rows)
+        report.results[2:2] = [f"![{rank_by} by {keys[0]} x {keys[1]}](sweep_heatmap.png)", ""]
     _write_text(sweep_dir / "sweep_report.md", report_markdown(report, has_plot, note))
     return report
 
 
+def _figures(report: Report) -> list[tuple[Any, tuple[Any, ...]]]:
+    """Return the report's figures as (function, args): bars/s per job, then the heatmap."""
+    if not report.rows:
+        return []
+    figures: list[tuple[Any, tuple[Any, ...]]] = [
+        (plot_report, (_slim_report(report), report.sweep_dir / "sweep_report.png"))
+    ]
+    keys = sweep_stats.varying_behaviour_keys(report.rows)
+    if len(keys) == 2:
+        rows = [_slim_row(r, keys, report.rank_by) for r in report.rows]
+        heatmap = report.sweep_dir / "sweep_heatmap.png"
+        figures.append((sweep_stats.plot_heatmap, (rows, keys, report.rank_by, heatmap)))
+    return figures
+
+
+def _slim_row(row: JobRow, keys: list[str], rank_by: str) -> JobRow:
+    """Return ``row`` with only what the figures read (the helper process is sent a copy)."""
+    return dataclasses.replace(
+        row,
+        behaviour={k: row.behaviour[k] for k in keys if k in row.behaviour},
+        performance={},
+        stats={rank_by: row.stats[rank_by]} if rank_by in row.stats else {},
+    )
+
+
+def _slim_report(report: Report) -> Report:
+    rows = [_slim_row(r, [], report.rank_by) for r in report.rows]
+    return dataclasses.replace(report, rows=rows, results=[])
+
+
 def read_jobs(sweep_dir: Path) -> list[JobRow]:
     """Return one row per job dir under ``sweep_dir`` (any dir holding ``.hydra/overrides.yaml``)."""
-    rows = []
+    run_dirs = []
     for overrides_file in sorted(sweep_dir.rglob(".hydra/overrides.yaml")):
         run_dir = overrides_file.parent.parent
         if ".submitit" in run_dir.relative_to(sweep_dir).parts:
             continue
-        rows.append(read_job(run_dir))
+        run_dirs.append(run_dir)
+    rows = [read_job(run_dir) for run_dir in run_dirs]
     rows.sort(key=lambda r: (r.num, str(r.run_dir)))
     return rows
 
@@ -290,7 +361,7 @@ def read_job(run_dir: Path) -> JobRow:
     if record.get("job_peak_rss_mb") is not None and metrics and not record.get("reused"):
         metrics["peak_rss_mb"] = record["job_peak_rss_mb"]
     flat = flatten(_load_yaml(hydra_dir / "config.yaml"))
-    behaviour, performance = split_config(flat)
+    behaviour, performance = _split_config(flat)
     return JobRow(
         num=int(num),
         run_dir=run_dir,
@@ -306,6 +377,17 @@ def read_job(run_dir: Path) -> JobRow:
         reused=bool(record.get("reused")),
         slurm_job_id=str(record.get("slurm_job_id") or ""),
     )
+
+
+_performance_key = functools.lru_cache(maxsize=None)(is_performance_key)  # same keys every job
+
+
+def _split_config(flat: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``runner.parity.split_config``, each key classified once per process."""
+    behaviour, performance = {}, {}
+    for key, value in flat.items():
+        (performance if _performance_key(key) else behaviour)[key] = value
+    return behaviour, performance
 
 
 def check_parity(rows: list[JobRow]) -> list[Violation]:
@@ -585,11 +667,12 @@ def plot_report(report: Report, path: Path) -> bool:
         else "#1f77b4"
         for r in rows
     ]
-    width = max(6.0, 1.1 * len(rows) + 2) if labelled else 24.0
+    width = max(6.0, 0.3 * len(rows) + 2) if labelled else 24.0  # labels stand upright
     fig = Figure(figsize=(width, 6))
     top, bottom = fig.subplots(2, 1, sharex=True)
     x = range(len(rows))
-    top.bar(x, [float(r.metrics.get("bars_per_second") or 0) for r in rows], color=colours)
+    draw = top.bar if labelled else _thin_bars(top)
+    draw(x, [float(r.metrics.get("bars_per_second") or 0) for r in rows], color=colours)
     top.set_ylabel("bars/s")
     title = "parity violated (red)" if report.violations else "parity OK"
     top.set_title(
@@ -597,10 +680,11 @@ def plot_report(report: Report, path: Path) -> bool:
         + (" (parallel jobs: timings share CPUs)" if report.parallel else "")
     )
     top.yaxis.set_major_formatter(matplotlib.ticker.StrMethodFormatter("{x:,.0f}"))
-    bottom.bar(x, [float(r.metrics.get("peak_rss_mb") or 0) for r in rows], color=colours)
+    draw = bottom.bar if labelled else _thin_bars(bottom)
+    draw(x, [float(r.metrics.get("peak_rss_mb") or 0) for r in rows], color=colours)
     bottom.set_ylabel("peak RSS (MB)")
     if labelled:
-        bottom.set_xticks(list(x), names, rotation=30, ha="right", fontsize=7)
+        bottom.set_xticks(list(x), names, rotation=90, fontsize=7)
     else:
         bottom.set_xlabel(f"job, in report order ({len(rows)} jobs; see sweep_report.csv)")
     for axis in (top, bottom):
@@ -610,6 +694,23 @@ def plot_report(report: Report, path: Path) -> bool:
     fig.savefig(tmp, dpi=90)
     os.replace(tmp, path)
     return True
+
+
+def _thin_bars(axis: Any) -> Any:
+    """Return a ``bar``-like drawer that makes one line collection, not one patch per job.
+
+    Beyond ``MAX_LABELLED_JOBS`` bars are a few pixels wide: 2,000 rectangles took ~2.5 s to
+    draw for a 1,000-job sweep, one collection of vertical lines a fraction of that.
+    """
+
+    def draw(x: Any, heights: list[float], color: list[str]) -> Any:
+        xs = list(x)
+        lines = axis.vlines(xs, 0, heights, colors=color, linewidth=1.0)
+        axis.set_xlim(-0.5, len(xs) - 0.5)
+        axis.set_ylim(bottom=0)
+        return lines
+
+    return draw
 
 
 CSV_STATS = ("return_pct", "sharpe", "max_drawdown_pct", "n_trades", "total_fees")

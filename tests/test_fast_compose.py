@@ -79,3 +79,66 @@ def test_fast_compose_when_a_key_is_unknown_then_hydras_error_is_raised(tmp_path
         # Act / Assert
         with pytest.raises(ConfigCompositionException, match=r"strategy\.fsat"):
             fast.load_sweep_config(master, [*BASE, "strategy.fsat=5"])
+
+
+def test_fast_compose_when_in_place_batch_was_validated_then_launch_configs_equal_hydras() -> None:
+    """Issue 13: validation answers from values already applied; the launcher sets every one."""
+    # Arrange
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        loader, fast, master = _loaders()
+        fast.in_place = True
+        batch = [
+            [*BASE, f"strategy.fast={f}", f"strategy.slow={s}"] for f in (5, 6) for s in (20, 30)
+        ]
+        # Act
+        for job in batch:  # what Sweeper.validate_batch_is_legal does
+            fast.load_sweep_config(master, job)
+        validated = fast.validated
+        got = [_container(fast.job_config(master, job)) for job in batch]
+        expected = [_container(loader.load_sweep_config(master, job)) for job in batch]
+    # Assert
+    assert got == expected
+    assert validated == 1  # 5/30 after 5/20 and 6/20: both values already applied
+
+
+def test_fast_compose_when_validating_a_new_bad_value_then_hydras_error_is_raised() -> None:
+    # Arrange
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        _, fast, master = _loaders()
+        fast.in_place = True
+        for fast_value in (5, 6):
+            fast.load_sweep_config(master, [*BASE, f"strategy.fast={fast_value}"])
+        # Act / Assert
+        with pytest.raises(ConfigCompositionException, match=r"strategy\.fast=abc"):
+            fast.load_sweep_config(master, [*BASE, "strategy.fast=abc"])
+
+
+def test_set_hydra_config_when_in_place_config_is_reused_then_same_hydra_config_as_set_config() -> (
+    None
+):
+    """The copy updated in place equals what HydraConfig.set_config makes from scratch."""
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import open_dict, read_write
+
+    from runner import launcher
+
+    # Arrange
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        _, fast, master = _loaders()
+        fast.in_place = True
+        jobs = [[*BASE, f"strategy.fast={f}", "strategy.slow=20"] for f in (5, 6, 7)]
+        for num, job in enumerate(jobs):
+            cfg = fast.job_config(master, job)
+            with read_write(cfg.hydra), open_dict(cfg):
+                cfg.hydra.job.id = cfg.hydra.job.num = num
+                cfg.hydra.runtime.output_dir = f"/tmp/sweep/{num}"
+            # Act
+            launcher.set_hydra_config(cfg)
+            fast_view = OmegaConf.to_container(HydraConfig.get(), resolve=True)
+            HydraConfig.instance().set_config(cfg)
+            fresh = OmegaConf.to_container(HydraConfig.get(), resolve=True)
+            launcher._VIEW.clear()
+            launcher.set_hydra_config(cfg)  # the next job starts from a set_config copy again
+            # Assert
+            assert fast_view == fresh, job
+            assert fast_view["job"]["num"] == num and fast_view["sweep"]["subdir"] == str(num)

@@ -193,3 +193,27 @@ def test_sweep_when_goog_fast_by_slow_5x5_then_ranked_report_heatmap_and_parquet
     }
     default = next(g for g in grid if (g[0], g[1]) == (10, 30))
     assert default[3] == 32  # the golden run (DESIGN section 5) is one cell of the grid
+
+
+@pytest.mark.parametrize("kind", ["fractional", "integral", "with_nan"])
+def test_daily_returns_when_read_then_equal_pandas_pct_change_dropna(
+    kind: str, tmp_path: Path
+) -> None:
+    """Issue 13: the sweep report's per-day returns, computed on arrays, equal pandas' exactly."""
+    from runner import run_stats
+
+    # Arrange
+    rng = np.random.default_rng(5)
+    ts = 1_600_000_000_000_000 + np.arange(300, dtype=np.int64) * 86_400_000_000
+    values = 1e6 + np.cumsum(rng.normal(0, 321.123, 300))
+    if kind == "integral":
+        values = np.round(values)
+    if kind == "with_nan":
+        values[[3, 40, 41]] = np.nan
+    path = tmp_path / "equity_daily.csv"
+    run_stats.write_equity_daily(path, pd.DataFrame({"ts": ts, "equity": values}))
+    # Act
+    ours = sweep_stats.daily_returns(path)
+    # Assert
+    expected = pd.read_csv(path, index_col="day")["equity"].pct_change().dropna()
+    pd.testing.assert_series_equal(ours, expected, check_exact=True, check_index_type=True)

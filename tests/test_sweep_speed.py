@@ -156,3 +156,100 @@ def test_batched_sweep_when_jobs_ran_then_each_results_db_proves_its_digest(
         assert "resolved config:" in (run_dir / "runner.log").read_text()
         record = json.loads((run_dir / "sweep_job.json").read_text())
         assert record["rss_start_mb"] is None or record["rss_start_mb"] > 0
+
+
+RUN_ROW = "INSERT INTO runs VALUES ('r', 'running', now(), NULL, 'h', 'db', 1, NULL, NULL, NULL)"
+
+
+def _equity_rows(n: int) -> list[EquityRow]:
+    return [EquityRow(1_000_000 * i, 1e6, 1e6 + i * 0.1) for i in range(n)]
+
+
+def _read_back(path: Path) -> tuple[list[tuple], list[tuple], str, int]:
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        return (
+            con.execute("SELECT epoch_us(ts), cash, equity FROM equity ORDER BY ts").fetchall(),
+            con.execute("SELECT status, digest FROM runs").fetchall(),
+            digest_of_results(con),
+            con.execute("SELECT block_size FROM pragma_database_size()").fetchone()[0],
+        )
+    finally:
+        con.close()
+
+
+def test_deferred_buffer_when_batch_not_full_then_rows_wait_for_commit_and_land_with_runs_row(
+    tmp_path: Path,
+) -> None:
+    """Issue 13: the end-of-run flush, the runs row and its update are one transaction."""
+    # Arrange
+    buffer = job_cache.AttachedWriteBuffer(100)
+    buffer.open(tmp_path / "deferred.duckdb")
+    buffer.defer_commits()
+    buffer.execute_with_next_commit(RUN_ROW, [])
+    try:
+        # Act
+        for row in _equity_rows(30):
+            buffer.add("equity", row)
+        assert buffer.flush() == 0  # digested, not committed
+        before = buffer.con.execute("SELECT count(*) FROM equity").fetchone()[0]
+        runs_before = buffer.con.execute("SELECT count(*) FROM runs").fetchone()[0]
+        digest = buffer.digest.hexdigest()
+        written = buffer.commit(("UPDATE runs SET status = 'reporting', digest = ?", [digest]))
+    finally:
+        buffer.close()
+        job_cache.release()
+    # Assert
+    assert (before, runs_before, written) == (0, 0, 30)
+    rows, runs, persisted, block_size = _read_back(tmp_path / "deferred.duckdb")
+    assert len(rows) == 30 and runs == [("reporting", digest)] and persisted == digest
+    assert block_size == job_cache.RESULTS_BLOCK_SIZE
+    assert not (tmp_path / "deferred.duckdb.wal").exists()
+
+
+def test_deferred_buffer_when_batch_fills_then_it_commits_at_once_with_the_runs_row(
+    tmp_path: Path,
+) -> None:
+    # Arrange
+    buffer = job_cache.AttachedWriteBuffer(10)
+    buffer.open(tmp_path / "filled.duckdb")
+    buffer.defer_commits()
+    buffer.execute_with_next_commit(RUN_ROW, [])
+    try:
+        # Act
+        for row in _equity_rows(25):
+            buffer.add("equity", row)
+        committed = buffer.con.execute("SELECT count(*) FROM equity").fetchone()[0]
+        runs = buffer.con.execute("SELECT status FROM runs").fetchall()
+        buffer.flush()
+        still = buffer.con.execute("SELECT count(*) FROM equity").fetchone()[0]
+        buffer.commit()
+    finally:
+        buffer.close()
+        job_cache.release()
+    # Assert
+    assert (committed, runs, still) == (20, [("running",)], 20)
+    assert len(_read_back(tmp_path / "filled.duckdb")[0]) == 25
+
+
+def test_kept_equity_when_a_deferring_buffer_is_flushed_twice_then_each_row_kept_once(
+    tmp_path: Path,
+) -> None:
+    # Arrange
+    buffer = job_cache.AttachedWriteBuffer(10)
+    buffer.open(tmp_path / "kept.duckdb")
+    buffer.defer_commits()
+    kept = run_stats.keep_equity_in_memory(buffer, always=True)
+    try:
+        # Act
+        for row in _equity_rows(25):
+            buffer.add("equity", row)
+        buffer.flush()
+        buffer.flush()
+        buffer.commit()
+        frame = run_stats.equity_frame(buffer, kept)
+    finally:
+        buffer.close()
+        job_cache.release()
+    # Assert
+    assert frame["ts"].tolist() == [r.ts for r in _equity_rows(25)]

@@ -229,17 +229,19 @@ def _trade_stats(frame: pd.DataFrame, ts: np.ndarray) -> dict[str, Any]:
 
 
 def _trade_arrays(trades: pd.DataFrame) -> pd.DataFrame:
-    frame = pd.DataFrame(
-        {
-            "entry_ts": _as_us(trades["entry_ts"]) if len(trades) else np.empty(0, np.int64),
-            "exit_ts": _as_us(trades["exit_ts"]) if len(trades) else np.empty(0, np.int64),
-        }
-    )
+    """Return the trades as int64 timestamps and float64 figures (built in one constructor)."""
+    n = len(trades)
+    columns: dict[str, np.ndarray] = {
+        "entry_ts": _as_us(trades["entry_ts"]) if n else np.empty(0, np.int64),
+        "exit_ts": _as_us(trades["exit_ts"]) if n else np.empty(0, np.int64),
+    }
     for col in ("entry_price", "exit_price", "size", "pnl"):
-        frame[col] = trades[col].to_numpy(dtype=np.float64) if len(trades) else np.empty(0)
+        columns[col] = trades[col].to_numpy(dtype=np.float64) if n else np.empty(0)
     fees = trades.get("fees", 0.0)
-    frame["fees"] = np.asarray(fees, dtype=np.float64) if len(trades) else np.empty(0)
-    return frame
+    columns["fees"] = (
+        np.broadcast_to(np.asarray(fees, dtype=np.float64), (n,)).copy() if n else np.empty(0)
+    )
+    return pd.DataFrame(columns)
 
 
 def _exposure_pct(ts: np.ndarray, frame: pd.DataFrame) -> float:
