@@ -28,8 +28,8 @@ import duckdb
 
 from components.data.duckdb_client import get_connection
 from components.data.market_db import content_version
-from components.execution.records import results_ddl
-from components.execution.write_buffer import WriteBuffer, _to_arrow
+from components.execution.records import DIGEST_TABLES, TABLES, results_ddl
+from components.execution.write_buffer import WriteBuffer, to_arrow
 from components.market import cache as bar_cache
 
 _CONNECTIONS: dict[tuple[Any, ...], duckdb.DuckDBPyConnection] = {}
@@ -155,6 +155,19 @@ class AttachedWriteBuffer(WriteBuffer):
     def __init__(self, batch_size: int, background: bool = False) -> None:
         super().__init__(batch_size, background=False)
         self._statements: list[tuple[str, list[Any]]] = []
+        self._digested = dict.fromkeys(TABLES, 0)  # leading pending rows already digested
+
+    def _digest_pending(self) -> None:
+        """Fold the pending rows not digested yet into the digest (they are committed later)."""
+        for name in DIGEST_TABLES:
+            rows = self.pending[name]
+            if len(rows) > self._digested[name]:
+                self.digest.update_table(name, to_arrow(name, rows[self._digested[name] :]))
+                self._digested[name] = len(rows)
+
+    def _release_pending(self) -> int:
+        self._digested = dict.fromkeys(TABLES, 0)
+        return super()._release_pending()
 
     def defer_commits(self) -> None:
         """Commit rows only when a batch fills up or ``commit`` is called (multirun jobs)."""
@@ -187,22 +200,16 @@ class AttachedWriteBuffer(WriteBuffer):
         return self._release_pending()
 
     def _commit(
-        self, con: duckdb.DuckDBPyConnection, tables: dict[str, list[tuple]], n_rows: int
+        self,
+        con: duckdb.DuckDBPyConnection,
+        tables: dict[str, list[tuple]],
+        n_rows: int,
+        statements: Any = (),
+        digest: bool = True,
     ) -> None:
-        """``WriteBuffer._commit`` with the queued statements first in the same transaction."""
-        try:
-            con.execute("BEGIN TRANSACTION")
-            for sql, params in self._statements:
-                con.execute(sql, params)
-            for name, rows in tables.items():
-                if rows:
-                    _wb_batch = _to_arrow(name, rows)  # read by name by the INSERT below
-                    con.execute(f"INSERT INTO {name} SELECT * FROM _wb_batch")
-            con.execute("COMMIT")
-        except (duckdb.Error, OSError) as exc:
-            with contextlib.suppress(duckdb.Error):
-                con.execute("ROLLBACK")
-            raise self._flush_error(n_rows, exc) from exc
+        """``WriteBuffer._commit`` with the queued statements first in the same transaction; the
+        rows were digested by ``commit`` before (``flush`` may digest without committing)."""
+        super()._commit(con, tables, n_rows, [*self._statements, *statements], digest=False)
         self._statements.clear()
 
     def open(self, path: Path) -> duckdb.DuckDBPyConnection:

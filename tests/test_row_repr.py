@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from components.execution.records import RECORDS
 from components.execution.row_repr import _float_text, hash_lines, python_lines, row_lines
-from components.execution.write_buffer import _to_arrow
+from components.execution.write_buffer import to_arrow
 
 EDGE_FLOATS = [
     0.0, -0.0, 1e-4, -1e-4, 9.999999999999999e-05, 1e16, 9.999999999999998e15, 1e15, 1e-5, 5e-324,
@@ -50,7 +50,7 @@ def _rows(table: str) -> st.SearchStrategy:
 @given(data=st.data())
 def test_row_lines_when_any_rows_of_a_table_then_equal_tuple_repr(table: str, data) -> None:
     rows = data.draw(_rows(table))
-    batch = _to_arrow(table, rows)
+    batch = to_arrow(table, rows)
     lines = row_lines(batch)
     assert lines.to_pylist() == [tuple.__repr__(r) + "\n" for r in rows]
     assert python_lines(batch) == "".join(lines.to_pylist()).encode()  # the small-batch path
@@ -69,7 +69,7 @@ def test_float_text_when_any_bit_pattern_then_equals_float_repr(bits: list[int])
 
 def test_hash_lines_when_array_is_a_slice_then_hashes_only_its_rows() -> None:
     rows = [(1_600_000_000_000_000 + i, i * 0.5, 1e6 + i) for i in range(10)]
-    lines = row_lines(_to_arrow("equity", rows)).slice(3, 4)
+    lines = row_lines(to_arrow("equity", rows)).slice(3, 4)
     hasher = hashlib.sha256()
     hash_lines(hasher, lines)
     expected = "".join(tuple.__repr__(r) + "\n" for r in rows[3:7]).encode()

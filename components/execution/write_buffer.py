@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -158,11 +160,24 @@ class WriteBuffer:
         return self._release_pending()
 
     def _commit(
-        self, con: duckdb.DuckDBPyConnection, tables: dict[str, list[tuple]], n_rows: int
+        self,
+        con: duckdb.DuckDBPyConnection,
+        tables: dict[str, list[tuple]],
+        n_rows: int,
+        statements: Sequence[tuple[str, list[Any]]] = (),
+        digest: bool = True,
     ) -> None:
-        batches = {name: _to_arrow(name, rows) for name, rows in tables.items() if rows}
+        """Insert ``tables`` in one transaction, ``statements`` first; then digest the rows.
+
+        ``digest=False``: the caller folded these rows into the digest already (a sweep job's
+        buffer digests its last rows at the end of the loop and commits them with its ``runs``
+        row later, ``runner.job_cache.AttachedWriteBuffer``).
+        """
+        batches = {name: to_arrow(name, rows) for name, rows in tables.items() if rows}
         try:
             con.execute("BEGIN TRANSACTION")
+            for sql, params in statements:
+                con.execute(sql, params)
             for name, _wb_batch in batches.items():
                 con.execute(f"INSERT INTO {name} SELECT * FROM _wb_batch")
             con.execute("COMMIT")
@@ -170,8 +185,9 @@ class WriteBuffer:
             with contextlib.suppress(duckdb.Error):
                 con.execute("ROLLBACK")
             raise self._flush_error(n_rows, exc) from exc
-        for name, batch in batches.items():  # committed: batches reach the digest in order
-            self.digest.update_table(name, batch)
+        if digest:
+            for name, batch in batches.items():  # committed: batches reach the digest in order
+                self.digest.update_table(name, batch)
 
     def _flush_error(self, n_rows: int, cause: BaseException) -> FlushError:
         return FlushError(
@@ -242,11 +258,12 @@ class MemoryBuffer(WriteBuffer):
         for name in DIGEST_TABLES:
             rows = self.pending[name]
             if rows:
-                self.digest.update_table(name, _to_arrow(name, rows))
+                self.digest.update_table(name, to_arrow(name, rows))
         return self._release_pending()
 
 
-def _to_arrow(table: str, rows: list[tuple]) -> pa.Table:
+def to_arrow(table: str, rows: list[tuple]) -> pa.Table:
+    """Return ``rows`` of results table ``table`` as an Arrow table of its schema."""
     schema = arrow_schema(table)
     columns = list(zip(*rows, strict=True))
     return pa.Table.from_arrays(
