@@ -194,23 +194,12 @@ class AttachedWriteBuffer(WriteBuffer):
         self._digest_pending()
         if self.con is None or not (self.n_pending or self._statements):
             return 0
-        self._commit(self.con, self.pending, self.n_pending)
+        # the rows are digested above (``flush`` may digest without committing): not again here
+        self._commit(self.con, self.pending, self.n_pending, self._statements, digest=False)
+        self._statements.clear()
         if self.n_pending:
             self.flushes += 1
         return self._release_pending()
-
-    def _commit(
-        self,
-        con: duckdb.DuckDBPyConnection,
-        tables: dict[str, list[tuple]],
-        n_rows: int,
-        statements: Any = (),
-        digest: bool = True,
-    ) -> None:
-        """``WriteBuffer._commit`` with the queued statements first in the same transaction; the
-        rows were digested by ``commit`` before (``flush`` may digest without committing)."""
-        super()._commit(con, tables, n_rows, [*self._statements, *statements], digest=False)
-        self._statements.clear()
 
     def open(self, path: Path) -> duckdb.DuckDBPyConnection:
         copy_results_template(path)
