@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from components.errors import UserFacingError, interrupted_message
+from components.errors import StopSignal, UserFacingError, interrupted_message
 from components.suggest import closest
 
 EXIT_USER_ERROR = 2
@@ -264,14 +264,6 @@ def _file_being_saved(exc: BaseException) -> str | None:
             found = str(Path(str(names["output_dir"])) / str(names["filename"]))
         tb = tb.tb_next
     return found
-
-
-class StopSignal(KeyboardInterrupt):
-    """SIGTERM / SIGHUP turned into an exception, so ``finally`` blocks and rollbacks run."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signum)
-        self.signum = signum
 
 
 def _raise_stop(signum: int, _frame: Any) -> None:

@@ -66,6 +66,15 @@ class DbUnreadableError(UserFacingError, PermissionError):
     """The market DB file exists but this user may not read it."""
 
 
+class StopSignal(KeyboardInterrupt):
+    """A stop signal (SIGINT, SIGTERM, SIGHUP) turned into an exception, so ``finally`` blocks and
+    rollbacks run; a KeyboardInterrupt so ``except Exception`` lets it pass."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
 def interrupted_message(signum: int) -> str:
     """Return the one line a CLI prints when SIGINT or SIGTERM stops it before its work began."""
     if signum == 2:  # SIGINT

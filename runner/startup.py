@@ -26,7 +26,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from components.errors import interrupted_message
+from components.errors import StopSignal, interrupted_message
 
 PAUSE_ENV = "RUNNER_TEST_PAUSE"
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -34,12 +34,8 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 _pending_halt: str | None = None
 
 
-class StartupInterrupt(KeyboardInterrupt):
-    """SIGINT or SIGTERM before the loop started; a KeyboardInterrupt so ``except Exception`` lets it pass."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signum)
-        self.signum = signum
+class StartupInterrupt(StopSignal):
+    """SIGINT or SIGTERM before the loop started (the backtest loop's own handlers take over)."""
 
 
 def _halt(signum: int, _frame: Any) -> None:
