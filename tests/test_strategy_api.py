@@ -571,3 +571,23 @@ def test_target_when_it_peeks_at_the_next_bar_then_causality_error() -> None:
         StrategyError, match=r"^strategy 'peek_target': target\(\) changed its value"
     ):
         drive(PeekTarget(), split(make_bars(), 5))
+
+
+@settings(max_examples=20, deadline=None)
+@given(steps_per_chunk=st.integers(min_value=1, max_value=150))
+def test_history_when_lookback_bounded_then_old_bars_dropped_and_calls_equal_whole_history(
+    steps_per_chunk: int,
+) -> None:
+    """A bounded lookback keeps only lookback - 1 + 8 bars before each chunk (memory bounded by
+    chunk and lookback, not by the run), and decisions equal those over the whole history."""
+    cols = make_bars(n_steps=600, seed=3)
+    whole = Recorder(lookback=None)
+    drive(whole, split(cols, 10_000))
+    bounded = Recorder(lookback=5)
+    drive(bounded, split(cols, steps_per_chunk))
+    assert bounded.seen.calls == whole.seen.calls and len(whole.seen.calls) > 900
+    for s, h in enumerate(bounded._histories):
+        assert h.base > 0, "the bars before the kept tail were never dropped"
+        assert len(h.cols["ts"]) <= 2 * max(64, steps_per_chunk + 5 - 1 + 8)
+        stamps = cols["ts_us"][cols["sym"] == s]  # the kept tail is the symbol's last bars
+        np.testing.assert_array_equal(h.view("ts", h.base, h.n), stamps[h.base : h.n])

@@ -36,8 +36,9 @@ A strategy defines ``indicators`` (optional) and exactly one of three decision h
 - ``target(bars)``: the vectorised form; return per bar +1 (long), 0 (flat), -1 (short) or NaN
   (keep the previous target). The framework emits an order where the target changes.
 
-How results stay independent of chunking (DESIGN 5c): the framework keeps each symbol's full bar
-history and recomputes the indicators, after each chunk, over the last ``lookback()`` bars (plus a
+How results stay independent of chunking (DESIGN 5c): the framework keeps each symbol's bar
+history (with a bounded ``lookback()``, only the bars it can still read) and recomputes the
+indicators, after each chunk, over the last ``lookback()`` bars (plus a
 few already-known bars it compares with their earlier values) or, when ``lookback()`` is None,
 over the whole history. A value that changes once later bars exist (the indicator reads the
 future, or needs more history than ``lookback()``) stops the run with a ``StrategyError``. The
@@ -216,16 +217,24 @@ class _Known(dict):
         out = np.full(self.n, np.nan)
         h = self._history
         if h is not None and name in h.cols and not name.startswith("_") and name != "ts":
-            out[: self._n_old - self._start] = h.cols[name][self._start : self._n_old]
+            out[: self._n_old - self._start] = h.view(name, self._start, self._n_old)
         self[name] = out
         return out
 
 
 class _History:
-    """A growable per-symbol store of bars and indicator values (capacity doubles)."""
+    """A per-symbol store of bars and indicator values, indexed by bar number (from 0).
 
-    def __init__(self, names: tuple[str, ...]) -> None:
-        self.n = 0
+    ``cols[name][i]`` holds bar ``base + i``. Capacity doubles as bars arrive; with a bounded
+    ``keep`` (the strategy's ``lookback`` plus the causality check's bars) the bars older than
+    ``keep`` before the newest are dropped instead, so memory stays bounded by the chunk size
+    and the lookback, not the history. ``keep`` None keeps every bar.
+    """
+
+    def __init__(self, names: tuple[str, ...], keep: int | None = None) -> None:
+        self.n = 0  # bars stored so far (the next bar's number)
+        self.base = 0  # bar number of cols[...][0]
+        self.keep = keep
         self.cols: dict[str, np.ndarray] = {"ts": np.empty(64, dtype=np.int64)}
         for name in names:
             self.cols[name] = np.empty(64)
@@ -239,21 +248,33 @@ class _History:
             self.cols[name] = np.full(cap, np.nan)
 
     def reserve(self, m: int) -> None:
-        need = self.n + m
+        """Make room for ``m`` more bars, dropping the bars no longer kept first."""
+        used = self.n - self.base
         cap = len(self.cols["ts"])
-        if need <= cap:
+        if used + m <= cap:
             return
-        while cap < need:
-            cap *= 2
+        drop = 0 if self.keep is None else max(0, used - self.keep)
+        live = used - drop
+        grown_cap = cap
+        while grown_cap < live + m:
+            grown_cap *= 2
         for name, arr in self.cols.items():
-            grown = np.empty(cap, dtype=arr.dtype)
-            grown[: self.n] = arr[: self.n]
-            self.cols[name] = grown
+            if grown_cap == cap:  # room enough once the old bars are gone: move the kept ones
+                arr[:live] = arr[drop:used]
+            else:
+                grown = np.empty(grown_cap, dtype=arr.dtype)
+                grown[:live] = arr[drop:used]
+                self.cols[name] = grown
+        self.base += drop
 
     def view(self, name: str, lo: int, hi: int) -> np.ndarray:
-        out = self.cols[name][lo:hi]
+        """Return bars ``lo``..``hi - 1`` of column ``name``, read-only."""
+        out = self.cols[name][lo - self.base : hi - self.base]
         out.flags.writeable = False
         return out
+
+    def get(self, name: str, bar: int) -> float:
+        return float(self.cols[name][bar - self.base])
 
 
 # --------------------------------------------------------------------------- the context
@@ -283,7 +304,7 @@ class Row:
         bar = ctx.bar_index - (1 if self._is_prev else 0)
         if bar < 0:
             return math.nan
-        return float(ctx._strategy._histories[ctx._s].cols[name][bar])
+        return ctx._strategy._histories[ctx._s].get(name, bar)
 
     def as_dict(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in type(self).__slots__}
@@ -695,7 +716,9 @@ class Strategy:
                 "of bars >= 1 (the current bar included), or None for the whole history"
             )
         self._lookback = lookback
-        self._histories = [_History(PRICE_COLUMNS) for _ in self.symbols]
+        # with a bounded lookback only its bars and the causality check's are ever read again
+        keep = None if lookback is None else lookback - 1 + _CHECK_BARS
+        self._histories = [_History(PRICE_COLUMNS, keep) for _ in self.symbols]
         self._ind_names: tuple[str, ...] | None = None
         self._columns: tuple[str, ...] = PRICE_COLUMNS
         if self._bound is not None:
@@ -721,7 +744,6 @@ class Strategy:
         n = len(chunk)
         self._chunk = chunk
         self._syms = chunk.sym.tolist()
-        self._bar_index = np.zeros(n, dtype=np.int64)
         ready = np.zeros(n, dtype=bool)
         when = np.ones(n, dtype=bool)
         self._when = when
@@ -729,11 +751,9 @@ class Strategy:
         prev_cols: dict[str, np.ndarray] = {}
         events: list[tuple[int, Insight]] = []
         if n:
-            order = np.argsort(chunk.sym, kind="stable")
-            cuts = np.flatnonzero(np.diff(chunk.sym[order])) + 1
-            for rows in np.split(order, cuts):
-                s = int(chunk.sym[rows[0]])
-                self._symbol_chunk(s, rows, chunk, ready, now_cols, prev_cols, events)
+            self._bar_index = self._group_chunk(chunk, ready, when, now_cols, prev_cols, events)
+        else:
+            self._bar_index = np.zeros(0, dtype=np.int64)
         self._ready_mask = ready
         names = self._columns
         self._full = {
@@ -796,59 +816,95 @@ class Strategy:
         self._bind = _loader(self._eager)
         self._load_now = self._bind([[] for _ in self._eager])
 
-    def _symbol_chunk(
+    def _group_chunk(
         self,
-        s: int,
-        rows: np.ndarray,
         chunk: BarChunk,
         ready: np.ndarray,
+        when: np.ndarray,
         now_cols: dict[str, np.ndarray],
         prev_cols: dict[str, np.ndarray],
         events: list[tuple[int, Insight]],
-    ) -> None:
-        h = self._histories[s]
-        m, n_old = len(rows), h.n
-        h.reserve(m)
-        h.cols["ts"][n_old : n_old + m] = chunk.ts[rows]
-        for c in PRICE_COLUMNS:
-            h.cols[c][n_old : n_old + m] = getattr(chunk, c)[rows]
-        h.n = n_old + m
-        values, start = self._compute(s, h, n_old)
-        bar_index = np.arange(n_old, n_old + m)
-        self._bar_index[rows] = bar_index
-        assert self._ind_names is not None
-        for name in self._ind_names:
-            new = values[name][n_old - start :]
-            h.cols[name][n_old : n_old + m] = new
-            if name not in h.first_defined:
-                defined = np.flatnonzero(~np.isnan(new))
-                if len(defined):
-                    h.first_defined[name] = n_old + int(defined[0])
-        if math.isinf(h.ready_from) and len(h.first_defined) == len(self._ind_names):
-            h.ready_from = max(h.first_defined.values(), default=0) + 1
-        ready[rows] = bar_index >= h.ready_from
-        prev_idx = bar_index - 1
-        has_prev = prev_idx >= 0
-        for name in self._ind_names:
-            if name not in now_cols:
-                now_cols[name] = np.full(len(chunk), np.nan)
-            now_cols[name][rows] = h.cols[name][n_old : n_old + m]
+    ) -> np.ndarray:
+        """Append the chunk to each symbol's history, compute its indicators, and fill the
+        chunk-wide columns; return each row's bar index.
+
+        The chunk is taken in symbol order (``order``): a symbol's rows are then one slice, so
+        its history grows by slice copies, and the chunk-wide arrays (bar index, ready, the
+        indicator values now and on the previous bar) are assembled once for all symbols.
+        """
+        n = len(chunk)
+        order = np.argsort(chunk.sym, kind="stable")
+        by_sym = chunk.sym[order]
+        cuts = (np.flatnonzero(by_sym[1:] != by_sym[:-1]) + 1).tolist()
+        starts, ends = [0, *cuts], [*cuts, n]
+        gathered = {c: getattr(chunk, c)[order] for c in ("ts", *PRICE_COLUMNS)}
+        tails: dict[str, list[np.ndarray]] = {}
+        n_olds: list[int] = []
+        ready_from: list[float] = []
+        for s, a, b in zip(by_sym[starts].tolist(), starts, ends, strict=True):
+            h = self._histories[s]
+            n_old = h.n
+            n_olds.append(n_old)
+            h.reserve(b - a)
+            hi = n_old + b - a
+            p, q = n_old - h.base, hi - h.base  # where bars n_old..hi - 1 go in h.cols
+            for c, col in gathered.items():
+                h.cols[c][p:q] = col[a:b]
+            h.n = hi
+            values, start = self._compute(s, h, n_old)
+            assert self._ind_names is not None
+            for name, v in values.items():
+                new = v[n_old - start :]
+                tails.setdefault(name, []).append(new)
+                if name not in h.cols:  # __when__ / __target__: for the causality check
+                    h.cols[name] = np.full(len(h.cols["ts"]), np.nan)
+                h.cols[name][p:q] = new
+            if math.isinf(h.ready_from):
+                for name in self._ind_names:
+                    if name not in h.first_defined:
+                        defined = np.flatnonzero(~np.isnan(h.cols[name][p:q]))
+                        if len(defined):
+                            h.first_defined[name] = n_old + int(defined[0])
+                if len(h.first_defined) == len(self._ind_names):
+                    h.ready_from = max(h.first_defined.values(), default=0) + 1
+            ready_from.append(h.ready_from)
+            if self._hook == "target":
+                self._target_events(
+                    s,
+                    h,
+                    order[a:b],
+                    tails["__target__"][-1],
+                    np.arange(n_old, hi),
+                    chunk,
+                    events,
+                )
+        counts = np.diff(np.asarray([*starts, n]))
+        first_of = np.repeat(np.asarray(starts), counts)  # sorted position of the symbol's 1st row
+        bar_sorted = np.arange(n) - first_of + np.repeat(np.asarray(n_olds), counts)
+        bar_index = np.empty(n, dtype=np.int64)
+        bar_index[order] = bar_sorted
+        ready[order] = bar_sorted >= np.repeat(np.asarray(ready_from), counts)
+        if "__when__" in tails:
+            when[order] = np.concatenate(tails["__when__"]) != 0
+        for name in self._ind_names or ():
+            gathered[name] = np.concatenate(tails[name])  # in symbol order, like the prices
+            now_cols[name] = np.empty(n)
+            now_cols[name][order] = gathered[name]
         if self._eager:
-            prev_at = np.maximum(prev_idx, 0)
-        for name in self._eager:
-            if name not in prev_cols:
-                prev_cols[name] = np.full(len(chunk), np.nan)
-            prev_cols[name][rows] = np.where(has_prev, h.cols[name][prev_at], np.nan)
-        for name in ("__when__", "__target__"):  # kept for the causality check of later chunks
-            if name in values:
-                h.cols.setdefault(name, np.full(len(h.cols["ts"]), np.nan))
-                h.cols[name][n_old : n_old + m] = values[name][n_old - start :]
-        if "__when__" in values:
-            self._when[rows] = values["__when__"][n_old - start :] != 0
-        if self._hook == "target":
-            self._target_events(
-                s, h, rows, values["__target__"][n_old - start :], bar_index, chunk, events
-            )
+            # the previous bar of a symbol's row: its row before in symbol order, or, for its
+            # first row in this chunk, the last bar of its history (NaN when there is none)
+            syms_of = by_sym[starts].tolist()
+            for name in self._eager:
+                now = gathered[name]
+                prev = np.empty(n)
+                prev[1:] = now[:-1]
+                prev[starts] = [
+                    self._histories[s].get(name, k - 1) if k else np.nan
+                    for s, k in zip(syms_of, n_olds, strict=True)
+                ]
+                prev_cols[name] = np.empty(n)
+                prev_cols[name][order] = prev
+        return bar_index
 
     def _compute(self, s: int, h: _History, n_old: int) -> tuple[dict[str, np.ndarray], int]:
         """Recompute every indicator over the needed tail; check the already-known overlap."""
@@ -892,9 +948,8 @@ class Strategy:
                 raise
             except Exception as exc:
                 raise self._raised(exc, "decide_when", s, h.n - 1) from None
-            values["__when__"] = np.nan_to_num(
-                self._as_series("decide_when", when, len(bars), s, h)
-            )
+            flags = self._as_series("decide_when", when, len(bars), s, h)
+            values["__when__"] = np.where(np.isnan(flags), 0.0, flags)  # NaN: not a decision bar
         self._check_overlap(values, start, n_old, s, h)
         return values, start
 
@@ -961,7 +1016,7 @@ class Strategy:
         assert self._ind_names is not None
         labels = {"__when__": "decide_when()", "__target__": "target()"}
         for name in (*self._ind_names, *(n for n in labels if n in values and n in h.cols)):
-            old = h.cols[name][lo:n_old]
+            old = h.view(name, lo, n_old)
             new = values[name][lo - start : n_old - start]
             if old.tobytes() != new.tobytes() and not np.array_equal(old, new, equal_nan=True):
                 j = int(np.flatnonzero(~((old == new) | (np.isnan(old) & np.isnan(new))))[0])
@@ -1099,7 +1154,7 @@ class Strategy:
 
     def _where(self, s: int, bar: int) -> str:
         h = self._histories[s]
-        ts = pd.Timestamp(int(h.cols["ts"][bar]), unit="us", tz="UTC").isoformat()
+        ts = pd.Timestamp(int(h.cols["ts"][bar - h.base]), unit="us", tz="UTC").isoformat()
         return f"at {self.symbols[s]} bar {bar} ({ts})"
 
     def _at(self, s: int, bar: int, problem: str, fix: str) -> StrategyError:
