@@ -267,6 +267,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print("bench: ceiling, writer, validation, lookups ...", flush=True)
     results["ceiling"] = ceiling.best_ceiling(db, repeat=3)
+    results["ceiling"].update(ceiling.ceiling_process(db, repeat=3))
     results["baseline_rss_mb"] = baseline_rss_mb()
     results["writer_rows_per_s"] = micro.bench_writer()
     results["validation"] = micro.bench_validation(db)

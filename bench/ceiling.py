@@ -10,6 +10,9 @@ It also counts the closed trades and their pnl, which must equal the runner's (s
 from __future__ import annotations
 
 import itertools
+import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -89,3 +92,27 @@ def best_ceiling(db: Path, repeat: int = 3) -> dict[str, Any]:
     best = min(runs, key=lambda r: r["seconds"])
     best["all_bars_per_second"] = [round(r["bars_per_second"], 1) for r in runs]
     return best
+
+
+def ceiling_process(db: Path, repeat: int = 3) -> dict[str, Any]:
+    """The ceiling as a whole process (interpreter start, imports, fetch, trades), best of ``repeat``.
+
+    The runner's whole-process figure is reported against this as well as against the loop-only
+    ceiling: start-up to exit on both sides.
+    """
+    seconds = []
+    for _ in range(max(1, repeat)):
+        started = time.perf_counter()
+        subprocess.run(
+            [sys.executable, "-m", "bench.ceiling", str(db)],
+            cwd=Path(__file__).resolve().parent.parent,
+            check=True,
+            capture_output=True,
+        )
+        seconds.append(time.perf_counter() - started)
+    return {"process_seconds": round(min(seconds), 3), "all_process_seconds": seconds}
+
+
+if __name__ == "__main__":
+    result = run_ceiling(Path(sys.argv[1]))
+    print(json.dumps({k: v for k, v in result.items() if k != "all_bars_per_second"}))
