@@ -21,7 +21,7 @@ from components.errors import UserFacingError
 from components.execution.write_buffer import FlushError, WriteBuffer
 from components.market import cache as bar_cache
 from runner import fast_compose, job_cache, outputs, run_stats, startup
-from runner.engine import Engine, LoopResult, StopFlags
+from runner.engine import Engine, LoopResult, StopFlags, freeze_for_sweep
 from runner.plan import Plan, build_typed, make_plan, typed_configs
 from runner.progress import console_sink, make_progress
 from runner.resources import peak_rss_mb
@@ -321,6 +321,8 @@ def _run_loop(
         day_tz=configs["execution"].kill_switch.day_tz,
         before_step=engine_hook,
     )
+    if shared:  # one freeze for the sweep's jobs, not one per loop (runner.engine.freeze_for_sweep)
+        freeze_for_sweep()
     started = time.perf_counter()
     try:
         result = engine.run()

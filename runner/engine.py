@@ -248,6 +248,33 @@ class Engine:
 
 
 GC_YOUNG_THRESHOLD = 10_000  # allocations between young collections inside the loop (default 700)
+_SWEEP_FREEZE: list[bool] = []  # [True] while ``freeze_for_sweep`` holds the freeze
+
+
+def freeze_for_sweep() -> None:
+    """Freeze this process's objects once for a whole in-process sweep (``unfreeze_after_sweep``).
+
+    ``_loop_gc`` used to freeze and unfreeze around every job's loop. ``gc.freeze`` moves every
+    tracked object, the previous jobs' cyclic garbage included, into the permanent generation,
+    ``gc.unfreeze`` puts it back into the oldest one, and in between no collection can free it;
+    the young generations' counters also start again at every freeze. Over a sweep of short jobs
+    the full collections that would free the leftovers of earlier jobs (numpy buffers held by
+    reference cycles of the statistics and reporting code) hardly ever ran: 1 in 200 jobs, and
+    the per-job peak RSS grew by ~0.34 MB a job (69 MB over 200 jobs, ~300 MB over 1,000). A
+    sweep's jobs now freeze what exists before the first job's loop (modules, Hydra, the caches
+    and the first job's objects) once and keep it frozen until the sweep ends, so each later
+    job's garbage stays in the collected generations.
+    """
+    if not _SWEEP_FREEZE:
+        gc.freeze()
+        _SWEEP_FREEZE.append(True)
+
+
+def unfreeze_after_sweep() -> None:
+    """Undo ``freeze_for_sweep`` (``runner.job_cache.release``: the sweep ended, or a test)."""
+    if _SWEEP_FREEZE:
+        _SWEEP_FREEZE.clear()
+        gc.unfreeze()
 
 
 @contextlib.contextmanager
@@ -260,17 +287,20 @@ def _loop_gc() -> Iterator[None]:
     5 full ones per 1M bars, ~0.9 s of a 6.5 s loop. Objects from before the loop (configs,
     modules, caches) are frozen out of every collection for its duration; both settings are
     restored at the end, so an in-process sweep's next job starts from the same state. Cyclic
-    garbage is still collected, only later: no effect on results (the digests say so).
+    garbage is still collected, only later: no effect on results (the digests say so). In a
+    sweep (``freeze_for_sweep``) the freeze is the sweep's, taken once: only the threshold is
+    set here.
     """
     thresholds = gc.get_threshold()
-    was_frozen = gc.get_freeze_count()
-    gc.freeze()
+    own_freeze = not _SWEEP_FREEZE and not gc.get_freeze_count()
+    if not _SWEEP_FREEZE:
+        gc.freeze()
     gc.set_threshold(GC_YOUNG_THRESHOLD, thresholds[1], thresholds[2])
     try:
         yield
     finally:
         gc.set_threshold(*thresholds)
-        if not was_frozen:
+        if own_freeze:
             gc.unfreeze()
 
 

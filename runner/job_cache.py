@@ -257,6 +257,9 @@ def release() -> None:
     template = _TEMPLATE.pop("path", None)
     if template is not None:
         shutil.rmtree(template.parent, ignore_errors=True)
+    from runner.engine import unfreeze_after_sweep  # (runner.engine imports no runner module)
+
+    unfreeze_after_sweep()
 
 
 @lru_cache(maxsize=1)
