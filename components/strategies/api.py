@@ -841,7 +841,8 @@ class Strategy:
         tails: dict[str, list[np.ndarray]] = {}
         n_olds: list[int] = []
         ready_from: list[float] = []
-        for s, a, b in zip(by_sym[starts].tolist(), starts, ends, strict=True):
+        syms_of = by_sym[starts].tolist()  # the chunk's symbols, in symbol order
+        for s, a, b in zip(syms_of, starts, ends, strict=True):
             h = self._histories[s]
             n_old = h.n
             n_olds.append(n_old)
@@ -878,7 +879,7 @@ class Strategy:
                     chunk,
                     events,
                 )
-        counts = np.diff(np.asarray([*starts, n]))
+        counts = np.asarray(ends) - np.asarray(starts)
         first_of = np.repeat(np.asarray(starts), counts)  # sorted position of the symbol's 1st row
         bar_sorted = np.arange(n) - first_of + np.repeat(np.asarray(n_olds), counts)
         bar_index = np.empty(n, dtype=np.int64)
@@ -890,20 +891,18 @@ class Strategy:
             gathered[name] = np.concatenate(tails[name])  # in symbol order, like the prices
             now_cols[name] = np.empty(n)
             now_cols[name][order] = gathered[name]
-        if self._eager:
-            # the previous bar of a symbol's row: its row before in symbol order, or, for its
-            # first row in this chunk, the last bar of its history (NaN when there is none)
-            syms_of = by_sym[starts].tolist()
-            for name in self._eager:
-                now = gathered[name]
-                prev = np.empty(n)
-                prev[1:] = now[:-1]
-                prev[starts] = [
-                    self._histories[s].get(name, k - 1) if k else np.nan
-                    for s, k in zip(syms_of, n_olds, strict=True)
-                ]
-                prev_cols[name] = np.empty(n)
-                prev_cols[name][order] = prev
+        # the previous bar of a symbol's row: its row before in symbol order, or, for its first
+        # row in this chunk, the last bar of its history (NaN when there is none)
+        for name in self._eager:
+            now = gathered[name]
+            prev = np.empty(n)
+            prev[1:] = now[:-1]
+            prev[starts] = [
+                self._histories[s].get(name, k - 1) if k else np.nan
+                for s, k in zip(syms_of, n_olds, strict=True)
+            ]
+            prev_cols[name] = np.empty(n)
+            prev_cols[name][order] = prev
         return bar_index
 
     def _compute(self, s: int, h: _History, n_old: int) -> tuple[dict[str, np.ndarray], int]:
