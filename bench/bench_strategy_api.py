@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -164,6 +165,22 @@ def measure(repeat: int) -> dict[str, Any]:
     return out
 
 
+def _pair_rates(before: dict[str, Any], after: dict[str, Any]) -> tuple[list[float], list[float]]:
+    return after["all_loop_bars_per_second"], before["all_loop_bars_per_second"]
+
+
+def pairwise_ratio(before: dict[str, Any], after: dict[str, Any]) -> float:
+    """Median over rounds of after / before loop rates, each pair run back to back.
+
+    On a noisy 2-core machine the rate of one configuration swings by 20-30 % between rounds
+    (session 6: the pre-API run alone went from 437k to 610k bars/s within one minute); two runs
+    taken back to back see the same load, so their ratio is steadier than a ratio of two bests
+    that may come from different rounds. Both figures are printed.
+    """
+    after_rates, before_rates = _pair_rates(before, after)
+    return float(statistics.median(a / b for a, b in zip(after_rates, before_rates, strict=True)))
+
+
 def table(r: dict[str, Any]) -> str:
     step, vec = r["donchian per-step API"], r["donchian vectorised"]
     peer, before, after = (
@@ -173,6 +190,7 @@ def table(r: dict[str, Any]) -> str:
     )
     speedup = peer["process_seconds"] / step["process_seconds"]
     ratio = after["loop_bars_per_second"] / before["loop_bars_per_second"]
+    pair_ratio = pairwise_ratio(before, after)
     rows = [
         (
             "donchian, per-step API, whole process (1M bars, persistence)",
@@ -219,7 +237,14 @@ def table(r: dict[str, Any]) -> str:
             f"{after['loop_bars_per_second']:,.0f} bars/s",
             "",
         ),
-        ("sma_cross API / before", f"{ratio:.3f}", ">= 0.90"),
+        ("sma_cross API / before, best of each", f"{ratio:.3f}", "report"),
+        (
+            "sma_cross API / before, median of back-to-back pairs",
+            f"{pair_ratio:.3f} (pairs: "
+            + ", ".join(f"{a / b:.2f}" for a, b in zip(*_pair_rates(before, after), strict=True))
+            + ")",
+            ">= 0.90",
+        ),
         ("sma_cross trades before / after", f"{before['n_trades']} / {after['n_trades']}", "equal"),
     ]
     checks = {
@@ -230,7 +255,8 @@ def table(r: dict[str, Any]) -> str:
         and abs(step["total_pnl"] - peer["total_pnl"]) < 1e-6 * max(1.0, abs(peer["total_pnl"])),
         "donchian vectorised, loop with persistence": vec["loop_bars_per_second"]
         >= TARGETS["vector_bars_per_s"],
-        "sma_cross API / before": ratio >= TARGETS["builtin_ratio"],
+        "sma_cross API / before, median of back-to-back pairs": pair_ratio
+        >= TARGETS["builtin_ratio"],
         "sma_cross trades before / after": before["n_trades"] == after["n_trades"]
         and before["total_pnl"] == after["total_pnl"],
     }

@@ -169,6 +169,8 @@ class Engine:
                 )
             previous_ts = int(chunk.step_ts[-1])
             strategy.on_chunk(chunk)
+            # steps where the strategy says it has nothing to decide (Strategy.on_step's hint)
+            active = getattr(strategy, "active_steps", None) if snapshot_at is None else None
             bars = _ChunkLists(chunk)
             closes, syms = chunk.close.tolist(), bars.syms
             bounds, stamps = chunk.bounds.tolist(), chunk.step_ts.tolist()
@@ -206,11 +208,12 @@ class Engine:
                 add("equity", new_row(EquityRow, (ts, broker.cash, equity)))
                 ks.on_equity(ts, equity)
                 # (4) snapshot and insights; (5) sizing and (6) the kill switch, in the handler
-                insights = strategy.on_step(
-                    k, lo, hi, ts, snapshot_at(ts) if snapshot_at is not None else None
-                )
-                if insights:
-                    on_insights(ts, insights)
+                if active is None or active[k]:
+                    insights = strategy.on_step(
+                        k, lo, hi, ts, snapshot_at(ts) if snapshot_at is not None else None
+                    )
+                    if insights:
+                        on_insights(ts, insights)
                 if pending and ks.state is not KillState.ACTIVE:
                     execution.cancel_blocked_orders(ts)
                 step += 1

@@ -591,3 +591,50 @@ def test_history_when_lookback_bounded_then_old_bars_dropped_and_calls_equal_who
         assert len(h.cols["ts"]) <= 2 * max(64, steps_per_chunk + 5 - 1 + 8)
         stamps = cols["ts_us"][cols["sym"] == s]  # the kept tail is the symbol's last bars
         np.testing.assert_array_equal(h.view("ts", h.base, h.n), stamps[h.base : h.n])
+
+
+@settings(max_examples=40, deadline=None)
+@given(steps_per_chunk=st.integers(1, 70), seed=st.integers(0, 50))
+def test_active_steps_when_engine_skips_inactive_steps_then_same_insights_and_skipped_ones_empty(
+    steps_per_chunk: int, seed: int
+) -> None:
+    """The engine's hint (Strategy.on_step): a step marked inactive returns nothing, so skipping
+    it, as runner/engine.py does, changes no insight, for decide, decide_when and rebalance."""
+    from components.strategies.builtin import SmaCross, SmaCrossConfig
+
+    class Rebalancer(Strategy):
+        name = "rebalancer"
+
+        def indicators(self, bars: Any) -> dict[str, Any]:
+            return {"ret": pct_change(bars.close, 2)}
+
+        def rebalance(self, ctx: Context) -> None:
+            ctx.target_weights({s: 0.1 for s in ctx.ready})
+
+    cols = make_bars(90, seed=seed)
+    makers = (lambda: SmaCross(SmaCrossConfig(fast=2, slow=5)), Recorder, Rebalancer)
+    for make in makers:
+        every, skipping = make(), make()  # the first is called on every step, the second not
+        every.start(SYMBOLS)
+        skipping.start(SYMBOLS)
+        want: list[Insight] = []
+        got: list[Insight] = []
+        marked = 0
+        for chunk in split(cols, steps_per_chunk):
+            every.on_chunk(chunk)
+            skipping.on_chunk(chunk)
+            active = skipping.active_steps
+            assert active is not None and len(active) == chunk.n_steps
+            bounds = chunk.bounds.tolist()
+            for k, ts in enumerate(chunk.step_ts.tolist()):
+                out = every.on_step(k, bounds[k], bounds[k + 1], ts, None)
+                want.extend(out or [])
+                if active[k]:
+                    got.extend(skipping.on_step(k, bounds[k], bounds[k + 1], ts, None) or [])
+                else:
+                    marked += 1
+                    assert out is None  # the promise: an inactive step has nothing to say
+        assert got == want
+        if isinstance(every, Recorder):
+            assert every.seen.calls == skipping.seen.calls
+        assert marked > 0  # the warm-up steps at least are marked inactive

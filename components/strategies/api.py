@@ -641,6 +641,7 @@ class Strategy:
         self.symbols: tuple[str, ...] = ()
         self._view: Any = None
         self._bound: BrokerView | None = None
+        self.active_steps: list[bool] | None = None  # per step of the chunk: has a decision row
 
     # ---- what a user overrides
     def on_start(self) -> None:
@@ -763,6 +764,7 @@ class Strategy:
         events.sort(key=lambda e: e[0])
         self._events, self._ei = events, 0
         if self._hook == "target":  # no per-bar call: the events above are the decisions
+            self.active_steps = None
             return
         # decide/rebalance run only on these rows: convert just their values to Python floats
         selected = np.flatnonzero(ready & when)
@@ -775,7 +777,10 @@ class Strategy:
         self._ready_rows = selected.tolist()
         self._sel_syms = chunk.sym[selected].tolist()
         # selected rows of step k: positions step_lo[k]:step_lo[k + 1] of the lists above
-        self._step_lo = np.searchsorted(selected, chunk.bounds).tolist()
+        step_lo = np.searchsorted(selected, chunk.bounds)
+        self._step_lo = step_lo.tolist()
+        # the engine skips on_step on the steps with no decision row (Strategy protocol hint)
+        self.active_steps = (step_lo[1:] != step_lo[:-1]).tolist()
 
     def on_step(self, k: int, lo: int, hi: int, ts: int, snapshot: Any) -> list[Insight] | None:
         hook = self._hook
@@ -833,7 +838,10 @@ class Strategy:
         indicator values now and on the previous bar) are assembled once for all symbols.
         """
         n = len(chunk)
-        order = np.argsort(chunk.sym, kind="stable")
+        sym = chunk.sym
+        if len(self.symbols) <= 32767:  # a stable argsort of int16 is a radix sort, ~4x faster
+            sym = sym.astype(np.int16)
+        order = np.argsort(sym, kind="stable")
         by_sym = chunk.sym[order]
         cuts = (np.flatnonzero(by_sym[1:] != by_sym[:-1]) + 1).tolist()
         starts, ends = [0, *cuts], [*cuts, n]

@@ -53,7 +53,12 @@ class Strategy(Protocol):
         """Precompute what the chunk's steps need, causally."""
 
     def on_step(self, k: int, lo: int, hi: int, ts: int, snapshot: Any) -> list[Insight] | None:
-        """Return the insights of clock step ``k`` (rows ``lo:hi`` of the current chunk)."""
+        """Return the insights of clock step ``k`` (rows ``lo:hi`` of the current chunk).
+
+        Optional hint: after ``on_chunk`` a strategy may set ``active_steps`` to one bool per
+        step of the chunk (or None); the engine then skips ``on_step`` on the steps marked False,
+        where the strategy promises to return nothing, when it reads no analytics snapshots.
+        """
 
 
 class EventStrategy:

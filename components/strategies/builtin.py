@@ -89,8 +89,8 @@ class SmaCross(Strategy):
         return sign != shift(sign, 1)  # only a change of sign can be a cross
 
     def decide(self, ctx: Context) -> None:
-        now, symbol = ctx.now, ctx.symbol
-        last = _sign(ctx.prev.fast - ctx.prev.slow) or self.last_sign[symbol]
+        now, prev, symbol = ctx.now, ctx.prev, ctx.symbol
+        last = _sign(prev.fast - prev.slow) or self.last_sign[symbol]
         sign = _sign(now.fast - now.slow)
         self.last_sign[symbol] = sign or last
         if sign > 0 and last < 0:
