@@ -21,6 +21,11 @@ launcher, so the basic, joblib and submitit launchers all use it; set
 from __future__ import annotations
 
 import copy
+import os
+import pickle
+import sys
+import uuid
+import weakref
 from typing import Any
 
 from hydra._internal.config_loader_impl import get_overrides_dirname
@@ -46,11 +51,19 @@ class FastSweepConfigLoader:
         # (``hydra/launcher=batched``): derived configs are then one per-shape config updated in
         # place, not a deep copy per call (~10-30 ms each; the sweeper's validation calls too)
         self.in_place = False
+        # set in a worker process of a parallel launcher (``_restore_loader``): each job's config
+        # is the per-shape one updated in place (Hydra's ``run_job`` deep-copies what it keeps),
+        # but every call sets the job's values (only the sweeper's validation skips them)
+        self.reuse_configs = False
         self._parsed: dict[str, Override] = {}  # override text -> parsed (jobs share values)
         self._plain_memo: dict[str, bool] = {}  # override text -> a plain value override?
         # (shape, key, value) applied without error to that shape's config (in-place mode)
         self._applied: set[tuple[Any, ...]] = set()
         self.validated = 0  # in-place load_sweep_config calls answered from ``_applied``
+        self._token = uuid.uuid4().hex  # names this loader in worker processes (``__reduce__``)
+        self._pickled: tuple[int, bytes] | None = None  # (templates at pickling, their pickle)
+        self._origin_pid = os.getpid()
+        _ORIGINS[self._token] = self
 
     def __getattr__(self, name: str) -> Any:  # every other ConfigLoader method is Hydra's
         if name == "inner":
@@ -60,18 +73,43 @@ class FastSweepConfigLoader:
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
 
+    def __deepcopy__(self, memo: dict[int, Any]) -> FastSweepConfigLoader:
+        """Copy every attribute, as ``copy.deepcopy`` does without ``__reduce__``."""
+        clone = object.__new__(type(self))
+        memo[id(self)] = clone
+        clone.__dict__.update(copy.deepcopy(self.__dict__, memo))
+        return clone
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle as (token, Hydra's loader and the shapes' templates, pickled once).
+
+        Hydra's joblib launcher pickles its ``hydra_context`` (this loader included) and Hydra's
+        singletons (which hold it again) for every job. Loading ~50 KB of configs and Hydra's
+        config repository per job cost ~10 ms in the worker and re-created the loader, so each
+        job started without the templates' derived state of the jobs before it. The payload is
+        pickled once per set of templates; a worker unpickles it once per process
+        (``_restore_loader``) and keeps the loader across its jobs.
+        """
+        version = len(self._templates)
+        if self._pickled is None or self._pickled[0] != version:
+            payload = {"inner": self.inner, "templates": self._templates}
+            self._pickled = (version, pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL))
+        return (_restore_loader, (f"{self._token}:{version}", self._pickled[1]))
+
     def load_sweep_config(
         self, master_config: DictConfig, sweep_overrides: list[str]
     ) -> DictConfig:
         """Return the job's config (Hydra's ``ConfigLoader`` method).
 
-        In-place mode (the batched launcher, which asks for its jobs' configs with
-        ``job_config``), the only other caller is the sweeper checking the batch before it
-        launches (``Sweeper.validate_batch_is_legal``, which drops the result): a job whose
-        every plain value was already applied without error to its shape's config is then
-        legal, since each value is set on its own node, and its values are not set again.
+        Called by the sweeper checking the batch before it launches
+        (``Sweeper.validate_batch_is_legal``, which drops the result), or by anyone in in-place
+        mode (the batched launcher asks for its jobs' configs with ``job_config``): a job whose
+        every plain value was already applied without error to a config of its shape is then
+        legal, since each value is set on its own node, and its values are not set again (the
+        launcher's call sets them). Every other call returns the job's whole config.
         """
-        return self._load(master_config, sweep_overrides, validating=self.in_place)
+        validating = self.in_place or _called_by_batch_validation()
+        return self._load(master_config, sweep_overrides, validating=validating)
 
     def job_config(self, master_config: DictConfig, sweep_overrides: list[str]) -> DictConfig:
         """Return the job's config with every value set (what a launcher runs)."""
@@ -87,12 +125,17 @@ class FastSweepConfigLoader:
             parsed, shape = [], None
         template = self._templates.get(shape) if shape is not None else None
         if template is not None:
-            scratch = self._scratch_for(shape, template) if self.in_place else None
+            reuse = self.in_place or self.reuse_configs
+            scratch = self._scratch_for(shape, template) if reuse else None
             pairs = self._pairs(shape, parsed)
-            if validating and scratch is not None and self._applied.issuperset(pairs):
-                self.validated += 1
-                return scratch
+            if validating and self._applied.issuperset(pairs):
+                self.validated += 1  # the caller drops it: the template serves when not in place
+                return scratch if scratch is not None else template[1]
             derived = self._derive(template, parsed, scratch, shape)
+            if derived is not None and self.reuse_configs and not self.in_place:
+                # the last job's ``HydraConfig.set_config`` made this config's hydra node
+                # read-only; a launcher sets ``hydra.job.id`` on it as on a fresh config
+                OmegaConf.set_readonly(derived.hydra, template[1].hydra._get_flag("readonly"))
             if derived is not None:
                 OmegaConf.copy_cache(from_config=master_config, to_config=derived)
                 self.derived += 1
@@ -223,6 +266,75 @@ class FastSweepConfigLoader:
         except Exception:  # let Hydra compose it (and word any error its own way)
             return None
         return cfg
+
+
+def _called_by_batch_validation() -> bool:
+    """Return True when ``load_sweep_config``'s caller is ``Sweeper.validate_batch_is_legal``.
+
+    Hydra's sweepers compose every job of a batch once to check it before launching, then drop
+    the configs; the launcher composes each job again. Recognising that caller (by its code
+    object, shared by every sweeper that inherits it) lets an already-checked job skip a ~10-20
+    ms copy of its config. Any other caller gets the whole config.
+    """
+    from hydra.plugins.sweeper import Sweeper
+
+    caller = sys._getframe(2)  # _called_by_batch_validation <- load_sweep_config <- caller
+    return caller.f_code is Sweeper.validate_batch_is_legal.__code__
+
+
+_ORIGINS: weakref.WeakValueDictionary[str, FastSweepConfigLoader] = weakref.WeakValueDictionary()
+_PROCESS_LOADERS: dict[str, FastSweepConfigLoader] = {}  # token:version -> restored loader
+
+
+def _restore_loader(token: str, payload: bytes) -> FastSweepConfigLoader:
+    """Return this process's loader for ``token``, unpickling ``payload`` only the first time.
+
+    ``token`` is the loader's id and how many templates it had when pickled: a loader with more
+    shapes (a later batch) is restored again. In the process that made the loader this returns
+    the loader itself.
+    """
+    name, _, version = token.partition(":")
+    origin = _ORIGINS.get(name)
+    if origin is not None and origin._origin_pid == os.getpid():
+        return origin
+    loader = _PROCESS_LOADERS.get(token)
+    if loader is None:
+        state = pickle.loads(payload)
+        loader = FastSweepConfigLoader(state["inner"])
+        loader._templates = state["templates"]
+        loader._pickled = (int(version), payload)
+        loader.reuse_configs = True  # one job at a time per worker; run_job copies what it keeps
+        _PROCESS_LOADERS.clear()  # a worker serves one sweep's loader at a time
+        _PROCESS_LOADERS[token] = loader
+        keep_plugins_across_set_state()
+    return loader
+
+
+def keep_plugins_across_set_state() -> bool:
+    """Make ``Singleton.set_state`` keep this process's ``Plugins`` instead of rescanning them.
+
+    Hydra's joblib launcher calls ``Singleton.set_state`` at the start of every job in a worker.
+    The state it sends leaves ``Plugins`` out, so each job rescanned every plugin module
+    (re-executing each one: ~30-50 ms per job). The plugins of a process do not change between
+    its jobs, so the process's ``Plugins`` instance (from its first scan) is put back into the
+    state. Installed only in worker processes (``_restore_loader``); returns True when installed.
+    """
+    from hydra.core.plugins import Plugins
+    from hydra.core.singleton import Singleton
+
+    original = Singleton.set_state
+    if getattr(original, "keeps_plugins", False):
+        return False
+
+    def set_state(state: Any) -> None:
+        plugins = Singleton._instances.get(Plugins)
+        if plugins is not None and isinstance(state.get("instances"), dict):
+            state["instances"].setdefault(Plugins, plugins)
+        original(state)
+
+    set_state.keeps_plugins = True  # type: ignore[attr-defined]
+    Singleton.set_state = staticmethod(set_state)  # type: ignore[method-assign]
+    return True
 
 
 def _plain_value(value: Any) -> bool:

@@ -139,6 +139,14 @@ class SweepReport(Callback):
         self._rss_reset = False
         self._rss_start: float | None = None
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle without the pending report (the sweep dir and its ~25 KB master config).
+
+        Parallel launchers (joblib) pickle the callbacks with every job; only the sweep process
+        writes the report, so a worker's copy never needs it.
+        """
+        return {**self.__dict__, "_pending": None}
+
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(
             str(config.hydra.sweep.dir)

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import copy
+import inspect
+import pickle
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from hydra import initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.errors import ConfigCompositionException
-from hydra.types import RunMode
+from hydra.plugins.sweeper import Sweeper
+from hydra.types import HydraContext, RunMode
 from omegaconf import OmegaConf
 
+from runner import fast_compose
 from runner.fast_compose import FastSweepConfigLoader
 from tests.helpers import CONF_DIR
 
@@ -142,3 +148,127 @@ def test_set_hydra_config_when_in_place_config_is_reused_then_same_hydra_config_
             # Assert
             assert fast_view == fresh, job
             assert fast_view["job"]["num"] == num and fast_view["sweep"]["subdir"] == str(num)
+
+
+@pytest.fixture
+def restore_set_state() -> Iterator[None]:
+    """Put Hydra's own ``Singleton.set_state`` back after a test that made a worker loader."""
+    from hydra.core.singleton import Singleton
+
+    original = inspect.getattr_static(Singleton, "set_state")
+    yield
+    Singleton.set_state = original  # type: ignore[method-assign]
+
+
+def _in_worker(fast: FastSweepConfigLoader) -> FastSweepConfigLoader:
+    """Return ``fast`` pickled and loaded as a joblib worker process does (another pid)."""
+    blob = pickle.dumps(fast)
+    fast._origin_pid = -1  # as seen from a worker: this loader was made by another process
+    return pickle.loads(blob)
+
+
+def test_fast_compose_when_pickled_to_a_worker_then_its_configs_equal_hydras(
+    restore_set_state: None,
+) -> None:
+    """Issue 13: a worker loads the loader once and derives each job's config in place."""
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import open_dict
+
+    # Arrange
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        loader, fast, master = _loaders()
+        jobs = [
+            [*BASE, f"strategy.fast={f}", f"strategy.slow={s}"] for f in (5, 6) for s in (20, 30)
+        ]
+        fast.load_sweep_config(master, jobs[0])  # the sweeper's first composition
+        worker = _in_worker(fast)
+        got, expected = [], []
+        # Act: what hydra_joblib_launcher's execute_job does with each job
+        for num, job in enumerate(jobs):
+            cfg = worker.load_sweep_config(master, job)
+            with open_dict(cfg):
+                cfg.hydra.job.id, cfg.hydra.job.num = f"job_{num}", num
+            HydraConfig.instance().set_config(cfg)  # makes cfg.hydra read-only
+            got.append(_container(cfg))
+            composed = loader.load_sweep_config(master, job)
+            with open_dict(composed):
+                composed.hydra.job.id, composed.hydra.job.num = f"job_{num}", num
+            expected.append(_container(composed))
+        again = pickle.loads(pickle.dumps(fast))
+    # Assert
+    assert got == expected
+    assert worker is not fast and worker.reuse_configs and worker.composed == 0
+    assert again is worker  # the next job's pickle: the same loader, loaded once per process
+
+
+def test_fast_compose_when_pickled_in_its_own_process_then_the_loader_itself() -> None:
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        _, fast, master = _loaders()
+        fast.load_sweep_config(master, [*BASE, "strategy.fast=5"])
+        # Act
+        loaded = pickle.loads(pickle.dumps(fast))
+        copied = copy.deepcopy(fast)
+    # Assert
+    assert loaded is fast
+    assert copied is not fast and copied._templates.keys() == fast._templates.keys()
+
+
+def test_keep_plugins_when_set_state_drops_plugins_then_the_same_plugins_without_a_rescan(
+    restore_set_state: None,
+) -> None:
+    """Issue 13: a joblib worker's ``Singleton.set_state`` per job no longer rescans plugins."""
+    from hydra.core.plugins import Plugins
+    from hydra.core.singleton import Singleton
+    from hydra.plugins.plugin import Plugin
+
+    # Arrange
+    before = Plugins.instance()
+    known = sorted(c.__qualname__ for c in before.discover(Plugin))
+    state = Singleton.get_state()  # what the joblib launcher sends: Plugins left out
+    assert Plugins not in state["instances"]
+    # Act
+    installed = fast_compose.keep_plugins_across_set_state()
+    Singleton.set_state(state)
+    after = Plugins.instance()
+    # Assert
+    assert installed and not fast_compose.keep_plugins_across_set_state()  # installed once
+    assert after is before
+    assert sorted(c.__qualname__ for c in after.discover(Plugin)) == known
+    Singleton.set_state(Singleton.get_state())  # Hydra's own rescan finds the same plugins
+    assert sorted(c.__qualname__ for c in Plugins.instance().discover(Plugin)) == known
+
+
+class _Sweeper(Sweeper):
+    """The parts of a sweeper that ``Sweeper.validate_batch_is_legal`` reads."""
+
+    def __init__(self, loader: object, master: object) -> None:
+        self.hydra_context = HydraContext(config_loader=loader, callbacks=None)  # type: ignore[arg-type]
+        self.config = master
+
+    def setup(self, **kwargs: object) -> None:  # pragma: no cover - not called
+        raise NotImplementedError
+
+    def sweep(self, arguments: list[str]) -> object:  # pragma: no cover - not called
+        raise NotImplementedError
+
+
+def test_fast_compose_when_sweeper_validates_checked_values_then_no_copy_and_launch_equals_hydras() -> (
+    None
+):
+    """Issue 13: the basic/joblib launchers' validation skips jobs whose values were all checked."""
+    # Arrange
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        loader, fast, master = _loaders()
+        batch = [
+            [*BASE, f"strategy.fast={f}", f"strategy.slow={s}"] for f in (5, 6) for s in (20, 30)
+        ]
+        # Act
+        _Sweeper(fast, master).validate_batch_is_legal(batch)
+        validated = fast.validated
+        got = [_container(fast.load_sweep_config(master, job)) for job in batch]  # the launcher
+        expected = [_container(loader.load_sweep_config(master, job)) for job in batch]
+        with pytest.raises(ConfigCompositionException, match=r"strategy\.fast=abc"):
+            _Sweeper(fast, master).validate_batch_is_legal([[*BASE, "strategy.fast=abc"]])
+    # Assert
+    assert validated == 1  # 6/30 after 5/20, 5/30 and 6/20: both values already applied
+    assert got == expected and fast.validated == 1

@@ -436,3 +436,25 @@ def test_read_job_when_halted_from_outside_then_it_is_not_compared(tmp_path: Pat
     # Assert
     assert row.status == "halted (manual)"
     assert check_parity([row, other]) == [] and row.parity == "n/a" and row.group == other.group
+
+
+def test_sweep_report_when_pickled_for_a_worker_then_without_the_pending_report(
+    tmp_path: Path,
+) -> None:
+    """Issue 13: joblib pickles the callbacks per job; the master config stays in the sweep."""
+    import pickle
+
+    from omegaconf import OmegaConf
+
+    from runner.sweep import SweepReport
+
+    # Arrange
+    report = SweepReport(rank_by="sharpe")
+    report._pending = (tmp_path, OmegaConf.create({"big": list(range(1000))}))
+    # Act
+    copy = pickle.loads(pickle.dumps(report))
+    # Assert
+    assert copy._pending is None and report._pending is not None
+    assert {k: v for k, v in vars(copy).items() if k != "_pending"} == {
+        k: v for k, v in vars(report).items() if k != "_pending"
+    }
