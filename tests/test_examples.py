@@ -299,3 +299,18 @@ def test_rotation_when_target_weights_then_one_rebalance_a_month_and_at_most_top
         "ON t.entry_ts <= e.ts AND e.ts < t.exit_ts GROUP BY e.ts)",
     )[0][0]
     assert held <= 2
+
+
+def test_schema_when_config_has_no_kind_field_then_pickled_by_reference(plugins: None) -> None:
+    """A joblib sweep pickles Hydra's ConfigStore to its workers with plain pickle; the schema
+    ``register_strategy`` derives (kind field added) must be found by name, not fail."""
+    import pickle
+
+    from hydra.core.config_store import ConfigStore
+
+    bollinger = sys.modules["examples.strategies.bollinger"]
+    schema = bollinger.Bollinger.Config
+    assert schema is not bollinger.BollingerConfig  # derived: BollingerConfig has no kind
+    assert pickle.loads(pickle.dumps(schema)) is schema
+    node = ConfigStore.instance().repo["strategy"]["bollinger_schema.yaml"].node
+    assert pickle.loads(pickle.dumps(node))._metadata.object_type is schema

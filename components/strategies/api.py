@@ -1204,9 +1204,15 @@ def register_strategy(kind: str, config_cls: type | None = None) -> Callable[[ty
             raise TypeError(
                 f"@register_strategy({kind!r}) decorates a Strategy subclass, got {cls!r}"
             )
-        schema = _schema_with_kind(kind, config_cls or getattr(cls, "Config", None) or _Empty)
+        given = config_cls or getattr(cls, "Config", None) or _Empty
+        schema = _schema_with_kind(kind, given)
         cls.name = kind
         cls.Config = schema  # type: ignore[attr-defined]
+        if schema is not given:
+            # the schema made with a kind field is not a module attribute: name it as the
+            # class attribute it is, so pickle finds it by reference (a joblib sweep pickles
+            # Hydra's ConfigStore, which holds it, to its workers)
+            schema.__qualname__ = f"{cls.__qualname__}.Config"
 
         def factory(config: Any) -> Strategy:
             return cls(config)
