@@ -779,8 +779,10 @@ class Strategy:
         # selected rows of step k: positions step_lo[k]:step_lo[k + 1] of the lists above
         step_lo = np.searchsorted(selected, chunk.bounds)
         self._step_lo = step_lo.tolist()
-        # the engine skips on_step on the steps with no decision row (Strategy protocol hint)
-        self.active_steps = (step_lo[1:] != step_lo[:-1]).tolist()
+        # the engine skips on_step on the steps with no decision row (Strategy protocol hint),
+        # unless a subclass overrides on_step itself (it may want every step)
+        if type(self).on_step is Strategy.on_step:
+            self.active_steps = (step_lo[1:] != step_lo[:-1]).tolist()
 
     def on_step(self, k: int, lo: int, hi: int, ts: int, snapshot: Any) -> list[Insight] | None:
         hook = self._hook
