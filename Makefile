@@ -16,6 +16,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e . --group dev
+	$(BIN)/python -c "from bench.data import ensure_bytecode; ensure_bytecode()"
 	@touch $(STAMP)
 
 install: $(STAMP)  ## create .venv and install the project with its dev tools

@@ -250,6 +250,7 @@ def profile_headline(db: Path) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    data.ensure_bytecode()  # as a user's Python would have it (bench/data.py)
     args = parse_args(sys.argv[1:] if argv is None else argv)
     started, load_before = time.perf_counter(), os.getloadavg()
     db = data.ensure_db()

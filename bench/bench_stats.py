@@ -70,6 +70,7 @@ def run_once(db: Path, html: bool) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    data.ensure_bytecode()  # as a user's Python would have it (bench/data.py)
     parser = argparse.ArgumentParser(prog="python -m bench.bench_stats")
     parser.add_argument("--repeat", type=int, default=2, help="runs per row (fastest kept)")
     args = parser.parse_args(argv)

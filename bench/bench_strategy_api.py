@@ -268,6 +268,7 @@ def table(r: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    data.ensure_bytecode()  # as a user's Python would have it (bench/data.py)
     parser = argparse.ArgumentParser(
         prog="python -m bench.bench_strategy_api", description=__doc__.split("\n\n")[0]
     )

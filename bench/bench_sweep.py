@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench import data
 from bench.data import REPO
 
 RESULTS = Path(__file__).resolve().parent / "results" / "sweep.json"
@@ -310,6 +311,7 @@ def _spread(values: dict[str, float] | None) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    data.ensure_bytecode()  # as a user's Python would have it (bench/data.py)
     parser = argparse.ArgumentParser(
         prog="python -m bench.bench_sweep", description=__doc__.split("\n\n")[0]
     )

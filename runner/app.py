@@ -218,7 +218,8 @@ def _execute(
     # buffer=memory stores no equity rows; a multirun job does not read back what it wrote
     kept_equity = run_stats.keep_equity_in_memory(buffer, always=shared)
     market.open(con, plan.universe)
-    analytics.open(con, plan.universe.end_us)
+    if getattr(strategy, "uses_analytics", True):  # else the engine never asks for a snapshot
+        analytics.open(con, plan.universe.end_us)
     flags = StopFlags()
     flags.install()  # from here SIGINT/SIGTERM stop at the first bar and SIGUSR1 halts there
     flags.halt_reason = flags.halt_reason or startup.take_pending_halt()

@@ -42,6 +42,17 @@ def test_analytics_when_direct_and_strategy_reads_no_snapshots_then_zero_queries
     assert summary["metrics"]["cache_hits"] + summary["metrics"]["cache_misses"] == 0
 
 
+def test_analytics_when_cached_and_strategy_reads_no_snapshots_then_not_even_opened(
+    market_db: Path, tmp_path: Path
+) -> None:
+    """A sweep job of sma_cross skips the cached provider's table check and snapshot-time query."""
+    code, summary = run_in_process(
+        tmp_path / "run", [f"db.path={market_db}", "strategy=sma_cross", "analytics=cached"]
+    )
+    assert code == 0 and summary["n_trades"] > 0
+    assert summary["metrics"]["analytics_queries"] == 0
+
+
 def test_analytics_when_strategy_reads_snapshots_then_direct_queries_once_per_step(
     market_db: Path, tmp_path: Path
 ) -> None:
