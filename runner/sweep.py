@@ -159,6 +159,10 @@ class SweepReport(Callback):
             from runner import fast_compose
 
             fast_compose.install()  # derive same-shape job configs instead of composing each
+        if str(config.hydra.launcher.get("_target_", "")).endswith("JoblibLauncher"):
+            from runner import joblib_fork
+
+            joblib_fork.install()  # fork joblib's workers from this warm process
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
         release_free_heap()  # the earlier jobs' freed memory does not count against this one

@@ -1,0 +1,57 @@
+"""runner/joblib_fork.py: Hydra's joblib launcher forks its workers (issue 13, parallel that scales)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+import pytest
+from joblib import delayed
+
+from runner import joblib_fork
+
+MARKER = "__joblib_fork_test_marker__"
+
+
+def _probe(callback: Any, payload: dict[str, Any]) -> tuple[int, bool, Any, int]:
+    """Run in a worker: its pid, whether it inherited the parent's marker module, the callback's
+    answer and the payload's identity-free content."""
+    return os.getpid(), MARKER in sys.modules, callback(3), len(payload["rows"])
+
+
+@pytest.fixture
+def core(monkeypatch: pytest.MonkeyPatch) -> Any:
+    from hydra_plugins.hydra_joblib_launcher import _core
+
+    monkeypatch.setattr(_core, "Parallel", _core.Parallel)  # undone after the test
+    monkeypatch.delenv(joblib_fork.ENV, raising=False)
+    monkeypatch.setitem(sys.modules, MARKER, sys)  # only a forked worker has it
+    assert joblib_fork.install()
+    return _core
+
+
+def test_parallel_when_hydra_asks_for_loky_then_workers_forked_and_args_passed_by_reference(
+    core: Any,
+) -> None:
+    # Arrange: a local function and a lambda cannot be pickled by name (plain pickle)
+    offset = 10
+    callback = lambda x: x + offset  # noqa: E731
+    payload = {"rows": list(range(5)), "unpicklable": lambda: None}
+    # Act: what hydra_joblib_launcher._core.launch does
+    runner = core.Parallel(n_jobs=2, backend="loky")
+    got = runner(delayed(_probe)(callback, payload) for _ in range(4))
+    # Assert
+    assert isinstance(runner, joblib_fork._Forked)
+    assert {pid for pid, *_ in got} - {os.getpid()} == {pid for pid, *_ in got}  # other processes
+    assert all(inherited and answer == 13 and n == 5 for _, inherited, answer, n in got)
+    assert joblib_fork._OBJECTS == {}  # nothing kept after the call
+
+
+def test_parallel_when_env_asks_for_loky_then_hydras_backend(
+    core: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(joblib_fork.ENV, "loky")
+    runner = core.Parallel(n_jobs=2, backend="loky")
+    assert not isinstance(runner, joblib_fork._Forked)
+    assert joblib_fork.install()  # already installed: a second call changes nothing
