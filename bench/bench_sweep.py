@@ -46,7 +46,12 @@ LAUNCHERS = {
     "batched": ["hydra/launcher=batched"],
     "batched n_jobs=2": ["hydra/launcher=batched", "hydra.launcher.n_jobs=2"],
 }
-TARGET_RATIO, STRETCH_RATIO, HEADLINE_TARGET = 1.0, 0.5, 0.25
+TARGET_RATIO, STRETCH_RATIO, HEADLINE_TARGET, SCALING_TARGET = 1.0, 0.5, 0.25, 1.7
+# the CPU-bound sweep of the scaling target: 16 jobs (fast 5..8 x slow 20..50) of the 1M-bar
+# workload A (bench/data.py), each ~1.6-2 s of loop, so start-up and report are a small part
+CPU_BOUND_GRID = ["strategy.fast=5,6,7,8", "strategy.slow=20,30,40,50"]
+CPU_BOUND_BASE = ("market=chunked", "analytics=cached", "buffer=duckdb")
+CPU_BOUND_LAUNCHERS = ("basic", "joblib n_jobs=2", "batched n_jobs=2")
 
 
 def ensure_goog_db() -> Path:
@@ -83,7 +88,9 @@ def run_backtesting_py(fast: tuple[int, int], slow: tuple[int, int, int]) -> dic
     return out
 
 
-def run_ours(db: Path, grid: list[str], launcher: list[str]) -> dict[str, Any]:
+def run_ours(
+    db: Path, grid: list[str], launcher: list[str], base: tuple[str, ...] = ("symbols=[GOOG]",)
+) -> dict[str, Any]:
     """Run our multirun as a process; return its seconds and the per-job figures of its report."""
     with tempfile.TemporaryDirectory(prefix="bench_sweep_") as tmp:
         sweep_dir = Path(tmp) / "sweep"
@@ -91,7 +98,7 @@ def run_ours(db: Path, grid: list[str], launcher: list[str]) -> dict[str, Any]:
             "-m",
             "+experiment=backtest",
             f"db.path={db}",
-            "symbols=[GOOG]",
+            *base,
             "run.log_level=WARNING",
             f"hydra.sweep.dir={sweep_dir}",
             *grid,
@@ -194,6 +201,27 @@ def run_grid(db: Path, name: str, launchers: list[str] | None = None) -> dict[st
     return out
 
 
+def run_cpu_bound() -> dict[str, Any]:
+    """Scaling on a CPU-bound sweep: basic, joblib and batched (2 workers), one run each."""
+    db = data.ensure_db()
+    load_before, started = os.getloadavg(), time.perf_counter()
+    out: dict[str, Any] = {"jobs": 16, "db": str(db.relative_to(REPO))}
+    for launcher in CPU_BOUND_LAUNCHERS:
+        print(f"bench_sweep: CPU-bound sweep (16 x 1M bars): {launcher} ...", flush=True)
+        out[launcher] = run_ours(db, CPU_BOUND_GRID, LAUNCHERS[launcher], CPU_BOUND_BASE)
+    out["scaling"] = {
+        f"{parallel} / basic": round(out["basic"]["seconds"] / out[parallel]["seconds"], 2)
+        for parallel in CPU_BOUND_LAUNCHERS[1:]
+    }
+    out["measured"] = {
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
+        "seconds": round(time.perf_counter() - started, 1),
+        "load_avg_before": [round(x, 2) for x in load_before],
+        "load_avg_after": [round(x, 2) for x in os.getloadavg()],
+    }
+    return out
+
+
 def run_headline() -> dict[str, Any]:
     """The 1M-bar headline as a whole process and its loop, beside the ceiling (same run)."""
     from bench import ceiling, data, e2e
@@ -204,6 +232,7 @@ def run_headline() -> dict[str, Any]:
     runs = [e2e.run_runner(db, spec, None) for _ in range(2)]
     best = min(runs, key=lambda s: s["process_seconds"])
     ceil = ceiling.best_ceiling(db, repeat=3)
+    ceil_process = ceiling.ceiling_process(db, repeat=3)
     bars = best["metrics"]["bars"]
     process_bps = bars / best["process_seconds"]
     return {
@@ -216,6 +245,10 @@ def run_headline() -> dict[str, Any]:
         "ceiling_bars_per_second": round(ceil["bars_per_second"], 1),
         "process_ratio": round(process_bps / ceil["bars_per_second"], 3),
         "loop_ratio": round(best["metrics"]["bars_per_second"] / ceil["bars_per_second"], 3),
+        "ceiling_process_seconds": ceil_process["process_seconds"],
+        "process_ratio_to_ceiling_process": round(
+            ceil_process["process_seconds"] / best["process_seconds"], 3
+        ),
     }
 
 
@@ -292,7 +325,35 @@ def table(results: dict[str, Any]) -> str:
             f"{'ok' if h['process_ratio'] >= HEADLINE_TARGET else 'MISS'} |",
             f"| ceiling (bench/ceiling.py) | {h['ceiling_bars_per_second']:,.0f} | 1.000 | |",
         ]
+        if "ceiling_process_seconds" in h:
+            ratio = h["process_ratio_to_ceiling_process"]
+            lines.append(
+                f"| whole process / the ceiling as a whole process ({h['ceiling_process_seconds']:.2f} s) "
+                f"| {bars_per(h['bars'], h['ceiling_process_seconds'])} | {ratio:.3f} | "
+                f">= {HEADLINE_TARGET} {'ok' if ratio >= HEADLINE_TARGET else 'MISS'} |"
+            )
+    c = results.get("cpu_bound")
+    if c:
+        lines += [
+            "",
+            f"| CPU-bound sweep ({c['jobs']} jobs x 1M bars, `{' '.join(CPU_BOUND_GRID)}`) | seconds "
+            "| loop ms/job | job ms/job | processes |",
+            "|---|---|---|---|---|",
+        ]
+        for launcher in CPU_BOUND_LAUNCHERS:
+            o = c[launcher]
+            lines.append(
+                f"| {launcher} | {o['seconds']:.2f} | {o['loop_ms_mean']:.0f} | "
+                f"{o['job_ms_mean'] or 0:.0f} | {o['processes']} |"
+            )
+        for label, value in c["scaling"].items():
+            verdict = "ok" if value >= SCALING_TARGET else "MISS"
+            lines.append(f"| scaling {label} | {value:.2f}x | >= {SCALING_TARGET} {verdict} | | |")
     return "\n".join(lines)
+
+
+def bars_per(bars: int, seconds: float) -> str:
+    return f"{bars / seconds:,.0f}"
 
 
 def _previous_grids() -> dict[str, Any]:
@@ -319,6 +380,9 @@ def main(argv: list[str] | None = None) -> int:
         "--grids", "--grid", default="50,1000", help="comma-separated: 50, 1000 (e.g. --grid 1000)"
     )
     parser.add_argument("--skip-headline", action="store_true")
+    parser.add_argument(
+        "--skip-cpu-bound", action="store_true", help="leave out the 16 x 1M-bar scaling sweep"
+    )
     parser.add_argument(
         "--launchers",
         default="",
@@ -348,6 +412,8 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {
         "grids": {g: grids.get(g) or kept[g] for g in GRIDS if g in grids or g in kept}
     }
+    if not args.skip_cpu_bound:
+        results["cpu_bound"] = run_cpu_bound()
     if not args.skip_headline:
         results["headline"] = run_headline()
     results["machine"] = {
