@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 from typing import Any
 
 ENV = "RUNNER_JOBLIB_BACKEND"
@@ -47,7 +48,24 @@ def install() -> bool:
 
     parallel.forks_workers = True  # type: ignore[attr-defined]
     _core.Parallel = parallel
+    os.register_at_fork(after_in_child=_in_forked_worker)
     return True
+
+
+_FORKING: list[bool] = []  # [True] while ``_Forked`` creates its pool (the forks are its workers)
+
+
+def _in_forked_worker() -> None:
+    """In a pool worker just forked: SIGTERM kills it again (the default).
+
+    The sweep process installed the runner's start-up handlers (``runner.startup``: SIGTERM
+    raises ``StartupInterrupt``) and the worker inherits them, but joblib ends the pool with
+    ``Pool.terminate``, a SIGTERM to each worker, and then joins them: a worker idle on the task
+    queue must die there and then (a benchmark run once hung in that join). A job in the worker
+    still installs the loop's own handlers (stop at the next bar, flush) for its duration.
+    """
+    if _FORKING:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 _OBJECTS: dict[int, Any] = {}  # id -> a task's argument, filled before the fork
@@ -96,7 +114,9 @@ class _Forked:
             return (function, refs, {k: _Ref(v) for k, v in kwargs.items()})
 
         listed = [by_ref(t) for t in tasks]  # every argument registered before the fork
+        _FORKING.append(True)
         try:
             return self.runner(listed)
         finally:
+            _FORKING.clear()
             _OBJECTS.clear()
