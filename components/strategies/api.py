@@ -391,13 +391,9 @@ class Context:
         self._prev_row: Row = Row()
         self._load_prev: Callable[[Row, int], None] = lambda row, j: None
         self.position = 0  # signed units held (set before each decide call)
+        self.symbol: str | None = None  # the symbol ``decide`` is called for (None in rebalance)
 
     # ---- reading
-    @property
-    def symbol(self) -> str | None:
-        """The symbol ``decide`` is called for (None in ``rebalance``)."""
-        return self._strategy.symbols[self._s] if self._s >= 0 else None
-
     @property
     def symbols(self) -> tuple[str, ...]:
         return self._strategy.symbols
@@ -509,7 +505,8 @@ class Context:
             and (quantity is None or (type(quantity) is int and quantity >= 1))
         ):  # the common case: a market order for this symbol, nothing to validate
             value = kw.get("value")
-            st._book.record(self._s, view, quantity)
+            if st._book is not None:  # no shadow book when a broker view is bound
+                st._book.record(self._s, view, quantity)
             self._out.append(
                 _new(
                     Insight,
@@ -560,7 +557,8 @@ class Context:
         )
         if value is None:
             value = st._close_of(s, self)
-        st._book.record(s, view, quantity)
+        if st._book is not None:
+            st._book.record(s, view, quantity)
         self._out.append(
             Insight(
                 self.ts,
@@ -616,11 +614,6 @@ class _ShadowBook:
             self.position[s] = quantity or 100
         elif view == FLAT and self.position[s] > 0:
             self.position[s] = 0
-
-
-class _NoBook:
-    def record(self, s: int, view: str, quantity: int | None) -> None:
-        return None
 
 
 # --------------------------------------------------------------------------- the base class
@@ -723,7 +716,7 @@ class Strategy:
         self._ind_names: tuple[str, ...] | None = None
         self._columns: tuple[str, ...] = PRICE_COLUMNS
         if self._bound is not None:
-            self._view, self._book = self._bound, _NoBook()
+            self._view, self._book = self._bound, None
         else:
             shadow = _ShadowBook(len(self.symbols), self.name)
             self._view = self._book = shadow
@@ -798,14 +791,15 @@ class Strategy:
         try:
             if hook == "decide":
                 decide, position_of = self.decide, self._position_of
-                load, now, syms = self._load_now, ctx.now, self._sel_syms
+                load, now, syms, names = self._load_now, ctx.now, self._sel_syms, self.symbols
                 for j in range(a, b):
                     s = syms[j]
                     load(now, j)
                     ctx._r, ctx._s, ctx.position = j, s, position_of(s)
+                    ctx.symbol = names[s]
                     decide(ctx)
             else:
-                ctx._r, ctx._s, ctx.position = a, -1, 0
+                ctx._r, ctx._s, ctx.position, ctx.symbol = a, -1, 0, None
                 self.rebalance(ctx)
         except StrategyError:
             raise
