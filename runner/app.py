@@ -20,6 +20,7 @@ from components.data.duckdb_client import get_connection, translate_error
 from components.errors import UserFacingError
 from components.execution.write_buffer import FlushError, WriteBuffer
 from components.market import cache as bar_cache
+from components.results import runs
 from runner import fast_compose, job_cache, outputs, run_stats, startup
 from runner.engine import Engine, LoopResult, StopFlags, freeze_for_sweep
 from runner.plan import Plan, build_typed, make_plan, typed_configs
@@ -104,7 +105,7 @@ def _write_error_message(path: Path, exc: BaseException) -> str:
 _DISK_FULL = ("No space left", "File too large", "Disk quota", "Read-only file system")
 
 
-REPORTING = "reporting"  # runs.status while the report files are written; then the loop's outcome
+REPORTING = runs.REPORTING  # runs.status while the report files are written; then the outcome
 
 
 def _add_file_handler(log_path: Path) -> int:
@@ -285,14 +286,11 @@ def _run_loop(
     if deferred:
         buffer.defer_commits()
     if buffer.persistent:
-        insert_run = (
-            "INSERT INTO runs VALUES (?, 'running', now(), NULL, ?, ?, ?, NULL, NULL, NULL)",
-            [
-                run_id,
-                plan.config_hash,
-                str(Path(configs["db"].path).resolve()),
-                plan.market_db_version,
-            ],
+        insert_run = runs.started(
+            run_id,
+            plan.config_hash,
+            str(Path(configs["db"].path).resolve()),
+            plan.market_db_version,
         )
         if deferred:
             buffer.execute_with_next_commit(*insert_run)
@@ -393,11 +391,7 @@ def _fail(buffer: WriteBuffer, run_id: str, engine: Engine, exc: BaseException) 
         (logger.debug if isinstance(exc, FlushError) else logger.error)("{}", flush_exc)
     if buffer.persistent and buffer.con is not None:
         try:
-            buffer.con.execute(
-                "UPDATE runs SET status = 'failed', ended_at = now(), stopped_at_ts = make_timestamptz(?::BIGINT), "
-                "message = ? WHERE run_id = ?",
-                [engine.last_ts, f"{type(exc).__name__}: {exc}"[:500], run_id],
-            )
+            buffer.con.execute(*runs.failed(run_id, engine.last_ts, exc))
         except Exception as update_exc:  # never hide the original error
             logger.debug("could not mark the run failed: {}", update_exc)
     buffer.close()
@@ -414,17 +408,13 @@ def _runs_row_update(
     run_id: str, result: LoopResult, status: str | None = None
 ) -> tuple[str, list[Any]]:
     """Return the statement that records the loop's end in the ``runs`` row."""
-    return (
-        "UPDATE runs SET status = ?, ended_at = now(), digest = ?, stopped_at_ts = make_timestamptz(?::BIGINT) "
-        "WHERE run_id = ?",
-        [status or result.status, result.digest, result.stopped_at_us, run_id],
-    )
+    return runs.loop_end(run_id, status or result.status, result.digest, result.stopped_at_us)
 
 
 def _set_status(buffer: WriteBuffer, run_id: str, status: str) -> None:
     """Record the loop's outcome once summary.json and the other outputs are in place."""
     if buffer.persistent and buffer.con is not None:
-        buffer.con.execute("UPDATE runs SET status = ? WHERE run_id = ?", [status, run_id])
+        buffer.con.execute(*runs.final_status(run_id, status))
 
 
 def _write_outputs(
