@@ -28,6 +28,7 @@ from components.execution.records import EquityRow, new_row
 from components.execution.write_buffer import WriteBuffer
 from components.market.base import MarketProvider, Universe
 from components.strategies.base import Strategy
+from runner import startup
 
 
 class CausalityError(RuntimeError):
@@ -49,11 +50,10 @@ class StopFlags:
         def halt(signum: int, _frame: Any) -> None:
             self.halt_reason = f"signal {signal.Signals(signum).name}"
 
-        for signum, handler in (
-            (signal.SIGTERM, stop),
-            (signal.SIGINT, stop),
-            (signal.SIGUSR1, halt),
-        ):
+        handlers = [(signal.SIGINT, stop), (signal.SIGUSR1, halt)]
+        if not startup.sigterm_kills():  # a joblib pool worker: SIGTERM ends it (runner.startup)
+            handlers.insert(0, (signal.SIGTERM, stop))
+        for signum, handler in handlers:
             self._previous[signum] = signal.signal(signum, handler)
 
     def uninstall(self) -> None:

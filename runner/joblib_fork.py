@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import signal
 from typing import Any
 
 ENV = "RUNNER_JOBLIB_BACKEND"
@@ -61,11 +60,14 @@ def _in_forked_worker() -> None:
     The sweep process installed the runner's start-up handlers (``runner.startup``: SIGTERM
     raises ``StartupInterrupt``) and the worker inherits them, but joblib ends the pool with
     ``Pool.terminate``, a SIGTERM to each worker, and then joins them: a worker idle on the task
-    queue must die there and then (a benchmark run once hung in that join). A job in the worker
-    still installs the loop's own handlers (stop at the next bar, flush) for its duration.
+    queue must die there and then (a benchmark run once hung in that join), and so must one in
+    the middle of a job (``runner.startup.make_sigterm_kill``: the loop then keeps SIGINT and
+    SIGUSR1 handling but leaves SIGTERM at its default).
     """
     if _FORKING:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        from runner import startup
+
+        startup.make_sigterm_kill()
 
 
 _OBJECTS: dict[int, Any] = {}  # id -> a task's argument, filled before the fork

@@ -32,6 +32,7 @@ PAUSE_ENV = "RUNNER_TEST_PAUSE"
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 _pending_halt: str | None = None
+_SIGTERM_KILLS: list[bool] = []  # [True] in a joblib pool worker (runner.joblib_fork)
 
 
 class StartupInterrupt(StopSignal):
@@ -62,6 +63,24 @@ def exit_on_interrupt() -> Iterator[None]:
     except StartupInterrupt as exc:
         print(f"error: {interrupted_message(exc.signum)}", file=sys.stderr)
         raise SystemExit(128 + exc.signum) from None
+
+
+def make_sigterm_kill() -> None:
+    """In a forked pool worker: SIGTERM kills the process, now and during its jobs.
+
+    Only the pool sends a worker SIGTERM (``Pool.terminate``, then a join): at the end of the
+    sweep, or when the sweep process is stopped or a task raised. A worker that turned it into
+    a graceful stop would finish its job and wait on the task queue for ever, and the join with
+    it. Killed mid-job, a job's results DB keeps its committed batches and the sweep's resume
+    reruns the job (DESIGN section 10).
+    """
+    _SIGTERM_KILLS.append(True)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def sigterm_kills() -> bool:
+    """Return True where ``make_sigterm_kill`` was called (the loop then leaves SIGTERM alone)."""
+    return bool(_SIGTERM_KILLS)
 
 
 def take_pending_halt() -> str | None:

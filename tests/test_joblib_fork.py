@@ -55,3 +55,35 @@ def test_parallel_when_env_asks_for_loky_then_hydras_backend(
     runner = core.Parallel(n_jobs=2, backend="loky")
     assert not isinstance(runner, joblib_fork._Forked)
     assert joblib_fork.install()  # already installed: a second call changes nothing
+
+
+def test_stop_flags_when_sigterm_kills_then_loop_keeps_default_sigterm(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """In a forked pool worker (runner.startup.make_sigterm_kill) the loop's StopFlags leave
+    SIGTERM at its default, so Pool.terminate ends a worker even mid-job; SIGINT still stops."""
+    import signal
+
+    from runner import startup
+    from runner.engine import StopFlags
+
+    before = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)}
+    monkeypatch.setattr(startup, "_SIGTERM_KILLS", [])
+    try:
+        startup.make_sigterm_kill()
+        flags = StopFlags()
+        flags.install()
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+        assert signal.getsignal(signal.SIGINT) not in (before[signal.SIGINT], signal.SIG_DFL)
+        flags.uninstall()
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    finally:
+        for signum, handler in before.items():
+            signal.signal(signum, handler)
+    monkeypatch.setattr(startup, "_SIGTERM_KILLS", [])
+    flags = StopFlags()
+    flags.install()  # outside a pool worker: the loop's graceful SIGTERM, as before
+    try:
+        assert signal.getsignal(signal.SIGTERM) not in (before[signal.SIGTERM], signal.SIG_DFL)
+    finally:
+        flags.uninstall()
