@@ -187,18 +187,23 @@ def run_grid(db: Path, name: str, launchers: list[str] | None = None) -> dict[st
         "optimize_seconds": round((before["optimize_seconds"] + after["optimize_seconds"]) / 2, 3),
         "runs": [before, after],
     }
-    out["measured"] = {
-        "date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
-        "seconds": round(time.perf_counter() - started, 1),
-        "load_avg_before": [round(x, 2) for x in load_before],
-        "load_avg_after": [round(x, 2) for x in os.getloadavg()],
-    }
+    out["measured"] = _measured(started, load_before)
     out["scaling"] = {
         f"{parallel} / {serial}": round(out[serial]["seconds"] / out[parallel]["seconds"], 2)
         for parallel, serial in (("joblib n_jobs=2", "basic"), ("batched n_jobs=2", "batched"))
         if parallel in out and serial in out
     }
     return out
+
+
+def _measured(started: float, load_before: tuple[float, float, float]) -> dict[str, Any]:
+    """When a section ran, how long it took and the load average around it."""
+    return {
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
+        "seconds": round(time.perf_counter() - started, 1),
+        "load_avg_before": [round(x, 2) for x in load_before],
+        "load_avg_after": [round(x, 2) for x in os.getloadavg()],
+    }
 
 
 def run_cpu_bound() -> dict[str, Any]:
@@ -213,12 +218,7 @@ def run_cpu_bound() -> dict[str, Any]:
         f"{parallel} / basic": round(out["basic"]["seconds"] / out[parallel]["seconds"], 2)
         for parallel in CPU_BOUND_LAUNCHERS[1:]
     }
-    out["measured"] = {
-        "date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
-        "seconds": round(time.perf_counter() - started, 1),
-        "load_avg_before": [round(x, 2) for x in load_before],
-        "load_avg_after": [round(x, 2) for x in os.getloadavg()],
-    }
+    out["measured"] = _measured(started, load_before)
     return out
 
 
@@ -329,7 +329,7 @@ def table(results: dict[str, Any]) -> str:
             ratio = h["process_ratio_to_ceiling_process"]
             lines.append(
                 f"| whole process / the ceiling as a whole process ({h['ceiling_process_seconds']:.2f} s) "
-                f"| {bars_per(h['bars'], h['ceiling_process_seconds'])} | {ratio:.3f} | "
+                f"| {h['bars'] / h['ceiling_process_seconds']:,.0f} | {ratio:.3f} | "
                 f">= {HEADLINE_TARGET} {'ok' if ratio >= HEADLINE_TARGET else 'MISS'} |"
             )
     c = results.get("cpu_bound")
@@ -350,10 +350,6 @@ def table(results: dict[str, Any]) -> str:
             verdict = "ok" if value >= SCALING_TARGET else "MISS"
             lines.append(f"| scaling {label} | {value:.2f}x | >= {SCALING_TARGET} {verdict} | | |")
     return "\n".join(lines)
-
-
-def bars_per(bars: int, seconds: float) -> str:
-    return f"{bars / seconds:,.0f}"
 
 
 def _previous_grids() -> dict[str, Any]:

@@ -303,11 +303,21 @@ def _restore_loader(token: str, payload: bytes) -> FastSweepConfigLoader:
         loader = FastSweepConfigLoader(state["inner"])
         loader._templates = state["templates"]
         loader._pickled = (int(version), payload)
-        loader.reuse_configs = True  # one job at a time per worker; run_job copies what it keeps
         _PROCESS_LOADERS.clear()  # a worker serves one sweep's loader at a time
         _PROCESS_LOADERS[token] = loader
-        keep_plugins_across_set_state()
+        serve_jobs_in_this_worker(loader)
     return loader
+
+
+def serve_jobs_in_this_worker(loader: FastSweepConfigLoader) -> None:
+    """Set up ``loader`` in a worker process of a parallel launcher (loky or forked joblib).
+
+    One job runs at a time per worker and Hydra's ``run_job`` copies what it keeps, so each
+    job's config is the per-shape one updated in place; and the worker's ``Plugins`` survive
+    the ``Singleton.set_state`` of every job.
+    """
+    loader.reuse_configs = True
+    keep_plugins_across_set_state()
 
 
 def keep_plugins_across_set_state() -> bool:

@@ -21,6 +21,8 @@ import multiprocessing
 import os
 from typing import Any
 
+from runner import fast_compose, startup
+
 ENV = "RUNNER_JOBLIB_BACKEND"
 
 
@@ -65,8 +67,6 @@ def _in_forked_worker() -> None:
     SIGUSR1 handling but leaves SIGTERM at its default).
     """
     if _FORKING:
-        from runner import startup
-
         startup.make_sigterm_kill()
 
 
@@ -76,12 +76,9 @@ _OBJECTS: dict[int, Any] = {}  # id -> a task's argument, filled before the fork
 def _inherited(key: int) -> Any:
     """Return the parent's object ``key`` as this forked worker inherited it."""
     obj = _OBJECTS[key]
-    loader = getattr(obj, "config_loader", None)  # the HydraContext: one job at a time here
-    if loader is not None and hasattr(loader, "reuse_configs"):
-        loader.reuse_configs = True  # runner.fast_compose: derive configs in place, as in loky
-        from runner import fast_compose
-
-        fast_compose.keep_plugins_across_set_state()
+    loader = getattr(obj, "config_loader", None)  # the HydraContext
+    if isinstance(loader, fast_compose.FastSweepConfigLoader):
+        fast_compose.serve_jobs_in_this_worker(loader)  # as a loky worker's restored loader
     return obj
 
 

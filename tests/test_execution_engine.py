@@ -29,28 +29,20 @@ def market_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
 
 
-def test_analytics_when_direct_and_strategy_reads_no_snapshots_then_zero_queries_issue_14(
-    market_db: Path, tmp_path: Path
+@pytest.mark.parametrize("provider", ["direct", "cached"])
+def test_analytics_when_strategy_reads_no_snapshots_then_zero_queries_issue_14(
+    market_db: Path, tmp_path: Path, provider: str
 ) -> None:
+    """direct: no query per bar; cached: the provider is not even opened (a sweep job of
+    sma_cross skips its table check and snapshot-time query)."""
     # Act
     code, summary = run_in_process(
-        tmp_path / "run", [f"db.path={market_db}", "strategy=sma_cross", "analytics=direct"]
+        tmp_path / "run", [f"db.path={market_db}", "strategy=sma_cross", f"analytics={provider}"]
     )
     # Assert
     assert code == 0 and summary["n_trades"] > 0
     assert summary["metrics"]["analytics_queries"] == 0
     assert summary["metrics"]["cache_hits"] + summary["metrics"]["cache_misses"] == 0
-
-
-def test_analytics_when_cached_and_strategy_reads_no_snapshots_then_not_even_opened(
-    market_db: Path, tmp_path: Path
-) -> None:
-    """A sweep job of sma_cross skips the cached provider's table check and snapshot-time query."""
-    code, summary = run_in_process(
-        tmp_path / "run", [f"db.path={market_db}", "strategy=sma_cross", "analytics=cached"]
-    )
-    assert code == 0 and summary["n_trades"] > 0
-    assert summary["metrics"]["analytics_queries"] == 0
 
 
 def test_analytics_when_strategy_reads_snapshots_then_direct_queries_once_per_step(
