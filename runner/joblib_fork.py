@@ -21,6 +21,7 @@ import multiprocessing
 import os
 from typing import Any
 
+from components.errors import UserFacingError
 from runner import fast_compose, startup
 
 ENV = "RUNNER_JOBLIB_BACKEND"
@@ -41,7 +42,7 @@ def install() -> bool:
     def parallel(**joblib_cfg: Any) -> Any:
         wanted = os.environ.get(ENV, "").strip()
         if wanted:
-            joblib_cfg["backend"] = wanted
+            joblib_cfg["backend"] = _checked_backend(wanted)
         elif joblib_cfg.get("backend") == "loky":  # Hydra's hard-coded choice, not the user's
             joblib_cfg["backend"] = "multiprocessing"
         runner = original(**joblib_cfg)
@@ -51,6 +52,18 @@ def install() -> bool:
     _core.Parallel = parallel
     os.register_at_fork(after_in_child=_in_forked_worker)
     return True
+
+
+def _checked_backend(name: str) -> str:
+    """Return ``name`` if joblib knows the backend; else one line naming the variable and the fix."""
+    from joblib.parallel import BACKENDS
+
+    if name not in BACKENDS:
+        raise UserFacingError(
+            f"{ENV}={name!r} is not a joblib backend; use one of {', '.join(sorted(BACKENDS))} "
+            f"(e.g. {ENV}=loky for Hydra's own), or unset it to fork the workers"
+        )
+    return name
 
 
 _FORKING: list[bool] = []  # [True] while ``_Forked`` creates its pool (the forks are its workers)

@@ -213,6 +213,9 @@ class SweepReport(Callback):
             return
         sweep_dir, config = self._pending
         self._pending = None
+        if next(sweep_dir.rglob(".hydra/overrides.yaml"), None) is None:
+            _PLOTTER.stop()  # no job started (the launcher refused): nothing to report
+            return
         try:
             report = write_report(
                 sweep_dir,

@@ -98,7 +98,8 @@ def results_frame(rows: list[JobRow]) -> pd.DataFrame:
             }
         )
         records.append(record)
-    frame = pd.DataFrame.from_records(records)
+    columns = ["job", "rank", "status", *keys, *STAT_KEYS, "digest", "parity", "group", "run_dir"]
+    frame = pd.DataFrame.from_records(records, columns=columns)  # columns even with no job
     frame["n_trades"] = frame["n_trades"].astype("Int64")  # a count, null for a failed job
     frame["rank"] = frame["rank"].astype("Int64")
     for key in STAT_KEYS:

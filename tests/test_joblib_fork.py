@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -87,3 +88,42 @@ def test_stop_flags_when_sigterm_kills_then_loop_keeps_default_sigterm(
         assert signal.getsignal(signal.SIGTERM) not in (before[signal.SIGTERM], signal.SIG_DFL)
     finally:
         flags.uninstall()
+
+
+def test_sweep_when_backend_env_unknown_then_one_line_exit_2_and_no_report(tmp_path: Path) -> None:
+    from tests.helpers import make_market_db, run_cli, synthetic_bars
+
+    db = make_market_db(tmp_path / "m.duckdb", synthetic_bars(1, 200, seed=3))
+    sweep_dir = tmp_path / "sweep"
+    proc = run_cli(
+        "runner",
+        [
+            "-m",
+            "+experiment=backtest",
+            f"db.path={db}",
+            f"hydra.sweep.dir={sweep_dir}",
+            "strategy.fast=5,6",
+            "hydra/launcher=joblib",
+            "hydra.launcher.n_jobs=2",
+        ],
+        env={joblib_fork.ENV: "lokyy"},
+    )
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert lines == [
+        f"error: {joblib_fork.ENV}='lokyy' is not a joblib backend; use one of loky, "
+        f"multiprocessing, sequential, threading (e.g. {joblib_fork.ENV}=loky for Hydra's own), "
+        "or unset it to fork the workers"
+    ]
+    assert not (sweep_dir / "sweep_report.md").exists()  # no job started: no report
+
+
+def test_write_report_when_sweep_dir_has_no_job_then_empty_report_not_an_error(
+    tmp_path: Path,
+) -> None:
+    from runner import sweep
+
+    report = sweep.write_report(tmp_path, None, plot=False)
+    assert report.rows == [] and (tmp_path / "sweep_results.parquet").exists()
+    assert report.verdict_line().startswith("sweep report: 0 job(s)")
