@@ -98,8 +98,12 @@ def results_frame(rows: list[JobRow]) -> pd.DataFrame:
             }
         )
         records.append(record)
-    columns = ["job", "rank", "status", *keys, *STAT_KEYS, "digest", "parity", "group", "run_dir"]
-    frame = pd.DataFrame.from_records(records, columns=columns)  # columns even with no job
+    # the records' keys in their order (an override named like a statistic, e.g. ``end``, is one
+    # column, the statistic's value): the same columns when there is no job at all
+    columns = dict.fromkeys(
+        ["job", "rank", "status", *keys, *STAT_KEYS, "digest", "parity", "group", "run_dir"]
+    )
+    frame = pd.DataFrame.from_records(records, columns=list(columns))
     frame["n_trades"] = frame["n_trades"].astype("Int64")  # a count, null for a failed job
     frame["rank"] = frame["rank"].astype("Int64")
     for key in STAT_KEYS:
