@@ -285,13 +285,15 @@ def _run_loop(
     deferred = isinstance(buffer, job_cache.AttachedWriteBuffer)
     if deferred:
         buffer.defer_commits()
+    run_row = (
+        run_id,
+        plan.config_hash,
+        str(Path(configs["db"].path).resolve()),
+        plan.market_db_version,
+    )
+    started_us = time.time_ns() // 1000
     if buffer.persistent:
-        insert_run = runs.started(
-            run_id,
-            plan.config_hash,
-            str(Path(configs["db"].path).resolve()),
-            plan.market_db_version,
-        )
+        insert_run = runs.started(*run_row)
         if deferred:
             buffer.execute_with_next_commit(*insert_run)
         else:
@@ -326,7 +328,12 @@ def _run_loop(
     try:
         result = engine.run()
         if deferred:  # the last rows, the runs row and 'reporting': one transaction
-            buffer.commit(_runs_row_update(run_id, result, REPORTING))
+            buffer.commit_in_place_of_queued(
+                runs.started_and_ended(
+                    *run_row, started_us, REPORTING, result.digest, result.stopped_at_us
+                ),
+                _runs_row_update(run_id, result, REPORTING),
+            )
         else:
             buffer.flush()
     except BaseException as exc:  # flush what we have synchronously, mark the run failed, re-raise

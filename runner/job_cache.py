@@ -25,6 +25,8 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
+import pyarrow as pa
 
 from components.data.duckdb_client import get_connection
 from components.data.market_db import content_version
@@ -155,18 +157,44 @@ class AttachedWriteBuffer(WriteBuffer):
     def __init__(self, batch_size: int, background: bool = False) -> None:
         super().__init__(batch_size, background=False)
         self._statements: list[tuple[str, list[Any]]] = []
-        self._digested = dict.fromkeys(TABLES, 0)  # leading pending rows already digested
+        self._digested = dict.fromkeys(TABLES, 0)  # leading pending rows already converted
+        # the Arrow tables of those rows: the digest, the INSERT and the kept equity all read
+        # them, so each row is converted from its tuple once (it was twice, ~2 ms a job)
+        self._arrow: dict[str, list[pa.Table]] = {name: [] for name in TABLES}
+        # (ts us, equity) of every equity row converted so far, one pair per conversion: the
+        # statistics read the run's equity from here, not back from results.duckdb
+        self.kept_equity: list[tuple[np.ndarray, np.ndarray]] = []
 
     def _digest_pending(self) -> None:
-        """Fold the pending rows not digested yet into the digest (they are committed later)."""
-        for name in DIGEST_TABLES:
-            rows = self.pending[name]
-            if len(rows) > self._digested[name]:
-                self.digest.update_table(name, to_arrow(name, rows[self._digested[name] :]))
-                self._digested[name] = len(rows)
+        """Convert the pending rows not converted yet; fold those of digest tables into the digest.
+
+        They are committed later, from the same Arrow tables.
+        """
+        for name, rows in self.pending.items():
+            done = self._digested[name]
+            if len(rows) <= done:
+                continue
+            table = to_arrow(name, rows[done:] if done else rows)
+            self._arrow[name].append(table)
+            self._digested[name] = len(rows)
+            if name in DIGEST_TABLES:
+                self.digest.update_table(name, table)
+            elif name == "equity":
+                ts = table.column("ts").to_numpy().view(np.int64)
+                self.kept_equity.append((ts, table.column("equity").to_numpy()))
+
+    def _pending_arrow(self) -> dict[str, pa.Table]:
+        """Return the pending rows as one Arrow table per non-empty table (converted once)."""
+        out = {}
+        for name, parts in self._arrow.items():
+            if parts:
+                out[name] = parts[0] if len(parts) == 1 else pa.concat_tables(parts)
+        return out
 
     def _release_pending(self) -> int:
         self._digested = dict.fromkeys(TABLES, 0)
+        for parts in self._arrow.values():
+            parts.clear()
         return super()._release_pending()
 
     def defer_commits(self) -> None:
@@ -176,6 +204,17 @@ class AttachedWriteBuffer(WriteBuffer):
     def execute_with_next_commit(self, sql: str, params: list[Any]) -> None:
         """Run ``sql`` inside the next transaction this buffer commits, before its rows."""
         self._statements.append((sql, params))
+
+    def commit_in_place_of_queued(
+        self, replacement: tuple[str, list[Any]], otherwise: tuple[str, list[Any]]
+    ) -> int:
+        """Commit with ``replacement`` instead of the queued statements if no batch has taken
+        them yet (the usual case: one commit per job), else with ``otherwise`` after them.
+        """
+        if self._statements:
+            self._statements = [replacement]
+            return self.commit()
+        return self.commit(otherwise)
 
     def flush(self) -> int:
         """As ``WriteBuffer.flush``; when deferred, a batch that is not full is only digested.
@@ -195,7 +234,14 @@ class AttachedWriteBuffer(WriteBuffer):
         if self.con is None or not (self.n_pending or self._statements):
             return 0
         # the rows are digested above (``flush`` may digest without committing): not again here
-        self._commit(self.con, self.pending, self.n_pending, self._statements, digest=False)
+        self._commit(
+            self.con,
+            self.pending,
+            self.n_pending,
+            self._statements,
+            digest=False,
+            batches=self._pending_arrow(),
+        )
         self._statements.clear()
         if self.n_pending:
             self.flushes += 1

@@ -28,6 +28,8 @@ def keep_equity_in_memory(
     ``always`` (multirun jobs): keep them for a persistent buffer too, so the statistics do not
     read back from results.duckdb the rows the run just wrote (the same float64 values).
     """
+    if always and hasattr(buffer, "kept_equity"):  # it keeps them as it converts rows to Arrow
+        return buffer.kept_equity
     kept: list[np.ndarray] = []
     if buffer.persistent and not always:
         return kept

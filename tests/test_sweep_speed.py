@@ -253,3 +253,5 @@ def test_kept_equity_when_a_deferring_buffer_is_flushed_twice_then_each_row_kept
         job_cache.release()
     # Assert
     assert frame["ts"].tolist() == [r.ts for r in _equity_rows(25)]
+    assert frame["equity"].tolist() == [r.equity for r in _equity_rows(25)]
+    assert frame["ts"].dtype == np.int64

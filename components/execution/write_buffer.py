@@ -166,14 +166,17 @@ class WriteBuffer:
         n_rows: int,
         statements: Sequence[tuple[str, list[Any]]] = (),
         digest: bool = True,
+        batches: dict[str, pa.Table] | None = None,
     ) -> None:
         """Insert ``tables`` in one transaction, ``statements`` first; then digest the rows.
 
         ``digest=False``: the caller folded these rows into the digest already (a sweep job's
         buffer digests its last rows at the end of the loop and commits them with its ``runs``
-        row later, ``runner.job_cache.AttachedWriteBuffer``).
+        row later, ``runner.job_cache.AttachedWriteBuffer``). ``batches``: the same rows already
+        converted to Arrow, one table per non-empty table.
         """
-        batches = {name: to_arrow(name, rows) for name, rows in tables.items() if rows}
+        if batches is None:
+            batches = {name: to_arrow(name, rows) for name, rows in tables.items() if rows}
         try:
             con.execute("BEGIN TRANSACTION")
             for sql, params in statements:
