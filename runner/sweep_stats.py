@@ -173,12 +173,13 @@ def plot_heatmap(rows: list[JobRow], keys: list[str], rank_by: str, path: Path) 
     return True
 
 
-def trial_returns(rows: list[JobRow]) -> dict[int, pd.Series]:
+def trial_returns(rows: list[JobRow], unreadable: list[int] | None = None) -> dict[int, pd.Series]:
     """Return daily equity returns per trial (first completed job of each behaviour group).
 
     A job whose ``equity_daily.csv`` is missing or cannot be read (empty, a line pandas cannot
     parse) is passed over for the next job of its group: a damaged file leaves its trial out
-    instead of failing the whole report.
+    instead of failing the whole report. The numbers of jobs whose file could not be read are
+    appended to ``unreadable``.
     """
     returns: dict[int, pd.Series] = {}
     seen: set[str] = set()
@@ -192,6 +193,8 @@ def trial_returns(rows: list[JobRow]) -> dict[int, pd.Series]:
         try:
             returns[row.num] = _daily_returns(path, indexes)
         except (OSError, ValueError, TypeError, KeyError):
+            if unreadable is not None:
+                unreadable.append(row.num)
             continue
         seen.add(row.group)
     return returns
@@ -306,12 +309,18 @@ def _parse_daily(data: bytes) -> tuple[np.ndarray, np.ndarray] | None:
 
 
 def overfit_lines(rows: list[JobRow]) -> list[str]:
-    """Return the one-line readings of the Deflated Sharpe Ratio and of PBO (>= 8 trials)."""
-    returns = trial_returns(rows)
+    """Return the one-line readings of the Deflated Sharpe Ratio and of PBO (>= 8 trials).
+
+    A last line names the jobs whose ``equity_daily.csv`` could not be read, if any.
+    """
+    unreadable: list[int] = []
+    returns = trial_returns(rows, unreadable)
+    left_out = [_left_out_line(unreadable)] if unreadable else []
     if len(returns) < 2:
         return [
             "Deflated Sharpe Ratio: needs at least 2 completed trials with daily equity "
-            f"({len(returns)} here)."
+            f"({len(returns)} here).",
+            *left_out,
         ]
     moments = {num: sharpe_moments(r.to_numpy()) for num, r in returns.items()}
     valid = {num: m for num, m in moments.items() if m is not None}
@@ -323,7 +332,17 @@ def overfit_lines(rows: list[JobRow]) -> list[str]:
             f"Probability of Backtest Overfitting: needs at least {PBO_MIN_TRIALS} trials "
             f"({len(returns)} here)."
         )
-    return lines
+    return lines + left_out
+
+
+def _left_out_line(nums: list[int]) -> str:
+    jobs = ", ".join(str(n) for n in sorted(nums))
+    return (
+        f"Left out of the Deflated Sharpe Ratio and PBO: job(s) {jobs}, whose {DAILY_FILE} "
+        "could not be read (another job of the same trial stands in where there is one). "
+        "Delete those job dirs and rerun the same sweep into the same hydra.sweep.dir: "
+        "it reruns only them."
+    )
 
 
 def _dsr_line(
