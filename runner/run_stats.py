@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from components.market.base import Universe, time_filter
-from components.results.stats import compute_stats, trades_frame
+from components.results.stats import compute_stats, trade_columns, trades_frame
 
 
 def keep_equity_in_memory(
@@ -160,9 +160,10 @@ def run_stats(
     total_fees: float | None = None,
 ) -> dict[str, Any]:
     """Return ``compute_stats`` of the run (the ``stats`` object of ``summary.json``)."""
+    records = not trades or hasattr(trades[0], "_fields")  # else the pre-issue-10 tuples
     return compute_stats(
         equity,
-        trades_frame(trades),
+        trade_columns(trades) if records else trades_frame(trades),
         first_last_close=anchors,
         cash=cash,
         total_fees=total_fees,

@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from components.results.stats import STAT_KEYS, compute_stats, trades_frame
 from tests.helpers import make_market_db, read_shared_csv, run_in_process
@@ -160,3 +162,45 @@ def test_run_when_buffer_memory_then_stats_equal_the_persisted_run(
     bars = read_shared_csv("yahoo_daily_orcl_yhoo_nvda_1995_2015.csv", ["ORCL", "NVDA"])
     legs = [c.iloc[-1] / c.iloc[29] - 1 for _, c in bars.groupby("symbol")["close"]]
     assert stored["stats"]["buy_hold_return_pct"] == pytest.approx(np.mean(legs) * 100)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    n_trades=st.integers(0, 12),
+    seed=st.integers(0, 10_000),
+    with_fees=st.booleans(),
+)
+def test_trade_columns_when_records_then_same_stats_as_their_frame(
+    n_trades: int, seed: int, with_fees: bool
+) -> None:
+    """What a run passes (``trade_columns``) and the frame path give the same statistics."""
+    from components.execution.records import TradeRow
+    from components.results.stats import trade_columns
+
+    rng = np.random.default_rng(seed)
+    clock = np.cumsum(rng.integers(1, 3, 60)) * DAY + CLOCK[0]
+    equity = pd.DataFrame({"ts": clock, "equity": 1e4 * np.cumprod(1 + rng.normal(0, 0.01, 60))})
+    rows = []
+    for k in range(n_trades):
+        entry, exit_ = sorted(rng.choice(len(clock), 2, replace=False).tolist())
+        price_in, price_out = rng.uniform(5, 50, 2).tolist()
+        size = int(rng.integers(-20, 21)) or 1
+        fees = float(rng.uniform(0, 2)) if with_fees else 0.0
+        pnl = (price_out - price_in) * size - fees
+        values = {
+            "seq": k,
+            "symbol": "AB"[k % 2],
+            "entry_ts": int(clock[entry]),
+            "entry_price": price_in,
+            "exit_ts": int(clock[exit_]),
+            "exit_price": price_out,
+            "size": size,
+            "fees": fees,
+            "pnl": pnl,
+            "exit_reason": "signal",
+        }
+        rows.append(TradeRow(**{f: values.get(f, 0) for f in TradeRow._fields}))
+    anchors = {"A": (10.0, 12.0)}
+    assert compute_stats(equity, trade_columns(rows), first_last_close=anchors) == compute_stats(
+        equity, trades_frame(rows), first_last_close=anchors
+    )

@@ -86,13 +86,14 @@ def compute_stats(
         ``None`` sums ``trades.fees``.
     open_positions
         Positions open at the end (``size``, ``entry_price``): their entry counts in turnover.
+        ``trades`` may also be a mapping of those columns to arrays (``trade_columns``).
     """
     ts = _as_us(equity["ts"]) if len(equity) else np.empty(0, dtype=np.int64)
     values = equity["equity"].to_numpy(dtype=np.float64) if len(equity) else np.empty(0)
     frame = _trade_arrays(trades)
     out: dict[str, Any] = dict.fromkeys(STAT_KEYS)
     out.update(_trade_stats(frame, ts))
-    fees = float(frame["fees"].sum()) if total_fees is None else float(total_fees)
+    fees = float(np.sum(frame["fees"])) if total_fees is None else float(total_fees)
     out["total_fees"] = fees
     out["buy_hold_return_pct"] = _buy_hold_pct(first_last_close)
     if not len(values):
@@ -102,7 +103,7 @@ def compute_stats(
     out.update(_equity_stats(ts, values, periods_per_year))
     out["exposure_pct"] = _exposure_pct(ts, frame)
     notional = float(
-        (frame["size"].abs() * (frame["entry_price"] + frame["exit_price"])).sum()
+        np.sum(np.abs(frame["size"]) * (frame["entry_price"] + frame["exit_price"]))
     ) + sum(abs(float(p["size"])) * float(p["entry_price"]) for p in open_positions)
     out["turnover"] = notional / float(values.mean()) if values.mean() > 0 else None
     return {k: _clean(out[k]) for k in STAT_KEYS}
@@ -118,6 +119,22 @@ def trades_frame(rows: list[Any]) -> pd.DataFrame:
         return pd.DataFrame(rows, columns=list(rows[0]._fields))
     columns = ["seq", *TRADE_COLUMNS]
     return pd.DataFrame(rows, columns=columns) if rows else pd.DataFrame(columns=columns)
+
+
+def trade_columns(rows: list[Any]) -> dict[str, np.ndarray]:
+    """Return the broker's trade records (NamedTuples) as the columns ``compute_stats`` reads.
+
+    The same values as ``trades_frame`` without building a frame (~0.5 ms a run less).
+    """
+    n = len(rows)
+    fields = rows[0]._fields if rows else ()
+    columns: dict[str, np.ndarray] = {}
+    for col in ("entry_ts", "exit_ts"):
+        columns[col] = np.fromiter((getattr(r, col) for r in rows), dtype=np.int64, count=n)
+    for col in ("entry_price", "exit_price", "size", "pnl", "fees"):
+        if col in fields or not n:
+            columns[col] = np.fromiter((getattr(r, col) for r in rows), np.float64, count=n)
+    return columns
 
 
 def day_returns(
@@ -198,17 +215,15 @@ def _equity_stats(ts: np.ndarray, values: np.ndarray, periods_per_year: int | No
     }
 
 
-def _trade_stats(frame: pd.DataFrame, ts: np.ndarray) -> dict[str, Any]:
-    n = len(frame)
+def _trade_stats(frame: dict[str, np.ndarray], ts: np.ndarray) -> dict[str, Any]:
+    n = len(frame["pnl"])
     out: dict[str, Any] = {"n_trades": n}
     if not n:
         return out
-    pnl = frame["pnl"].to_numpy(dtype=np.float64)
+    pnl = frame["pnl"]
     # backtesting.py's Trade.pl_pct: sign * (exit / entry - 1) - fees / (|size| * entry) = pnl / cost
-    rets = pnl / (
-        np.abs(frame["size"].to_numpy(dtype=np.float64)) * frame["entry_price"].to_numpy()
-    )
-    durations = frame["exit_ts"].to_numpy() - frame["entry_ts"].to_numpy()
+    rets = pnl / (np.abs(frame["size"]) * frame["entry_price"])
+    durations = frame["exit_ts"] - frame["entry_ts"]
     resolution = _resolution(ts)
     losses = -rets[rets < 0].sum()
     std = float(np.std(pnl, ddof=1)) if n > 1 else math.nan
@@ -228,29 +243,29 @@ def _trade_stats(frame: pd.DataFrame, ts: np.ndarray) -> dict[str, Any]:
     return out
 
 
-def _trade_arrays(trades: pd.DataFrame) -> pd.DataFrame:
-    """Return the trades as int64 timestamps and float64 figures (built in one constructor)."""
-    n = len(trades)
+def _trade_arrays(trades: pd.DataFrame | Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """Return the trades' columns as int64 timestamps and float64 figures (``fees`` 0 if absent)."""
+    n = len(trades["pnl"]) if isinstance(trades, Mapping) else len(trades)
     columns: dict[str, np.ndarray] = {
         "entry_ts": _as_us(trades["entry_ts"]) if n else np.empty(0, np.int64),
         "exit_ts": _as_us(trades["exit_ts"]) if n else np.empty(0, np.int64),
     }
     for col in ("entry_price", "exit_price", "size", "pnl"):
-        columns[col] = trades[col].to_numpy(dtype=np.float64) if n else np.empty(0)
+        columns[col] = np.asarray(trades[col], dtype=np.float64) if n else np.empty(0)
     fees = trades.get("fees", 0.0)
     columns["fees"] = (
         np.broadcast_to(np.asarray(fees, dtype=np.float64), (n,)).copy() if n else np.empty(0)
     )
-    return pd.DataFrame(columns)
+    return columns
 
 
-def _exposure_pct(ts: np.ndarray, frame: pd.DataFrame) -> float:
+def _exposure_pct(ts: np.ndarray, frame: dict[str, np.ndarray]) -> float:
     """Percent of clock steps inside a closed trade, its entry and exit bars included."""
-    if not len(frame):
+    if not len(frame["pnl"]):
         return 0.0
     inside = np.zeros(len(ts) + 1, dtype=np.int64)
-    np.add.at(inside, np.searchsorted(ts, frame["entry_ts"].to_numpy()), 1)
-    np.add.at(inside, np.searchsorted(ts, frame["exit_ts"].to_numpy()) + 1, -1)
+    np.add.at(inside, np.searchsorted(ts, frame["entry_ts"]), 1)
+    np.add.at(inside, np.searchsorted(ts, frame["exit_ts"]) + 1, -1)
     return float((np.cumsum(inside[:-1]) > 0).mean()) * 100
 
 
