@@ -484,7 +484,7 @@ def _write_outputs(
     summary["metrics"]["stats_seconds"] = round(time.perf_counter() - stats_started, 4)
     summary["metrics"]["plot_data_seconds"] = round(stats_started - started, 4)
     outputs.write_trades_csv(run_dir / "trades.csv", trades)
-    outputs.write_json(run_dir / "metrics.json", result.metrics)
+    outputs.write_json(run_dir / "metrics.json", result.metrics, fsync=not shared)
     has_plot = False
     if plot and len(equity):
         events = outputs.kill_switch_events(buffer.con if buffer.persistent else None)
@@ -499,9 +499,9 @@ def _write_outputs(
         report_html.write_report(run_dir / "report.html", summary, equity, trades, events, extras)
         summary["metrics"]["html_seconds"] = round(time.perf_counter() - html_started, 4)
     outputs.atomic_write(
-        run_dir / "summary.md", outputs.summary_markdown(summary, trades, has_plot)
+        run_dir / "summary.md", outputs.summary_markdown(summary, trades, has_plot), fsync=not shared
     )
-    outputs.write_json(run_dir / "summary.json", summary)
+    outputs.write_json(run_dir / "summary.json", summary, fsync=not shared)
     return summary
 
 

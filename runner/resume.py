@@ -85,11 +85,11 @@ def start_attempt(run_dir: Path, identity: dict[str, Any] | None) -> None:
         (run_dir / name).unlink(missing_ok=True)
     run_dir.mkdir(parents=True, exist_ok=True)
     if identity is not None:
-        write_json(run_dir / IDENTITY_FILE, identity)
+        write_json(run_dir / IDENTITY_FILE, identity, fsync=False)  # synced at the sweep's end
 
 
 def mark_reused(run_dir: Path, identity: dict[str, Any]) -> None:
-    write_json(run_dir / REUSED_FILE, {"reused": True, **identity})
+    write_json(run_dir / REUSED_FILE, {"reused": True, **identity}, fsync=False)
 
 
 def _read_json(path: Path) -> dict[str, Any]:

@@ -217,6 +217,9 @@ class SweepReport(Callback):
             _PLOTTER.stop()  # no job started (the launcher refused): nothing to report
             return
         try:
+            from runner import job_cache
+
+            job_cache.sync_sweep_files()  # the jobs' files, written without fsync
             report = write_report(
                 sweep_dir,
                 config,
@@ -652,10 +655,13 @@ def _ranges(nums: list[int]) -> str:
 
 
 def release_job_caches() -> None:
-    """Close the market DB connections and bars the jobs of this process shared."""
+    """Close the market DB connections and bars the jobs of this process shared; sync the jobs'
+    files to disk (written without fsync, by this process or its forked workers) before the
+    report says the sweep is done."""
     from runner import job_cache
 
     job_cache.release()
+    job_cache.sync_sweep_files()
 
 
 MAX_LABELLED_JOBS = 60  # more jobs than this: no per-job tick labels, and a capped width
