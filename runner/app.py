@@ -18,7 +18,7 @@ from omegaconf import DictConfig
 
 from components.data.duckdb_client import get_connection, translate_error
 from components.errors import UserFacingError
-from components.execution.write_buffer import FlushError, WriteBuffer
+from components.execution.write_buffer import RESULTS_DB, RESULTS_DIR, FlushError, WriteBuffer
 from components.market import cache as bar_cache
 from components.results import runs
 from runner import fast_compose, job_cache, outputs, run_stats, startup
@@ -136,11 +136,13 @@ def run_backtest(
     ``equity.png`` / ``report.html`` unless ``run.plot=true`` / ``run.html=true`` was asked.
     """
     configs = typed_configs(cfg)
-    results_path = run_dir / "results.duckdb"
-    if results_path.exists():  # before runner.log: an earlier run's log is not appended to
-        raise UserFacingError(
-            f"{results_path} already exists; a run dir is never reused. Choose a new hydra.run.dir."
-        )
+    for name in (RESULTS_DB, RESULTS_DIR):
+        results_path = run_dir / name
+        if results_path.exists():  # before runner.log: an earlier run's log is not appended to
+            raise UserFacingError(
+                f"{results_path} already exists; a run dir is never reused. Choose a new "
+                "hydra.run.dir."
+            )
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -211,8 +213,8 @@ def _execute(
     strategy = build_typed("strategy", configs)
     execution = build_typed("execution", configs)
     buffer: WriteBuffer = build_typed("buffer", configs)
-    if shared:  # results.duckdb attached to this process's DuckDB instance (runner.job_cache)
-        buffer = job_cache.attached(buffer)
+    if shared:  # results/*.parquet, or a results.duckdb attached to this process's DuckDB
+        buffer = job_cache.sweep_buffer(buffer)
     broker = build_typed("broker", configs)  # a factory: the engine builds it per universe
     sizing = build_typed("sizing", configs)
     orders = build_typed("orders", configs)
@@ -252,7 +254,7 @@ def _execute(
 
 
 def _open_results(buffer: WriteBuffer, results_path: Path) -> None:
-    """Create results.duckdb; a disk too full to start is one line and exit 2."""
+    """Create results.duckdb (or the results/ dir); a disk too full to start is one line, exit 2."""
     try:
         buffer.open(results_path)
     except (OSError, duckdb.Error) as exc:
@@ -277,14 +279,10 @@ def _run_loop(
     market, analytics, strategy, execution, buffer, broker, sizing, orders, con, kept_equity = parts
     configs = plan.configs
     run_id = run_dir.name
-    results_path = run_dir / "results.duckdb"
-    _open_results(buffer, results_path)
-    # a multirun job's results DB takes its ``runs`` row with its first commit: usually the one
+    _open_results(buffer, run_dir / buffer.results_name)
+    # a multirun job's results take its ``runs`` row with their first commit: usually the one
     # at the end of the run, which then holds every row and the 'reporting' status (one
-    # transaction instead of four; a job killed before it leaves an empty results DB)
-    deferred = isinstance(buffer, job_cache.AttachedWriteBuffer)
-    if deferred:
-        buffer.defer_commits()
+    # transaction instead of four; a job killed before it leaves no rows)
     run_row = (
         run_id,
         plan.config_hash,
@@ -292,12 +290,7 @@ def _run_loop(
         plan.market_db_version,
     )
     started_us = time.time_ns() // 1000
-    if buffer.persistent:
-        insert_run = runs.started(*run_row)
-        if deferred:
-            buffer.execute_with_next_commit(*insert_run)
-        else:
-            buffer.con.execute(*insert_run)
+    buffer.record_run_start(run_row, started_us)
     progress = make_progress(
         cfg.run.progress,
         plan.n_bars,
@@ -327,15 +320,8 @@ def _run_loop(
     started = time.perf_counter()
     try:
         result = engine.run()
-        if deferred:  # the last rows, the runs row and 'reporting': one transaction
-            buffer.commit_in_place_of_queued(
-                runs.started_and_ended(
-                    *run_row, started_us, REPORTING, result.digest, result.stopped_at_us
-                ),
-                _runs_row_update(run_id, result, REPORTING),
-            )
-        else:
-            buffer.flush()
+        # the last rows, then the loop's end in the runs row: status 'reporting'
+        buffer.end_loop(run_row, started_us, REPORTING, result.digest, result.stopped_at_us)
     except BaseException as exc:  # flush what we have synchronously, mark the run failed, re-raise
         progress.close()
         _fail(buffer, run_id, engine, exc)
@@ -343,8 +329,6 @@ def _run_loop(
     # runs.status stays 'reporting' until every output file is in place (issue 14, item 4): a run
     # killed while writing its report is never mistaken for a finished one
     progress.writing_report()
-    if not deferred:
-        _finish_runs_row(buffer, run_id, result, status=REPORTING)
     startup.pause("report")
     summary = _write_outputs(
         cfg,
@@ -358,10 +342,10 @@ def _run_loop(
         kept_equity=kept_equity,
         shared=shared,
     )
-    _set_status(buffer, run_id, result.status)
+    buffer.record_status(run_id, result.status)  # every output file is in place
     progress.close()
     buffer.close()
-    _print_summary(summary, run_dir, log_path)
+    _print_summary(summary, run_dir, log_path, buffer.results_name)
     if result.status == "interrupted" and flags.stop_signal is not None:
         return 128 + int(flags.stop_signal)
     return 0
@@ -390,38 +374,14 @@ def want_plot(plot: bool | None, *, multirun: bool) -> bool:
 def _fail(buffer: WriteBuffer, run_id: str, engine: Engine, exc: BaseException) -> None:
     logger.opt(exception=exc).debug("run failed")
     try:
-        if isinstance(buffer, job_cache.AttachedWriteBuffer):
-            buffer.commit()  # also the runs row still queued, so it can be marked failed
-        else:
-            buffer.flush()
+        buffer.flush_after_failure()
     except FlushError as flush_exc:  # the CLI prints a FlushError itself: log it once, not twice
         (logger.debug if isinstance(exc, FlushError) else logger.error)("{}", flush_exc)
-    if buffer.persistent and buffer.con is not None:
-        try:
-            buffer.con.execute(*runs.failed(run_id, engine.last_ts, exc))
-        except Exception as update_exc:  # never hide the original error
-            logger.debug("could not mark the run failed: {}", update_exc)
+    try:
+        buffer.record_failure(run_id, engine.last_ts, exc)
+    except Exception as update_exc:  # never hide the original error
+        logger.debug("could not mark the run failed: {}", update_exc)
     buffer.close()
-
-
-def _finish_runs_row(
-    buffer: WriteBuffer, run_id: str, result: LoopResult, status: str | None = None
-) -> None:
-    if buffer.persistent and buffer.con is not None:
-        buffer.con.execute(*_runs_row_update(run_id, result, status))
-
-
-def _runs_row_update(
-    run_id: str, result: LoopResult, status: str | None = None
-) -> tuple[str, list[Any]]:
-    """Return the statement that records the loop's end in the ``runs`` row."""
-    return runs.loop_end(run_id, status or result.status, result.digest, result.stopped_at_us)
-
-
-def _set_status(buffer: WriteBuffer, run_id: str, status: str) -> None:
-    """Record the loop's outcome once summary.json and the other outputs are in place."""
-    if buffer.persistent and buffer.con is not None:
-        buffer.con.execute(*runs.final_status(run_id, status))
 
 
 def _write_outputs(
@@ -486,8 +446,9 @@ def _write_outputs(
     outputs.write_trades_csv(run_dir / "trades.csv", trades)
     outputs.write_json(run_dir / "metrics.json", result.metrics, fsync=not shared)
     has_plot = False
+    reader = buffer.reader() if (plot or html) and len(equity) else None
     if plot and len(equity):
-        events = outputs.kill_switch_events(buffer.con if buffer.persistent else None)
+        events = outputs.kill_switch_events(reader)
         has_plot = outputs.plot_equity(
             run_dir / "equity.png", equity, trades, summary, events, extras.get("buy_hold")
         )
@@ -495,11 +456,15 @@ def _write_outputs(
         from runner import report_html
 
         html_started = time.perf_counter()
-        events = outputs.kill_switch_events(buffer.con if buffer.persistent else None)
+        events = outputs.kill_switch_events(reader)
         report_html.write_report(run_dir / "report.html", summary, equity, trades, events, extras)
         summary["metrics"]["html_seconds"] = round(time.perf_counter() - html_started, 4)
+    if reader is not None and reader is not buffer.con:
+        reader.close()  # a view of the Parquet results opened for the plots
     outputs.atomic_write(
-        run_dir / "summary.md", outputs.summary_markdown(summary, trades, has_plot), fsync=not shared
+        run_dir / "summary.md",
+        outputs.summary_markdown(summary, trades, has_plot, buffer.results_name),
+        fsync=not shared,
     )
     outputs.write_json(run_dir / "summary.json", summary, fsync=not shared)
     return summary
@@ -559,7 +524,9 @@ def _stats_into(
     )
 
 
-def _print_summary(summary: dict[str, Any], run_dir: Path, log_path: Path) -> None:
+def _print_summary(
+    summary: dict[str, Any], run_dir: Path, log_path: Path, results: str = "results.duckdb"
+) -> None:
     m, ks = summary["metrics"], summary["kill_switch"]
     state = ks["state"] + (f" ({ks['code']}: {ks['reason']})" if ks["code"] else "")
     stopped = f" - stopped at {summary['stopped_at']}" if summary["status"] == "interrupted" else ""
@@ -578,7 +545,8 @@ def _print_summary(summary: dict[str, Any], run_dir: Path, log_path: Path) -> No
         stopped,
     )
     logger.info(
-        "report {} | equity.png | trades.csv | results.duckdb in {}",
+        "report {} | equity.png | trades.csv | {} in {}",
         run_dir / "summary.md",
+        results,
         run_dir,
     )

@@ -165,7 +165,18 @@ def headline(stats: dict[str, Any]) -> str:
     )
 
 
-def summary_markdown(summary: dict[str, Any], trades: list[tuple], has_plot: bool) -> str:
+def _results_note(results: str) -> str:
+    if results == "results.duckdb":
+        return "`results.duckdb` (query with DuckDB SQL)"
+    return (
+        f"`{results}/` (Parquet, one file per table and batch; DuckDB SQL: "
+        f"`SELECT * FROM read_parquet('{results}/trades-*.parquet')`)"
+    )
+
+
+def summary_markdown(
+    summary: dict[str, Any], trades: list[tuple], has_plot: bool, results: str = "results.duckdb"
+) -> str:
     """Return a short human report of the run."""
     m = summary["metrics"]
     ks = summary["kill_switch"]
@@ -232,7 +243,7 @@ def summary_markdown(summary: dict[str, Any], trades: list[tuple], has_plot: boo
             )
         lines.append("")
     lines += [
-        "Files: `trades.csv`, `summary.json`, `metrics.json`, `results.duckdb` (query with DuckDB SQL), "
+        f"Files: `trades.csv`, `summary.json`, `metrics.json`, {_results_note(results)}, "
         "`runner.log`; the overrides you typed are in `.hydra/overrides.yaml`.",
         "",
     ]

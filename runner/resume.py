@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ COMPLETE = ("completed", "halted")
 MANUAL_HALT = "MANUAL"  # halt file / SIGUSR1 (submitit's time-limit warning): not a complete run
 # what a previous attempt may have left in the run dir; .hydra/ is rewritten by Hydra itself
 ATTEMPT_FILES = (
+    "results",  # a directory of Parquet files (buffer.sweep_format=parquet)
     "results.duckdb",
     "results.duckdb.wal",
     "summary.json",
@@ -82,7 +84,11 @@ def reusable(run_dir: Path, identity: dict[str, Any]) -> dict[str, Any] | None:
 def start_attempt(run_dir: Path, identity: dict[str, Any] | None) -> None:
     """Clear what an earlier attempt left in ``run_dir`` and record this attempt's identity."""
     for name in (*ATTEMPT_FILES, IDENTITY_FILE):
-        (run_dir / name).unlink(missing_ok=True)
+        path = run_dir / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
     run_dir.mkdir(parents=True, exist_ok=True)
     if identity is not None:
         write_json(run_dir / IDENTITY_FILE, identity, fsync=False)  # synced at the sweep's end

@@ -154,7 +154,9 @@ def run_cli(
 
 def results_rows(run_dir: Path, table: str) -> list[tuple]:
     """Return every row of a results table, in emission order."""
-    con = duckdb.connect(str(run_dir / "results.duckdb"), read_only=True)
+    from components.execution.write_buffer import open_results
+
+    con = open_results(run_dir)  # results.duckdb, or a multirun job's results/*.parquet
     try:
         order = "seq" if table not in ("equity", "kill_switch_events", "runs") else "1"
         return con.execute(f"SELECT * FROM {table} ORDER BY {order}").fetchall()

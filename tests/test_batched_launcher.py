@@ -46,7 +46,7 @@ def test_batched_launcher_when_a_grid_runs_then_jobs_equal_the_basic_launchers(
     pids = set()
     for row in batched:
         run_dir, basic_dir = Path(row["run_dir"]), tmp_path / "basic" / row["job"]
-        for name in ("summary.json", "trades.csv", "results.duckdb", ".hydra/overrides.yaml"):
+        for name in ("summary.json", "trades.csv", "results/runs.parquet", ".hydra/overrides.yaml"):
             assert (run_dir / name).exists(), name
         assert (run_dir / ".hydra/config.yaml").read_text() == (
             basic_dir / ".hydra/config.yaml"

@@ -247,9 +247,10 @@ def test_donchian_decision_when_counted_then_at_most_25_lines() -> None:
 
 
 def query(run_dir: Path, sql: str) -> list[tuple]:
-    import duckdb
 
-    con = duckdb.connect(str(run_dir / "results.duckdb"), read_only=True)
+    from components.execution.write_buffer import open_results
+
+    con = open_results(run_dir)  # results.duckdb, or a multirun job's results/*.parquet
     try:
         return con.execute(sql).fetchall()
     finally:

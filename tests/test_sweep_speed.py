@@ -13,7 +13,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from components.execution.records import EquityRow
-from components.execution.write_buffer import WriteBuffer, digest_of_results
+from components.execution.write_buffer import WriteBuffer, digest_of_results, open_results
 from components.results.overfit import pbo_cscv, pbo_cscv_batched
 from components.results.stats import day_returns
 from runner import fast_compose, job_cache, run_stats
@@ -139,7 +139,7 @@ def test_batched_sweep_when_jobs_ran_then_each_results_db_proves_its_digest(
     for job in range(6):
         run_dir, basic_dir = sweep / str(job), tmp_path / "basic" / str(job)
         summary = json.loads((run_dir / "summary.json").read_text())
-        con = duckdb.connect(str(run_dir / "results.duckdb"), read_only=True)
+        con = open_results(run_dir)  # results/*.parquet (buffer.sweep_format's default)
         status, digest = con.execute("SELECT status, digest FROM runs").fetchone()
         assert digest_of_results(con) == digest == summary["digest"] and status == "completed"
         con.close()

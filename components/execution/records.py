@@ -173,6 +173,23 @@ CREATE TABLE IF NOT EXISTS runs (
 """
 
 
+# the ``runs`` row as Arrow (a multirun job's results/runs.parquet), in RUNS_DDL's column order
+RUNS_SCHEMA = pa.schema(
+    [
+        ("run_id", pa.string()),
+        ("status", pa.string()),
+        ("started_at", TS[1]),
+        ("ended_at", TS[1]),
+        ("config_hash", pa.string()),
+        ("market_db", pa.string()),
+        ("market_db_version", pa.int64()),
+        ("digest", pa.string()),
+        ("stopped_at_ts", TS[1]),
+        ("message", pa.string()),
+    ]
+)
+
+
 def results_ddl() -> str:
     """Return the CREATE TABLE statements of every results table."""
     stmts = [RUNS_DDL]

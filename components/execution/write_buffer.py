@@ -24,6 +24,7 @@ from components.errors import UserFacingError
 from components.execution.records import DIGEST_TABLES, TABLES, arrow_schema, results_ddl
 from components.execution.row_repr import hash_table
 from components.registry import register
+from components.results import runs
 
 
 class FlushError(UserFacingError, OSError):
@@ -32,17 +33,29 @@ class FlushError(UserFacingError, OSError):
     exit_code = 1
 
 
+SWEEP_FORMATS = ("parquet", "duckdb")
+
+
 @dataclass
 class DuckDbBufferConfig:
     kind: str = "duckdb"
     batch_size: int = 20000  # pending rows (all tables together) that trigger a flush
     background: bool = True  # batches that fill up mid-run are written by a writer thread
+    # multirun jobs: results/<table>-<part>.parquet per job (one glob queries the whole sweep)
+    # or a results.duckdb per job, as a single run writes
+    sweep_format: str = "parquet"
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
             raise ValueError(
                 f"buffer.batch_size must be a positive number of rows, was {self.batch_size}; "
                 "try buffer.batch_size=500"
+            )
+        if self.sweep_format not in SWEEP_FORMATS:
+            raise ValueError(
+                f"buffer.sweep_format must be one of {', '.join(SWEEP_FORMATS)}, was "
+                f"{self.sweep_format!r}; try buffer.sweep_format=duckdb for a results.duckdb "
+                "per multirun job"
             )
 
 
@@ -100,6 +113,42 @@ def digest_of_results(con: duckdb.DuckDBPyConnection) -> str:
     return digest.hexdigest()
 
 
+RESULTS_DB = "results.duckdb"  # a run's results: this DuckDB file (single runs) ...
+RESULTS_DIR = "results"  # ... or Parquet files here (multirun jobs, buffer.sweep_format=parquet)
+RUNS_FILE = "runs.parquet"  # in RESULTS_DIR, written last: the run's row, its final status
+
+
+def part_name(table: str, part: int) -> str:
+    """Return the file name of one committed batch of ``table`` in a results dir."""
+    return f"{table}-{part:04d}.parquet"
+
+
+def open_results(run_dir: Path) -> duckdb.DuckDBPyConnection:
+    """Return a read-only view of a run's results with the results DB's tables and ``runs``.
+
+    A single run's ``results.duckdb`` is opened read-only; a multirun job's ``results/`` Parquet
+    files are read through one view per table (``SELECT * FROM trades`` reads
+    ``results/trades-*.parquet``), so the same SQL and ``digest_of_results`` work on either.
+    """
+    run_dir = Path(run_dir)
+    if (run_dir / RESULTS_DB).exists():
+        return duckdb.connect(str(run_dir / RESULTS_DB), read_only=True)
+    folder = run_dir / RESULTS_DIR
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{run_dir} holds neither {RESULTS_DB} nor {RESULTS_DIR}/")
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute(results_ddl())  # every table, empty: a job cut short may lack some files
+    for name in ("runs", *TABLES):
+        glob = RUNS_FILE if name == "runs" else f"{name}-*.parquet"
+        if next(folder.glob(glob), None) is None:
+            continue
+        quoted = str(folder / glob).replace("'", "''")
+        con.execute(f"DROP TABLE {name}")
+        con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet('{quoted}')")
+    return con
+
+
 class WriteBuffer:
     """Buffer rows per table and write them to ``results.duckdb`` in one transaction per flush.
 
@@ -112,6 +161,8 @@ class WriteBuffer:
     """
 
     persistent = True
+    sweep_format = "parquet"  # how a multirun job stores its rows (DuckDbBufferConfig)
+    results_name = RESULTS_DB  # what ``open`` creates in the run dir
 
     def __init__(self, batch_size: int, background: bool = False) -> None:
         self.batch_size = batch_size
@@ -158,6 +209,46 @@ class WriteBuffer:
         self._commit(self.con, self.pending, self.n_pending)
         self.flushes += 1
         return self._release_pending()
+
+    # The run's ``runs`` row (components.results.runs), kept where this buffer keeps its rows.
+    # ``run_row`` is (run_id, config_hash, market_db, market_db_version); ``started_us`` the
+    # run's start (epoch us). A buffer that stores nothing (``persistent`` False) records none.
+
+    def record_run_start(self, run_row: tuple[Any, ...], started_us: int) -> None:
+        """Insert the ``runs`` row as ``running`` before the loop."""
+        if self.persistent and self.con is not None:
+            self.con.execute(*runs.started(*run_row))
+
+    def end_loop(
+        self,
+        run_row: tuple[Any, ...],
+        started_us: int,
+        status: str,
+        digest: str,
+        stopped_at_us: int | None,
+    ) -> None:
+        """Commit the last rows, then record the loop's end (``status``: ``reporting``)."""
+        self.flush()
+        if self.persistent and self.con is not None:
+            self.con.execute(*runs.loop_end(run_row[0], status, digest, stopped_at_us))
+
+    def record_status(self, run_id: str, status: str) -> None:
+        """Record the outcome once every output file is in place."""
+        if self.persistent and self.con is not None:
+            self.con.execute(*runs.final_status(run_id, status))
+
+    def flush_after_failure(self) -> None:
+        """Commit what can be committed after the loop raised (``FlushError`` if it cannot)."""
+        self.flush()
+
+    def record_failure(self, run_id: str, stopped_at_us: int | None, exc: BaseException) -> None:
+        """Mark the run failed with the error."""
+        if self.persistent and self.con is not None:
+            self.con.execute(*runs.failed(run_id, stopped_at_us, exc))
+
+    def reader(self) -> duckdb.DuckDBPyConnection | None:
+        """Return a connection that reads this run's committed tables (None: nothing stored)."""
+        return self.con if self.persistent else None
 
     def _commit(
         self,
@@ -277,7 +368,9 @@ def to_arrow(table: str, rows: list[tuple]) -> pa.Table:
 
 @register("buffer", "duckdb", DuckDbBufferConfig)
 def make_duckdb_buffer(config: DuckDbBufferConfig) -> WriteBuffer:
-    return WriteBuffer(config.batch_size, background=config.background)
+    buffer = WriteBuffer(config.batch_size, background=config.background)
+    buffer.sweep_format = config.sweep_format  # read by runner.job_cache.sweep_buffer
+    return buffer
 
 
 @register("buffer", "memory", MemoryBufferConfig)
