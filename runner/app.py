@@ -7,6 +7,7 @@ line, no traceback); 1 the run failed (traceback in runner.log only); 128+N stop
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import time
 from pathlib import Path
@@ -23,7 +24,7 @@ from components.market import cache as bar_cache
 from components.results import runs
 from runner import fast_compose, job_cache, outputs, run_stats, startup
 from runner.engine import Engine, LoopResult, StopFlags, freeze_for_sweep
-from runner.plan import Plan, build_typed, make_plan, typed_configs
+from runner.plan import Plan, build_typed, make_plan, resolved_and_typed
 from runner.progress import console_sink, make_progress
 from runner.resources import peak_rss_mb
 
@@ -117,8 +118,10 @@ def resolved_yaml(cfg: DictConfig) -> str:
     return fast_compose.to_yaml(cfg, resolve=True, sort_keys=True)
 
 
-def config_hash(cfg: DictConfig, text: str | None = None) -> str:
-    return hashlib.sha256((resolved_yaml(cfg) if text is None else text).encode()).hexdigest()[:16]
+def config_hash(resolved: dict[str, Any]) -> str:
+    """Return the hash of the resolved config (sorted JSON: ~10x cheaper than its YAML)."""
+    text = json.dumps(resolved, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def run_backtest(
@@ -135,7 +138,7 @@ def run_backtest(
     earlier jobs of the sweep (``runner.job_cache``), keep the console log handler, and skip
     ``equity.png`` / ``report.html`` unless ``run.plot=true`` / ``run.html=true`` was asked.
     """
-    configs = typed_configs(cfg)
+    resolved, configs = resolved_and_typed(cfg)
     for name in (RESULTS_DB, RESULTS_DIR):
         results_path = run_dir / name
         if results_path.exists():  # before runner.log: an earlier run's log is not appended to
@@ -149,13 +152,15 @@ def run_backtest(
         raise RunDirWriteError(_write_error_message(run_dir, exc)) from None
     log_path = configure_logging(run_dir, configs_level(cfg), keep_console=shared)
     logger.debug("run dir {} (config {})", run_dir, run_dir / ".hydra" / "config.yaml")
-    text = resolved_yaml(cfg)
-    logger.debug("resolved config:\n{}", text)
+    if shared:  # a sweep job's config is in .hydra/config.yaml and sweep_job.json already
+        logger.debug("resolved config: {}", json.dumps(resolved, sort_keys=True, default=str))
+    else:
+        logger.debug("resolved config:\n{}", resolved_yaml(cfg))
     db_path = configs["db"].path
     con = job_cache.market_connection(db_path) if shared else get_connection(db_path)
     try:
         plan = make_plan(con, cfg, configs, cache=_plan_cache(db_path) if shared else None)
-        plan.config_hash = config_hash(cfg, text)
+        plan.config_hash = config_hash(resolved)
         startup.pause("plan")
         if cfg.run.dry_run:
             logger.debug(plan.describe())

@@ -60,6 +60,11 @@ class Plan:
 
 def typed_configs(cfg: DictConfig) -> dict[str, Any]:
     """Build every group's typed config (types, ranges, cross-field rules); refuse db.mode=read_write."""
+    return resolved_and_typed(cfg)[1]
+
+
+def resolved_and_typed(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Return the resolved config as plain containers and ``typed_configs(cfg)``."""
     resolved = check_interpolations(cfg)
     configs = {group: _typed(group, cfg, resolved) for group in GROUPS}
     for group, config in configs.items():
@@ -76,7 +81,7 @@ def typed_configs(cfg: DictConfig) -> dict[str, Any]:
             "writing; remove the override (db.mode=read_only) and write data with a producer CLI such as "
             "`python -m producers.ingest source=<file> db.path=<db>`."
         )
-    return configs
+    return resolved, configs
 
 
 INT64_MAX = 2**63 - 1

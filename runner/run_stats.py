@@ -76,14 +76,29 @@ def write_equity_daily(path: Any, equity: pd.DataFrame) -> None:
         equity["ts"].to_numpy(dtype=np.int64), equity["equity"].to_numpy(dtype=np.float64)
     )
     # the text pandas' to_csv(float_format="%.17g") wrote, without building a frame (~5 ms a job)
-    days = np.asarray(ends, dtype=np.int64).astype("datetime64[us]").astype("datetime64[D]")
     lines = [
         f"{day},{'' if value != value else f'{value:.17g}'}"
-        for day, value in zip(days.astype(str).tolist(), np.asarray(values).tolist(), strict=True)
+        for day, value in zip(_day_texts(ends), np.asarray(values).tolist(), strict=True)
     ]
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text("day,equity\n" + "\n".join(lines) + "\n", encoding="utf-8")
     os.replace(tmp, path)
+
+
+_DAY_TEXTS: dict[bytes, list[str]] = {}  # the last days written: a sweep's jobs share them
+
+
+def _day_texts(ends: Any) -> list[str]:
+    """Return ``YYYY-MM-DD`` of each day end (epoch us); the jobs of a sweep reuse one list."""
+    ends = np.asarray(ends, dtype=np.int64)
+    key = ends.tobytes()
+    texts = _DAY_TEXTS.get(key)
+    if texts is None:
+        days = ends.astype("datetime64[us]").astype("datetime64[D]")
+        texts = days.astype(str).tolist()
+        _DAY_TEXTS.clear()
+        _DAY_TEXTS[key] = texts
+    return texts
 
 
 def warmup_bars(strategy: Any) -> int:

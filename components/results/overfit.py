@@ -151,15 +151,35 @@ def pbo_cscv_batched(returns: np.ndarray, n_splits: int = 16, batch: int = 256) 
     in_sample[np.arange(len(chosen))[:, None], chosen] = True
     rest = np.nonzero(~in_sample)[1].reshape(len(chosen), n_splits - n_splits // 2)
     logits = np.empty(len(chosen))
-    for lo in range(0, len(chosen), batch):
-        is_sharpe = _blocks_sharpe(sums, squares, counts, chosen[lo : lo + batch])
-        oos = _blocks_sharpe(sums, squares, counts, rest[lo : lo + batch])
-        best = np.argmax(is_sharpe, axis=1)
-        at_best = oos[np.arange(len(best)), best][:, None]
-        rank = 1 + np.sum(oos < at_best, axis=1) + 0.5 * (np.sum(oos == at_best, axis=1) - 1)
-        w = rank / (n + 1)
-        logits[lo : lo + len(best)] = [math.log(x / (1 - x)) for x in w.tolist()]
+    total = len(chosen)
+    # In lexicographic order the complement of split i is split total-1-i, so the out-of-sample
+    # blocks of split i are the in-sample blocks of its mirror, added in the same ascending order:
+    # one Sharpe matrix serves a split and its mirror (half the work, the same floats).
+    mirrored = total % 2 == 0 and bool((rest == chosen[::-1]).all())
+    if not mirrored:
+        for lo in range(0, total, batch):
+            is_sharpe = _blocks_sharpe(sums, squares, counts, chosen[lo : lo + batch])
+            oos = _blocks_sharpe(sums, squares, counts, rest[lo : lo + batch])
+            logits[lo : lo + len(is_sharpe)] = _split_logits(is_sharpe, oos, n)
+        return PboResult(float(np.mean(logits <= 0)), logits, n_splits, len(logits))
+    half = total // 2
+    for lo in range(0, half, batch):
+        hi = min(lo + batch, half)
+        front = _blocks_sharpe(sums, squares, counts, chosen[lo:hi])  # splits lo..hi-1
+        back = _blocks_sharpe(sums, squares, counts, chosen[total - hi : total - lo])
+        # row j of back[::-1] is split total-1-(lo+j): the complement of split lo+j
+        logits[lo:hi] = _split_logits(front, back[::-1], n)
+        logits[total - hi : total - lo] = _split_logits(back, front[::-1], n)
     return PboResult(float(np.mean(logits <= 0)), logits, n_splits, len(logits))
+
+
+def _split_logits(is_sharpe: np.ndarray, oos: np.ndarray, n: int) -> list[float]:
+    """Per split (row): the logit of the out-of-sample relative rank of the in-sample best."""
+    best = np.argmax(is_sharpe, axis=1)
+    at_best = oos[np.arange(len(best)), best][:, None]
+    rank = 1 + np.sum(oos < at_best, axis=1) + 0.5 * (np.sum(oos == at_best, axis=1) - 1)
+    w = rank / (n + 1)
+    return [math.log(x / (1 - x)) for x in w.tolist()]
 
 
 def _blocks_sharpe(
