@@ -131,6 +131,7 @@ def run_backtest(
     quiet: bool = False,
     engine_hook: Any = None,
     shared: bool = False,
+    resolved: dict[str, Any] | None = None,
 ) -> int:
     """Run the backtest described by ``cfg`` into ``run_dir``; return the process exit code.
 
@@ -138,7 +139,7 @@ def run_backtest(
     earlier jobs of the sweep (``runner.job_cache``), keep the console log handler, and skip
     ``equity.png`` / ``report.html`` unless ``run.plot=true`` / ``run.html=true`` was asked.
     """
-    resolved, configs = resolved_and_typed(cfg)
+    resolved, configs = resolved_and_typed(cfg, resolved)
     for name in (RESULTS_DB, RESULTS_DIR):
         results_path = run_dir / name
         if results_path.exists():  # before runner.log: an earlier run's log is not appended to
@@ -408,11 +409,7 @@ def _write_outputs(
     trades = engine.broker.closed
     cash = plan.configs["broker"].cash
     equity = run_stats.equity_frame(buffer, kept_equity or [])
-    max_dd = (
-        float((1 - equity["equity"] / equity["equity"].cummax()).max() * 100)
-        if len(equity)
-        else 0.0
-    )
+    max_dd = run_stats.max_drawdown_pct(equity["equity"].to_numpy())
     wins = sum(1 for t in trades if t.pnl > 0)
     summary: dict[str, Any] = {
         "run_id": run_dir.name,

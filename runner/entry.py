@@ -33,6 +33,7 @@ import runner.components_index  # noqa: F401 - fills the registry and ConfigStor
 from components.errors import UserFacingError
 from runner import job_cache, resume
 from runner.app import run_backtest
+from runner.plan import check_interpolations
 from runner.rundir import remove_stub
 
 EXTRA_IMPORTS_ENV = "RUNNER_PLUGINS"
@@ -180,10 +181,13 @@ def run_job(cfg: DictConfig) -> int:
     hydra_cfg = HydraConfig.get()
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
     run_dir = Path(hydra_cfg.runtime.output_dir)
-    if multirun and not cfg.run.dry_run and _reuse_or_start(cfg, run_dir):
-        return 0
+    resolved = None
+    if multirun and not cfg.run.dry_run:
+        resolved = _resolved_or_none(cfg)  # once for the job's identity and its typed configs
+        if _reuse_or_start(cfg, run_dir, resolved):
+            return 0
     try:
-        code = run_backtest(cfg, run_dir, quiet=multirun, shared=multirun)
+        code = run_backtest(cfg, run_dir, quiet=multirun, shared=multirun, resolved=resolved)
     except UserFacingError:
         raise
     except Exception as exc:  # one line on the console, the traceback in runner.log
@@ -205,11 +209,20 @@ def run_job(cfg: DictConfig) -> int:
     return code
 
 
-def _reuse_or_start(cfg: DictConfig, run_dir: Path) -> bool:
+def _resolved_or_none(cfg: DictConfig) -> dict | None:
+    """Return the config resolved to plain containers, or None when an interpolation is broken
+    (the run then reports it in one line)."""
+    try:
+        return check_interpolations(cfg)
+    except UserFacingError:
+        return None
+
+
+def _reuse_or_start(cfg: DictConfig, run_dir: Path, resolved: dict | None = None) -> bool:
     """Return True when an earlier complete run of this job is reused; else clear the run dir."""
     try:
         _, version = job_cache.market_version(cfg.db.path)
-        identity = resume.job_identity(cfg, version, job_cache.code_version())
+        identity = resume.job_identity(cfg, version, job_cache.code_version(), resolved)
     except Exception:  # no readable market DB: the run itself reports it in one line
         resume.start_attempt(run_dir, None)
         return False

@@ -63,9 +63,14 @@ def typed_configs(cfg: DictConfig) -> dict[str, Any]:
     return resolved_and_typed(cfg)[1]
 
 
-def resolved_and_typed(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Return the resolved config as plain containers and ``typed_configs(cfg)``."""
-    resolved = check_interpolations(cfg)
+def resolved_and_typed(
+    cfg: DictConfig, resolved: dict[str, Any] | None = None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Return the resolved config as plain containers and ``typed_configs(cfg)``.
+
+    ``resolved``: ``check_interpolations(cfg)`` when the caller has it already.
+    """
+    resolved = check_interpolations(cfg) if resolved is None else resolved
     configs = {group: _typed(group, cfg, resolved) for group in GROUPS}
     for group, config in configs.items():
         check_int64(config, group)

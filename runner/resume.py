@@ -44,18 +44,26 @@ ATTEMPT_FILES = (
 )
 
 
-def behaviour_config(cfg: DictConfig) -> dict[str, Any]:
-    """Return the flattened behaviour keys of a job's config (resolved, no ``hydra`` node)."""
-    container = OmegaConf.to_container(cfg, resolve=True)
+def behaviour_config(cfg: DictConfig, resolved: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Return the flattened behaviour keys of a job's config (resolved, no ``hydra`` node).
+
+    ``resolved``: the config already resolved to plain containers (it is not modified).
+    """
+    container = OmegaConf.to_container(cfg, resolve=True) if resolved is None else dict(resolved)
     assert isinstance(container, dict)
     container.pop("hydra", None)
     behaviour, _ = split_config(flatten(container))
     return behaviour
 
 
-def job_identity(cfg: DictConfig, market_db_version: int, code_version: str) -> dict[str, Any]:
+def job_identity(
+    cfg: DictConfig,
+    market_db_version: int,
+    code_version: str,
+    resolved: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Return the identity record of a job: its hash and what went into it."""
-    behaviour = behaviour_config(cfg)
+    behaviour = behaviour_config(cfg, resolved)
     payload = json.dumps(
         {"behaviour": behaviour, "market_db_version": market_db_version, "code": code_version},
         sort_keys=True,

@@ -10,6 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from hydra import compose, initialize_config_dir
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from omegaconf import OmegaConf
 
 from components.execution.records import EquityRow
@@ -255,3 +257,21 @@ def test_kept_equity_when_a_deferring_buffer_is_flushed_twice_then_each_row_kept
     assert frame["ts"].tolist() == [r.ts for r in _equity_rows(25)]
     assert frame["equity"].tolist() == [r.equity for r in _equity_rows(25)]
     assert frame["ts"].dtype == np.int64
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    values=st.lists(
+        st.one_of(st.floats(1.0, 1e7), st.just(float("nan")), st.floats(-1e3, 1e3)), max_size=40
+    )
+)
+def test_max_drawdown_when_any_equity_then_equals_pandas_cummax_formula(
+    values: list[float],
+) -> None:
+    # Arrange
+    series = pd.Series(values, dtype=np.float64)
+    # Act
+    got = run_stats.max_drawdown_pct(series.to_numpy())
+    # Assert: bit for bit what the summary computed with pandas
+    expected = float((1 - series / series.cummax()).max() * 100) if len(series) else 0.0
+    assert got == expected or (np.isnan(got) and np.isnan(expected))
