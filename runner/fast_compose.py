@@ -31,7 +31,7 @@ from typing import Any
 from hydra._internal.config_loader_impl import get_overrides_dirname
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override, OverrideType
-from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict, read_write
+from omegaconf import DictConfig, ListConfig, OmegaConf, ValueNode, open_dict, read_write
 
 _ABSENT = object()
 _PRIMITIVES = (int, float, str, bool, type(None))
@@ -246,16 +246,25 @@ class FastSweepConfigLoader:
             for old, new, again in zip(base_overrides, parsed, reset, strict=True):
                 if old.input_line == new.input_line and not again:
                     continue
-                node = OmegaConf.select(cfg, new.key_or_group, default=_ABSENT)
+                key, value = new.key_or_group, new.value()
+                if scratch is not None and again:  # a plain value on a leaf of a known shape
+                    task = self._task_scratch[id(scratch)]  # plain keys are never hydra.* keys
+                    if set_leaf(cfg, key, value):
+                        if not set_leaf(task, key, value):
+                            OmegaConf.update(task, key, value, merge=True)
+                        continue
+                node = OmegaConf.select(cfg, key, default=_ABSENT)
                 if node is _ABSENT or isinstance(node, DictConfig):
                     return None
-                OmegaConf.update(cfg, new.key_or_group, new.value(), merge=True)
-                if scratch is not None:  # plain value keys are never hydra.* keys
+                OmegaConf.update(cfg, key, value, merge=True)
+                if scratch is not None:
                     task = self._task_scratch[id(scratch)]
-                    OmegaConf.update(task, new.key_or_group, new.value(), merge=True)
+                    OmegaConf.update(task, key, value, merge=True)
             app = [o for o in parsed if not o.is_hydra_override()]
             with read_write(cfg.hydra), open_dict(cfg.hydra):
-                cfg.hydra.overrides.task = [o.input_line for o in app]
+                lines = [o.input_line for o in app]
+                if not set_string_list(cfg.hydra, "overrides.task", lines):
+                    cfg.hydra.overrides.task = lines
                 dirname = cfg.hydra.job.config.override_dirname
                 cfg.hydra.job.override_dirname = get_overrides_dirname(
                     overrides=app,
@@ -344,6 +353,46 @@ def keep_plugins_across_set_state() -> bool:
 
     set_state.keeps_plugins = True  # type: ignore[attr-defined]
     Singleton.set_state = staticmethod(set_state)  # type: ignore[method-assign]
+    return True
+
+
+def set_leaf(cfg: DictConfig, key: str, value: Any) -> bool:
+    """Set ``key`` (dotted) of ``cfg`` to ``value`` on its existing value node; False if it has none.
+
+    What ``OmegaConf.update`` ends with for a plain value on an existing leaf (the node's own
+    validation and conversion: an integer node refuses "abc", a string node stores "5" for 5),
+    without walking the flags and merge machinery (~30 us against <1 us). Lists, mappings and
+    missing keys return False for the caller's ``OmegaConf.update``.
+    """
+    if isinstance(value, list | dict | ListConfig | DictConfig):
+        return False
+    node: Any = cfg
+    for part in key.split("."):
+        if not isinstance(node, DictConfig):
+            return False
+        node = node._get_node(part)
+        if node is None:
+            return False
+    if not isinstance(node, ValueNode):
+        return False
+    node._set_value(value)
+    return True
+
+
+def set_string_list(cfg: DictConfig, key: str, values: list[str]) -> bool:
+    """Set the items of the list at ``key`` in place when it has as many; False otherwise."""
+    node = cfg._get_node(key) if "." not in key else None
+    if node is None:
+        parent, _, leaf = key.rpartition(".")
+        holder = OmegaConf.select(cfg, parent) if parent else cfg
+        node = holder._get_node(leaf) if isinstance(holder, DictConfig) else None
+    if not isinstance(node, ListConfig) or node._is_none() or len(node) != len(values):
+        return False
+    items = [node._get_node(i) for i in range(len(values))]
+    if not all(isinstance(item, ValueNode) for item in items):
+        return False
+    for item, value in zip(items, values, strict=True):
+        item._set_value(value)
     return True
 
 

@@ -33,7 +33,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.core.utils import JobReturn, JobStatus, setup_globals
 from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
-from omegaconf import DictConfig, OmegaConf, open_dict, read_write
+from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict, read_write
 
 from runner import fast_compose
 
@@ -167,8 +167,15 @@ def set_hydra_config(config: DictConfig) -> None:
     source, target = config.hydra, view.hydra
     with read_write(target), open_dict(target):
         for key in VARYING_HYDRA_KEYS:
-            OmegaConf.update(target, key, OmegaConf.select(source, key), merge=False)
-        target.runtime.output_dir = source.runtime.output_dir
+            value = OmegaConf.select(source, key)
+            if isinstance(value, ListConfig):
+                if fast_compose.set_string_list(target, key, list(value)):
+                    continue
+            elif fast_compose.set_leaf(target, key, value):
+                continue
+            OmegaConf.update(target, key, value, merge=False)
+        if not fast_compose.set_leaf(target, "runtime.output_dir", source.runtime.output_dir):
+            target.runtime.output_dir = source.runtime.output_dir
 
 
 def _task_config(config: DictConfig) -> DictConfig:
