@@ -368,8 +368,11 @@ class ParquetWriteBuffer(AttachedWriteBuffer):
         try:
             if isinstance(table, bytes):
                 tmp.write_bytes(table)
-            else:  # no column statistics: a job's files are read whole (~20 % cheaper to write)
-                pq.write_table(table, tmp, compression="snappy", write_statistics=False)
+            else:  # a job's small files are read whole: no column statistics, no dictionary
+                # pages (~30 % cheaper to write; snappy still packs repeated symbols)
+                pq.write_table(
+                    table, tmp, compression="snappy", write_statistics=False, use_dictionary=False
+                )
             os.replace(tmp, target)
         except OSError as exc:
             tmp.unlink(missing_ok=True)

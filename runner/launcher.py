@@ -36,6 +36,7 @@ from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict, read_write
 
 from runner import fast_compose
+from runner.parity import flatten
 
 log = logging.getLogger(__name__)
 _ACTIVE: BatchedLauncher | None = None  # the launcher a forked worker runs jobs for
@@ -123,7 +124,10 @@ def run_lean_job(
     ret.working_dir = os.getcwd()
     hydra_dir = output_dir / str(config.hydra.output_subdir or ".hydra")
     hydra_dir.mkdir(parents=True, exist_ok=True)
-    (hydra_dir / "config.yaml").write_text(fast_compose.to_yaml(task_cfg), encoding="utf-8")
+    container = OmegaConf.to_container(task_cfg, resolve=False, enum_to_str=True)
+    (hydra_dir / "config.yaml").write_text(fast_compose.container_yaml(container), encoding="utf-8")
+    # the sweep report's record of the job (runner.sweep.task_flat) from the same container
+    ret.task_flat = flatten(container)  # type: ignore[attr-defined]
     (hydra_dir / "overrides.yaml").write_text(
         fast_compose.to_yaml(config.hydra.overrides.task), encoding="utf-8"
     )
@@ -139,7 +143,7 @@ def run_lean_job(
     # the sweeper keeps every JobReturn until the sweep ends and reads only status and
     # return_value: holding two configs per job made a 1,000-job sweep's RSS creep, and the
     # job's config may be the per-shape one that the next job updates in place
-    ret.cfg = ret.hydra_cfg = None
+    ret.cfg = ret.hydra_cfg = ret.task_flat = None  # type: ignore[attr-defined]
     return ret
 
 

@@ -187,7 +187,7 @@ class SweepReport(Callback):
             # what the report groups by, as in .hydra/: the report reads these instead of parsing
             # two YAML files per job serially (~1 ms a job on the sweep process's critical path)
             "overrides": [str(o) for o in config.hydra.overrides.task],
-            "config": task_flat(config),
+            "config": getattr(job_return, "task_flat", None) or task_flat(config),
         }
         _write_text(
             Path(config.hydra.runtime.output_dir) / JOB_RECORD, json.dumps(record, indent=2) + "\n"
@@ -376,7 +376,7 @@ def task_flat(config: DictConfig) -> dict[str, Any]:
             continue
         node = config._get_node(key)
         if OmegaConf.is_config(node):
-            value = OmegaConf.to_container(node, resolve=False)  # type: ignore[arg-type]
+            value = OmegaConf.to_container(node, resolve=False, enum_to_str=True)  # type: ignore[arg-type]
             out.update(flatten({key: value}))
         else:
             out[str(key)] = node._value()  # type: ignore[union-attr]  # unresolved, as saved
