@@ -30,3 +30,4 @@ def main(cfg: DictConfig) -> int:
 
 if __name__ == "__main__":
     run_cli(main, on_refusal=remove_stub)  # a refused run leaves no stub run dir (runner.rundir)
+    startup.fast_exit(0)  # success: skip the interpreter's teardown of a full heap

@@ -102,3 +102,24 @@ def pause(phase: str) -> None:
             deadline = time.monotonic() + float(seconds or 30)
             while time.monotonic() < deadline and _pending_halt is None:
                 time.sleep(0.02)  # SIGINT/SIGTERM raise out of here; SIGUSR1 ends the pause
+
+
+def fast_exit(code: int = 0) -> None:
+    """End the process now: run the ``atexit`` hooks, flush the standard streams, ``os._exit``.
+
+    Python's own shutdown then tears down every module and object one by one: ~0.1-0.15 s
+    after a sweep whose jobs filled the heap, spent after the last line was printed. Every file
+    the runner writes is closed (and renamed into place) before this point; loguru's sinks write
+    through, so nothing is left in a buffer but the standard streams, flushed here.
+    """
+    import atexit
+    import logging
+
+    try:
+        atexit._run_exitfuncs()
+        logging.shutdown()
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        os._exit(code)
