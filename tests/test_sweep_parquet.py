@@ -262,3 +262,22 @@ def test_sweep_when_sweep_format_unknown_then_one_line_and_exit_2(
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "buffer.sweep_format" in lines[0] and "duckdb" in lines[0]
     assert "Traceback" not in proc.stderr
+
+
+def test_sweep_when_plot_asked_then_kill_switch_events_read_from_parquet_into_the_figures(
+    market_db: Path, tmp_path: Path
+) -> None:
+    # Arrange: a limit that trips, so the figures have a kill-switch event to draw
+    extra = ("hydra/launcher=batched", "run.plot=true", "execution.kill_switch.max_daily_trades=0")
+    # Act
+    jobs = _sweep(market_db, tmp_path / "plot", *extra)
+    # Assert
+    for run_dir in jobs:
+        assert (run_dir / "equity.png").stat().st_size > 0
+        con = open_results(run_dir)
+        try:
+            events = con.execute("SELECT state_to FROM kill_switch_events").fetchall()
+            denials = con.execute("SELECT count(*) FROM denials").fetchone()[0]
+        finally:
+            con.close()
+        assert events and denials > 0
