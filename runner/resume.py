@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from components.execution.write_buffer import RESULTS_DIR, RUNS_FILE
 from runner.outputs import write_json
 from runner.parity import flatten, split_config
 
@@ -86,7 +88,32 @@ def reusable(run_dir: Path, identity: dict[str, Any]) -> dict[str, Any] | None:
         return None
     if (summary.get("kill_switch") or {}).get("code") == MANUAL_HALT:
         return None
+    results = run_dir / RESULTS_DIR
+    if results.is_dir() and not parquet_files_whole(results):
+        return None  # written without fsync and cut by a crash of the machine: run it again
     return summary
+
+
+def parquet_files_whole(folder: Path) -> bool:
+    """Return True when ``folder`` holds ``runs.parquet`` and every Parquet file in it is whole.
+
+    A whole Parquet file starts and ends with ``PAR1``; a sweep job's files are written without
+    fsync, so after a crash of the machine (not of the process: a rename makes each file appear
+    whole) a file may be empty or cut short. Reading 8 bytes a file is enough to tell.
+    """
+    if not (folder / RUNS_FILE).is_file():
+        return False
+    for path in folder.glob("*.parquet"):
+        try:
+            with open(path, "rb") as handle:
+                head = handle.read(4)
+                handle.seek(-4, os.SEEK_END)
+                tail = handle.read(4)
+        except OSError:
+            return False
+        if head != b"PAR1" or tail != b"PAR1":
+            return False
+    return True
 
 
 def start_attempt(run_dir: Path, identity: dict[str, Any] | None) -> None:

@@ -160,3 +160,42 @@ def test_reusable_when_the_run_was_halted_from_outside_then_it_is_rerun(tmp_path
     # Assert
     assert manual is None  # SIGUSR1 (submitit's time-limit warning) or the halt file: rerun
     assert own is not None and resume.reusable(tmp_path, {**identity, "identity": "other"}) is None
+
+
+@pytest.mark.parametrize(
+    ("damage", "reused"),
+    [
+        ("none", True),
+        ("truncated", False),  # a part file cut short (a machine crash before the OS flushed it)
+        ("empty", False),
+        ("no runs file", False),
+    ],
+)
+def test_reusable_when_parquet_results_are_not_whole_then_the_job_is_rerun(
+    tmp_path: Path, damage: str, reused: bool
+) -> None:
+    # Arrange: a complete job whose Parquet results were written by the sweep buffer
+    from components.execution.records import EquityRow
+    from runner import job_cache
+
+    identity = {"identity": "abc", "market_db_version": 1, "code_version": "x"}
+    resume.start_attempt(tmp_path, identity)
+    buffer = job_cache.ParquetWriteBuffer(100)
+    buffer.open(tmp_path / "results")
+    buffer.record_run_start(("r", "h", "db", 1), 0)
+    for i in range(20):
+        buffer.add("equity", EquityRow(i, 1.0, 2.0))
+    buffer.end_loop(("r", "h", "db", 1), 0, "reporting", "d", None)
+    buffer.record_status("r", "completed")
+    (tmp_path / "summary.json").write_text(json.dumps({"status": "completed", "digest": "d"}))
+    part = tmp_path / "results" / "equity-0000.parquet"
+    if damage == "truncated":
+        part.write_bytes(part.read_bytes()[: part.stat().st_size // 2])
+    elif damage == "empty":
+        part.write_bytes(b"")
+    elif damage == "no runs file":
+        (tmp_path / "results" / "runs.parquet").unlink()
+    # Act
+    got = resume.reusable(tmp_path, identity)
+    # Assert
+    assert (got is not None) is reused
