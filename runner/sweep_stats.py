@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -322,11 +323,16 @@ def overfit_lines(rows: list[JobRow]) -> list[str]:
             f"({len(returns)} here).",
             *left_out,
         ]
-    moments = {num: sharpe_moments(r.to_numpy()) for num, r in returns.items()}
-    valid = {num: m for num, m in moments.items() if m is not None}
-    lines = [_dsr_line(valid, len(returns), rows)] if len(valid) >= 2 else []
-    if len(returns) >= PBO_MIN_TRIALS:
-        lines.append(_pbo_line(returns))
+    # PBO's large array operations release the GIL: computed on a second thread while this one
+    # takes the trials' moments (the report runs after the jobs, with the other core idle)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pbo") as pool:
+        pbo = pool.submit(_pbo_line, returns) if len(returns) >= PBO_MIN_TRIALS else None
+        moments = {num: sharpe_moments(r.to_numpy()) for num, r in returns.items()}
+        valid = {num: m for num, m in moments.items() if m is not None}
+        lines = [_dsr_line(valid, len(returns), rows)] if len(valid) >= 2 else []
+        pbo_line = pbo.result() if pbo is not None else None
+    if pbo_line is not None:
+        lines.append(pbo_line)
     else:
         lines.append(
             f"Probability of Backtest Overfitting: needs at least {PBO_MIN_TRIALS} trials "
