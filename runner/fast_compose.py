@@ -247,7 +247,7 @@ class FastSweepConfigLoader:
                 if old.input_line == new.input_line and not again:
                     continue
                 key, value = new.key_or_group, new.value()
-                if scratch is not None and again:  # a plain value on a leaf of a known shape
+                if again:  # a plain value of an in-place (scratch) config of a known shape
                     task = self._task_scratch[id(scratch)]  # plain keys are never hydra.* keys
                     if set_leaf(cfg, key, value):
                         if not set_leaf(task, key, value):
@@ -381,11 +381,9 @@ def set_leaf(cfg: DictConfig, key: str, value: Any) -> bool:
 
 def set_string_list(cfg: DictConfig, key: str, values: list[str]) -> bool:
     """Set the items of the list at ``key`` in place when it has as many; False otherwise."""
-    node = cfg._get_node(key) if "." not in key else None
-    if node is None:
-        parent, _, leaf = key.rpartition(".")
-        holder = OmegaConf.select(cfg, parent) if parent else cfg
-        node = holder._get_node(leaf) if isinstance(holder, DictConfig) else None
+    parent, _, leaf = key.rpartition(".")
+    holder = OmegaConf.select(cfg, parent) if parent else cfg
+    node = holder._get_node(leaf) if isinstance(holder, DictConfig) else None
     if not isinstance(node, ListConfig) or node._is_none() or len(node) != len(values):
         return False
     items = [node._get_node(i) for i in range(len(values))]
@@ -424,14 +422,19 @@ def _c_dumper() -> Any:
 _DUMPER: list[Any] = []
 
 
+def _dumper() -> Any:
+    """Return this process's libyaml Dumper with OmegaConf's representers (None without libyaml)."""
+    if not _DUMPER:
+        _DUMPER.append(_c_dumper())
+    return _DUMPER[0]
+
+
 def container_yaml(container: Any, *, sort_keys: bool = False) -> str:
     """Return ``to_yaml``'s text of a config already converted with
     ``OmegaConf.to_container(cfg, resolve=..., enum_to_str=True)``."""
     import yaml
 
-    if not _DUMPER:
-        _DUMPER.append(_c_dumper())
-    dumper = _DUMPER[0]
+    dumper = _dumper()
     if dumper is None:
         return OmegaConf.to_yaml(OmegaConf.create(container), sort_keys=sort_keys)
     return yaml.dump(
@@ -446,17 +449,10 @@ def to_yaml(cfg: Any, *, resolve: bool = False, sort_keys: bool = False) -> str:
     types), same options; only the emitter is the C one. ``tests/test_sweep_speed.py`` checks the
     text equals OmegaConf's. Without libyaml this is ``OmegaConf.to_yaml``.
     """
-    import yaml
-
-    if not _DUMPER:
-        _DUMPER.append(_c_dumper())
-    dumper = _DUMPER[0]
-    if dumper is None or not isinstance(cfg, DictConfig | ListConfig):
+    if _dumper() is None or not isinstance(cfg, DictConfig | ListConfig):
         return OmegaConf.to_yaml(cfg, resolve=resolve, sort_keys=sort_keys)
     container = OmegaConf.to_container(cfg, resolve=resolve, enum_to_str=True)
-    return yaml.dump(
-        container, default_flow_style=False, allow_unicode=True, sort_keys=sort_keys, Dumper=dumper
-    )
+    return container_yaml(container, sort_keys=sort_keys)
 
 
 def install() -> bool:

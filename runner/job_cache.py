@@ -43,6 +43,7 @@ from components.execution.write_buffer import (
     RESULTS_DIR,
     RUNS_FILE,
     WriteBuffer,
+    open_results,
     part_name,
     to_arrow,
 )
@@ -154,7 +155,6 @@ def _results_host() -> duckdb.DuckDBPyConnection:
         # job cut short before then is rerun by resume (its summary.json is not a complete run's)
         host.execute("SET fsync_mode = 'NONE'")
         _HOST.update(con=host, n=0)
-        _UNSYNCED["files"] = True
     return host
 
 
@@ -435,8 +435,6 @@ class ParquetWriteBuffer(AttachedWriteBuffer):
         self._write(RUNS_FILE, pa.Table.from_pydict(row, schema=RUNS_SCHEMA))
 
     def reader(self) -> duckdb.DuckDBPyConnection | None:
-        from components.execution.write_buffer import open_results
-
         return open_results(self.path.parent) if self.path is not None else None
 
     def close(self) -> None:
@@ -462,7 +460,11 @@ def sweep_buffer(buffer: WriteBuffer) -> WriteBuffer:
     ``AttachedWriteBuffer`` (a results.duckdb per job, as a single run). Either flushes
     synchronously whatever ``buffer.background`` says (a performance key): a sweep job's rows
     mostly fit one batch, written at the end of the run anyway.
+
+    Every multirun job passes here: its process then owes the ``os.sync()`` of
+    ``sync_sweep_files`` (its files are written without fsync, whatever the buffer).
     """
+    _UNSYNCED["files"] = True
     if type(buffer) is not WriteBuffer:
         return buffer
     if buffer.sweep_format == "duckdb":
@@ -482,8 +484,12 @@ def sync_sweep_files() -> None:
     os.sync()
 
 
-def release() -> None:
-    """Close every cached connection and drop cached plans and bars (end of a sweep, tests)."""
+def release(*, sync: bool = False) -> None:
+    """Close every cached connection and drop cached plans and bars (end of a sweep, tests).
+
+    Then ``sync_sweep_files`` when this process ran a multirun job (a job process of a cluster
+    launcher, at exit) or ``sync`` asks for it (the sweep process: its forked workers wrote too).
+    """
     for con in _CONNECTIONS.values():
         with contextlib.suppress(duckdb.Error):
             con.close()
@@ -498,7 +504,7 @@ def release() -> None:
     template = _TEMPLATE.pop("path", None)
     if template is not None:
         shutil.rmtree(template.parent, ignore_errors=True)
-    if _UNSYNCED:  # this process wrote a job's results DB without fsync (submitit, tests)
+    if sync or _UNSYNCED:
         sync_sweep_files()
     from runner.engine import unfreeze_after_sweep  # (runner.engine imports no runner module)
 

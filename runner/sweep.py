@@ -688,8 +688,7 @@ def release_job_caches() -> None:
     report says the sweep is done."""
     from runner import job_cache
 
-    job_cache.release()
-    job_cache.sync_sweep_files()
+    job_cache.release(sync=True)
 
 
 MAX_LABELLED_JOBS = 60  # more jobs than this: no per-job tick labels, and a capped width

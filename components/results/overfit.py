@@ -155,13 +155,7 @@ def pbo_cscv_batched(returns: np.ndarray, n_splits: int = 16, batch: int = 256) 
     # In lexicographic order the complement of split i is split total-1-i, so the out-of-sample
     # blocks of split i are the in-sample blocks of its mirror, added in the same ascending order:
     # one Sharpe matrix serves a split and its mirror (half the work, the same floats).
-    mirrored = total % 2 == 0 and bool((rest == chosen[::-1]).all())
-    if not mirrored:
-        for lo in range(0, total, batch):
-            is_sharpe = _blocks_sharpe(sums, squares, counts, chosen[lo : lo + batch])
-            oos = _blocks_sharpe(sums, squares, counts, rest[lo : lo + batch])
-            logits[lo : lo + len(is_sharpe)] = _split_logits(is_sharpe, oos, n)
-        return PboResult(float(np.mean(logits <= 0)), logits, n_splits, len(logits))
+    assert total % 2 == 0 and bool((rest == chosen[::-1]).all()), "splits are not mirrored"
     half = total // 2
     for lo in range(0, half, batch):
         hi = min(lo + batch, half)
