@@ -29,5 +29,10 @@ def main(cfg: DictConfig) -> int:
 
 
 if __name__ == "__main__":
+    import sys
+
+    from runner.fast_compose import skip_mode_probe_for_multirun
+
+    skip_mode_probe_for_multirun(sys.argv[1:])  # no composition just to read hydra.mode
     run_cli(main, on_refusal=remove_stub)  # a refused run leaves no stub run dir (runner.rundir)
     startup.fast_exit(0)  # success: skip the interpreter's teardown of a full heap

@@ -47,6 +47,7 @@ class FastSweepConfigLoader:
         self._task_scratch: dict[int, DictConfig] = {}  # id(scratch) -> its config minus hydra
         self.composed = 0
         self.derived = 0
+        self.from_master = 0  # shapes whose template is the multirun's config (no composition)
         # set by a launcher that runs one job at a time and drops its config afterwards
         # (``hydra/launcher=batched``): derived configs are then one per-shape config updated in
         # place, not a deep copy per call (~10-30 ms each; the sweeper's validation calls too)
@@ -124,6 +125,8 @@ class FastSweepConfigLoader:
         except Exception:  # Hydra composes it and reports a bad override its own way
             parsed, shape = [], None
         template = self._templates.get(shape) if shape is not None else None
+        if template is None and shape is not None:
+            template = self._template_from_master(master_config, parsed, shape)
         if template is not None:
             reuse = self.in_place or self.reuse_configs
             scratch = self._scratch_for(shape, template) if reuse else None
@@ -147,6 +150,41 @@ class FastSweepConfigLoader:
             self._templates[shape] = (parsed, copy.deepcopy(cfg))
             self._applied.update(self._pairs(shape, parsed))
         return cfg
+
+    def _template_from_master(
+        self, master_config: DictConfig, parsed: list[Override], shape: tuple[Any, ...]
+    ) -> tuple[list[Override], DictConfig] | None:
+        """Return the multirun's own config as the template of a job's shape, or None.
+
+        The master config is composed from the same primary config and overrides as every job,
+        with each sweep override left out (its key keeps its default). A job whose overrides
+        are the master's, position by position, except that each sweep override became a plain
+        value of the same key differs from it only in those values, ``hydra.overrides.task``
+        and ``hydra.job.override_dirname``: what ``_derive`` sets. So the first job of a grid
+        needs no composition of its own (~0.1 s at the start of every sweep). Anything else (a
+        swept group, an added key, a different override list, a default left missing, which
+        the multirun skips but a job's composition refuses) returns None: Hydra composes it.
+        """
+        try:
+            base = self._parse([str(o) for o in master_config.hydra.overrides.task])
+            choices = master_config.hydra.runtime.choices
+            if len(base) != len(parsed) or any(v == "???" for v in choices.values()):
+                return None
+            for (kind, _), old, new in zip(shape, base, parsed, strict=True):
+                if old.input_line == new.input_line:
+                    continue
+                if kind != "value" or not old.is_sweep_override():
+                    return None
+                if old.key_or_group != new.key_or_group or old.type != OverrideType.CHANGE:
+                    return None
+            config = copy.deepcopy(master_config)
+            OmegaConf.set_readonly(config.hydra, False)  # as composed (a sweeper may have set it)
+            template = (base, config)
+        except Exception:  # any doubt: Hydra composes the job
+            return None
+        self._templates[shape] = template
+        self.from_master += 1
+        return template
 
     def _parse(self, overrides: list[str]) -> list[Override]:
         """Parse overrides as Hydra does, each distinct text once per sweep (~2-5 ms each)."""
@@ -466,4 +504,29 @@ def install() -> bool:
         hydra.config_loader = FastSweepConfigLoader(hydra.config_loader)
     except Exception:  # a Hydra without these internals: compose every job the slow way
         return False
+    return True
+
+
+def skip_mode_probe_for_multirun(argv: list[str]) -> bool:
+    """With ``-m``/``--multirun`` on the command line, answer Hydra's mode probe without composing.
+
+    Before every run Hydra composes the whole config once only to read ``hydra.mode``
+    (``Hydra.get_mode``, ~0.1 s), then composes it again for the run. Under ``--multirun`` that
+    answer changes nothing: None (no ``hydra.mode`` in the config) makes Hydra append
+    ``hydra.mode=MULTIRUN``; RUN (a config that sets it) makes it warn and append the same; only a
+    config that itself sets MULTIRUN skips the append, and appending what it sets composes the
+    same config. So the probe answers None there. A single run (no ``-m``) keeps the probe: a
+    config may set ``hydra.mode: MULTIRUN`` and turn it into a sweep. Returns True when installed.
+    """
+    if not any(arg in ("-m", "--multirun") for arg in argv):
+        return False
+    try:
+        from hydra._internal.hydra import Hydra
+    except ImportError:  # a Hydra without these internals: keep its probe
+        return False
+
+    def get_mode(self: Any, config_name: Any, overrides: Any) -> None:
+        return None
+
+    Hydra.get_mode = get_mode  # type: ignore[method-assign]
     return True

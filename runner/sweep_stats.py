@@ -152,8 +152,19 @@ def plot_heatmap(rows: list[JobRow], keys: list[str], rank_by: str, path: Path) 
     xs = sorted({r.behaviour.get(kx) for r in rows}, key=_sort_key)
     grid = np.array([[cells.get((y, x), np.nan) for x in xs] for y in ys], dtype=float)
     # cells shrink on a large grid: a 25 x 40 grid drew a 3,000 x 3,000-pixel PNG in ~1.7 s
-    fig = Figure(figsize=(min(1.1 * len(xs) + 3, 16.0), min(0.7 * len(ys) + 2.2, 12.0)))
+    width, height = min(1.1 * len(xs) + 3, 16.0), min(0.7 * len(ys) + 2.2, 12.0)
+    fig = Figure(figsize=(width, height))
     ax = fig.subplots()
+    # margins from the label lengths instead of tight_layout, which lays every label out once
+    # more to measure it (~1/3 of the figure's time; the report waits for it). Tick labels are
+    # 10-point text (a character is at most ~0.62 em wide); each axis title takes ~0.35 inch.
+    y_chars = max((len(str(y)) for y in ys), default=1)
+    fig.subplots_adjust(
+        left=min((y_chars * 10 * 0.62 / 72 + 0.55) / width, 0.4),
+        right=1 - 0.1 / width,
+        bottom=min(0.75 / height, 0.3),
+        top=1 - 0.45 / height,
+    )
     cmap = matplotlib.colormaps["RdYlGn_r" if rank_by in LOWER_IS_BETTER else "RdYlGn"]
     cmap = cmap.with_extremes(bad="#dddddd")
     image = ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, aspect="auto", origin="lower")
@@ -167,7 +178,6 @@ def plot_heatmap(rows: list[JobRow], keys: list[str], rank_by: str, path: Path) 
     ax.set_ylabel(ky)
     fig.colorbar(image, ax=ax, label=rank_by)
     ax.set_title(f"{rank_by} by {ky} x {kx} (grey: no result)", fontsize=10)
-    fig.tight_layout()
     tmp = path.with_name(path.stem + ".tmp.png")
     fig.savefig(tmp, dpi=100)
     os.replace(tmp, path)

@@ -272,3 +272,85 @@ def test_fast_compose_when_sweeper_validates_checked_values_then_no_copy_and_lau
     # Assert
     assert validated == 1  # 6/30 after 5/20, 5/30 and 6/20: both values already applied
     assert got == expected and fast.validated == 1
+
+
+def _master(loader: object, sweep: list[str]) -> object:
+    """The multirun's own config for BASE plus ``sweep`` (sweep overrides left unapplied)."""
+    return loader.load_configuration(  # type: ignore[attr-defined]
+        config_name="config",
+        overrides=["hydra.sweep.dir=/tmp/sweep", "hydra.mode=MULTIRUN", *BASE, *sweep],
+        run_mode=RunMode.MULTIRUN,
+    )
+
+
+def _flags(cfg: object) -> tuple[object, ...]:
+    return tuple(
+        node._get_flag(flag)  # type: ignore[attr-defined]
+        for node in (cfg, cfg.hydra)  # type: ignore[attr-defined]
+        for flag in ("struct", "readonly")
+    )
+
+
+@pytest.mark.parametrize(
+    ("sweep", "jobs"),
+    [
+        (
+            ["strategy.fast=range(5,8)", "strategy.slow=20,60"],
+            [["strategy.fast=5", "strategy.slow=20"], ["strategy.fast=7", "strategy.slow=60"]],
+        ),
+        (  # a swept quoted string and a performance key between fixed ones
+            ["market.chunk_size=100,10000", "run.log_level=WARNING", "start='2010-01-01','2012-06-01'"],
+            [
+                ["market.chunk_size=100", "run.log_level=WARNING", "start='2010-01-01'"],
+                ["market.chunk_size=10000", "run.log_level=WARNING", "start='2012-06-01'"],
+            ],
+        ),
+    ],
+)
+def test_fast_compose_when_jobs_only_pick_swept_values_then_first_job_derives_from_master(
+    sweep: list[str], jobs: list[list[str]]
+) -> None:
+    """Issue 13: the multirun's config is the template; no job of the grid is composed."""
+    # Arrange
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        loader = GlobalHydra.instance().config_loader()
+        master = _master(loader, sweep)
+        OmegaConf.set_readonly(master.hydra, True)  # as HydraConfig.set_config leaves it
+        fast = FastSweepConfigLoader(loader)
+        # Act
+        got = [fast.load_sweep_config(master, [*BASE, *job]) for job in jobs]
+        expected = [loader.load_sweep_config(master, [*BASE, *job]) for job in jobs]
+    # Assert
+    assert [_container(c) for c in got] == [_container(c) for c in expected]
+    assert [_flags(c) for c in got] == [_flags(c) for c in expected]
+    assert (fast.from_master, fast.composed) == (1, 0)
+
+
+@pytest.mark.parametrize(
+    ("sweep", "job"),
+    [
+        (["strategy=sma_cross,rsi_revert"], ["strategy=rsi_revert"]),  # a swept group
+        (["strategy.fast=5,6"], ["strategy.fast=5", "market.chunk_size=100"]),  # another list
+        (["strategy.fast=5,6"], ["+strategy.extra=1"]),  # not the swept key's value
+    ],
+)
+def test_fast_compose_when_job_is_not_the_masters_shape_then_hydra_composes_it(
+    sweep: list[str], job: list[str]
+) -> None:
+    # Arrange
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        loader = GlobalHydra.instance().config_loader()
+        master = _master(loader, sweep)
+        fast = FastSweepConfigLoader(loader)
+        # Act
+        try:
+            got = _container(fast.load_sweep_config(master, [*BASE, *job]))
+        except ConfigCompositionException:
+            got = "refused"
+        try:
+            expected = _container(loader.load_sweep_config(master, [*BASE, *job]))
+        except ConfigCompositionException:
+            expected = "refused"
+    # Assert
+    assert got == expected
+    assert fast.from_master == 0
