@@ -299,7 +299,11 @@ def _flags(cfg: object) -> tuple[object, ...]:
             [["strategy.fast=5", "strategy.slow=20"], ["strategy.fast=7", "strategy.slow=60"]],
         ),
         (  # a swept quoted string and a performance key between fixed ones
-            ["market.chunk_size=100,10000", "run.log_level=WARNING", "start='2010-01-01','2012-06-01'"],
+            [
+                "market.chunk_size=100,10000",
+                "run.log_level=WARNING",
+                "start='2010-01-01','2012-06-01'",
+            ],
             [
                 ["market.chunk_size=100", "run.log_level=WARNING", "start='2010-01-01'"],
                 ["market.chunk_size=10000", "run.log_level=WARNING", "start='2012-06-01'"],

@@ -458,3 +458,51 @@ def test_sweep_report_when_pickled_for_a_worker_then_without_the_pending_report(
     assert {k: v for k, v in vars(copy).items() if k != "_pending"} == {
         k: v for k, v in vars(report).items() if k != "_pending"
     }
+
+
+@pytest.mark.parametrize(
+    ("overrides", "keys", "names"),
+    [
+        (  # a grid: values under the bars, the keys once as the axis title
+            [
+                ["db.path=x", "strategy.fast=5", "strategy.slow=20"],
+                ["db.path=x", "strategy.fast=7", "strategy.slow=60"],
+            ],
+            ["strategy.fast", "strategy.slow"],
+            ["5, 20", "7, 60"],
+        ),
+        (  # jobs that vary different keys keep their whole overrides, one per line
+            [["strategy.fast=5"], ["market.chunk_size=100"]],
+            [],
+            ["strategy.fast=5", "market.chunk_size=100"],
+        ),
+    ],
+)
+def test_job_labels_when_jobs_vary_keys_then_grid_labels_are_values(
+    overrides: list[list[str]], keys: list[str], names: list[str]
+) -> None:
+    from runner.sweep import _job_labels, varying_overrides
+
+    # Arrange
+    rows = [
+        JobRow(num=k, run_dir=Path("."), overrides=o, status="completed")
+        for k, o in enumerate(overrides)
+    ]
+    # Act
+    got = _job_labels(rows, varying_overrides(rows))
+    # Assert
+    assert got == (keys, names)
+
+
+def test_mode_probe_when_not_a_multirun_then_hydra_keeps_its_probe() -> None:
+    """A single run keeps Hydra's hydra.mode probe (a config may make it a sweep)."""
+    # Arrange
+    from hydra._internal.hydra import Hydra
+
+    from runner.fast_compose import skip_mode_probe_for_multirun
+
+    probe = Hydra.get_mode
+    # Act
+    installed = skip_mode_probe_for_multirun(["+experiment=backtest", "strategy.fast=5"])
+    # Assert
+    assert installed is False and Hydra.get_mode is probe
