@@ -31,7 +31,7 @@ from omegaconf import DictConfig
 
 import runner.components_index  # noqa: F401 - fills the registry and ConfigStore before composing
 from components.errors import UserFacingError
-from runner import job_cache, resume
+from runner import job_cache, launcher, resume
 from runner.app import run_backtest
 from runner.plan import check_interpolations
 from runner.rundir import remove_stub
@@ -183,7 +183,8 @@ def run_job(cfg: DictConfig) -> int:
     run_dir = Path(hydra_cfg.runtime.output_dir)
     resolved = None
     if multirun and not cfg.run.dry_run:
-        resolved = _resolved_or_none(cfg)  # once for the job's identity and its typed configs
+        # once for the job's identity and its typed configs (from the launcher when it has it)
+        resolved = launcher.take_resolved(cfg) or _resolved_or_none(cfg)
         if _reuse_or_start(cfg, run_dir, resolved):
             return 0
     try:

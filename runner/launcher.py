@@ -26,6 +26,7 @@ import logging
 import multiprocessing
 import os
 from collections.abc import Sequence
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -124,7 +125,11 @@ def run_lean_job(
     ret.working_dir = os.getcwd()
     hydra_dir = output_dir / str(config.hydra.output_subdir or ".hydra")
     hydra_dir.mkdir(parents=True, exist_ok=True)
-    container = OmegaConf.to_container(task_cfg, resolve=False, enum_to_str=True)
+    container = OmegaConf.to_container(task_cfg, resolve=False)
+    if _plain_tree(container):  # no interpolation, no enum: it is also the resolved config
+        _RESOLVED[:] = [(task_cfg, container)]
+    else:
+        container = OmegaConf.to_container(task_cfg, resolve=False, enum_to_str=True)
     (hydra_dir / "config.yaml").write_text(fast_compose.container_yaml(container), encoding="utf-8")
     # the sweep report's record of the job (runner.sweep.task_flat) from the same container
     ret.task_flat = flatten(container)  # type: ignore[attr-defined]
@@ -138,6 +143,8 @@ def run_lean_job(
     except Exception as exc:  # as Hydra does: the job failed, the sweep goes on
         ret.return_value = exc
         ret.status = JobStatus.FAILED
+    finally:
+        _RESOLVED.clear()
     ret.task_name = str(config.hydra.job.name)
     callbacks.on_job_end(config=config, job_return=ret)
     # the sweeper keeps every JobReturn until the sweep ends and reads only status and
@@ -145,6 +152,33 @@ def run_lean_job(
     # job's config may be the per-shape one that the next job updates in place
     ret.cfg = ret.hydra_cfg = ret.task_flat = None  # type: ignore[attr-defined]
     return ret
+
+
+_RESOLVED: list[tuple[DictConfig, dict[str, Any]]] = []  # the running job's (task config, resolved)
+
+
+def take_resolved(cfg: DictConfig) -> dict[str, Any] | None:
+    """Return the running job's config resolved to plain containers, if the launcher has it.
+
+    ``run_lean_job`` converts the task config to containers for ``.hydra/config.yaml``; when that
+    container holds no interpolation and no enum it equals ``OmegaConf.to_container(cfg,
+    resolve=True)`` (what ``runner.plan.check_interpolations`` returns), so the job takes it
+    instead of converting the config a second time (~0.5 ms a job). Read-only for the taker.
+    """
+    if _RESOLVED and _RESOLVED[0][0] is cfg:
+        return _RESOLVED.pop()[1]
+    return None
+
+
+def _plain_tree(node: Any) -> bool:
+    """True when ``node`` (containers from ``OmegaConf.to_container``) holds no ``${`` and no enum."""
+    if isinstance(node, dict):
+        return all(type(k) in (str, int) and _plain_tree(v) for k, v in node.items())
+    if isinstance(node, list):
+        return all(_plain_tree(v) for v in node)
+    if isinstance(node, Enum):
+        return False
+    return not isinstance(node, str) or "${" not in node
 
 
 # the hydra keys that differ between the jobs of one in-place config (runner.fast_compose sets

@@ -16,7 +16,7 @@ from omegaconf.errors import InterpolationResolutionError
 from components.data.market_db import content_version, has_table
 from components.errors import ConfigError, DataRangeError
 from components.market.base import Universe, window_filter, window_params
-from components.registry import lookup, typed_config
+from components.registry import direct_typed, lookup, typed_config
 from components.suggest import closest
 from components.timestamps import parse_timestamp
 
@@ -124,7 +124,9 @@ def _typed(group: str, cfg: DictConfig, resolved: dict[str, Any]) -> Any:
     cached = _TYPED.get(key)
     if cached is not None:
         return copy.deepcopy(cached)
-    typed = typed_config(group, cfg[group])
+    typed = direct_typed(entry, node) if isinstance(node, dict) else None
+    if typed is None:
+        typed = typed_config(group, cfg[group])
     if len(_TYPED) >= _TYPED_MAX:
         _TYPED.clear()
     _TYPED[key] = copy.deepcopy(typed)

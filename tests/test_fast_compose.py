@@ -358,3 +358,32 @@ def test_fast_compose_when_job_is_not_the_masters_shape_then_hydra_composes_it(
     # Assert
     assert got == expected
     assert fast.from_master == 0
+
+
+@pytest.mark.parametrize(
+    ("overrides", "plain"),
+    [
+        ([*BASE, "strategy.fast=7"], True),
+        ([*BASE, "run.name=${strategy.kind}"], False),  # an interpolation: resolved by the job
+    ],
+)
+def test_launcher_container_when_plain_then_it_is_the_resolved_config(
+    overrides: list[str], plain: bool
+) -> None:
+    """Issue 13: the job takes the launcher's container only where it equals the resolved one."""
+    from runner import launcher
+    from runner.plan import check_interpolations
+    from tests.helpers import compose_config
+
+    # Arrange
+    cfg = compose_config(overrides)  # the task config: no hydra node
+    # Act
+    container = OmegaConf.to_container(cfg, resolve=False)
+    # Assert
+    assert launcher._plain_tree(container) is plain
+    if plain:
+        assert container == check_interpolations(cfg)
+        launcher._RESOLVED[:] = [(cfg, container)]
+        assert launcher.take_resolved(copy.deepcopy(cfg)) is None  # another config: not handed
+        assert launcher.take_resolved(cfg) is container
+        assert launcher.take_resolved(cfg) is None  # taken once

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from components import registry
 from components.errors import ConfigError, UnknownComponentError
@@ -145,3 +147,57 @@ def test_group_yaml_when_it_spells_out_a_default_then_it_equals_the_config_class
     for key, value in leaves(node):
         where = f"conf/{path.parent.name}/{path.name}"
         assert value == at(defaults, key), f"{where}: {key}: YAML {value!r} != the default"
+
+
+def _entries_with_defaults() -> list[registry.Entry]:
+    out = []
+    for entry in registry.entries():
+        try:
+            entry.config_cls()
+        except Exception:  # a config without defaults for every field
+            continue
+        out.append(entry)
+    return out
+
+
+_VALUES = st.one_of(
+    st.integers(-(10**6), 10**6),
+    st.floats(allow_nan=False, allow_infinity=False, width=32),
+    st.text(max_size=4),
+    st.booleans(),
+    st.none(),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    entry=st.sampled_from(_entries_with_defaults()),
+    picks=st.lists(st.tuples(st.integers(0, 50), _VALUES), max_size=3),
+)
+def test_direct_typed_when_built_from_a_plain_dict_then_equals_the_schema_merge(
+    entry: registry.Entry, picks: list[tuple[int, object]]
+) -> None:
+    """Issue 13: the direct build is the schema path's object, or declines (never differs)."""
+    # Arrange
+    from dataclasses import asdict, fields
+
+    from omegaconf import OmegaConf
+
+    node = asdict(entry.config_cls())
+    names = [f.name for f in fields(entry.config_cls) if f.name != "kind"]
+    for index, value in picks:
+        if names:
+            node[names[index % len(names)]] = value
+    try:
+        expected = registry._build_typed(entry.group, entry.kind, entry, OmegaConf.create(node))
+    except ConfigError:
+        expected = None
+    # Act
+    got = registry.direct_typed(entry, node)
+    # Assert
+    if got is not None:
+        assert expected is not None
+        assert got == expected
+        assert [type(v) for v in asdict(got).values()] == [
+            type(v) for v in asdict(expected).values()
+        ]
