@@ -24,6 +24,9 @@ class RunConfig:
     log_level: str = "INFO"  # console log level; runner.log always gets DEBUG
     plot: bool | None = None  # write equity.png; null = yes for a single run, no in multirun jobs
     html: bool | None = None  # write report.html; null = yes for a single run, no in multirun jobs
+    # write summary.md and metrics.json (summary.json holds the same figures); null = yes for a
+    # single run, no in multirun jobs (the sweep report lists every job's figures)
+    extras: bool | None = None
     resume: bool = True  # multirun: reuse jobs of the same sweep dir that completed with the same behaviour config, DB version and code
     metrics_every_s: float = 5.0  # seconds between metrics lines in runner.log
 

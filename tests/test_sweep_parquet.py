@@ -201,7 +201,7 @@ def test_sweep_when_default_format_then_parquet_results_prove_each_digest_as_duc
     market_db: Path, tmp_path: Path
 ) -> None:
     # Act
-    parquet = _sweep(market_db, tmp_path / "pq", "hydra/launcher=batched")
+    parquet = _sweep(market_db, tmp_path / "pq", "hydra/launcher=batched", "run.extras=true")
     duck = _sweep(market_db, tmp_path / "db", "buffer.sweep_format=duckdb")  # basic launcher
     # Assert
     for pq_dir, db_dir in zip(parquet, duck, strict=True):
@@ -226,6 +226,9 @@ def test_sweep_when_default_format_then_parquet_results_prove_each_digest_as_duc
         assert got[0] == got[1]
         assert got[0][0] == summary["digest"] and got[0][1] == [("completed", summary["digest"])]
         assert "results/" in (pq_dir / "summary.md").read_text()
+        assert (pq_dir / "metrics.json").is_file()  # run.extras=true
+        # a multirun job's default: no summary.md and metrics.json (summary.json has it all)
+        assert not (db_dir / "summary.md").exists() and not (db_dir / "metrics.json").exists()
     # each job's record holds its overrides and flattened config, as .hydra/ has them, and the
     # report reads the same row from either
     for run_dir in (*parquet, *duck):
