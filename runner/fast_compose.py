@@ -45,6 +45,8 @@ class FastSweepConfigLoader:
         self._templates: dict[tuple[Any, ...], tuple[list[Override], DictConfig]] = {}
         self._scratch: dict[tuple[Any, ...], DictConfig] = {}
         self._task_scratch: dict[int, DictConfig] = {}  # id(scratch) -> its config minus hydra
+        # shape -> {key: (type, repr)} of the plain values last set on its scratch (and its task)
+        self._scratch_values: dict[tuple[Any, ...], dict[str, tuple[str, str]]] = {}
         self.composed = 0
         self.derived = 0
         self.from_master = 0  # shapes whose template is the multirun's config (no composition)
@@ -286,10 +288,17 @@ class FastSweepConfigLoader:
                     continue
                 key, value = new.key_or_group, new.value()
                 if again:  # a plain value of an in-place (scratch) config of a known shape
+                    # already holding this exact value (set by an earlier job): nothing to do;
+                    # a list value (symbols=[GOOG]) costs a merge per job otherwise
+                    mark = (type(value).__name__, repr(value))
+                    held = self._scratch_values.setdefault(shape, {})
+                    if held.get(key) == mark:
+                        continue
                     task = self._task_scratch[id(scratch)]  # plain keys are never hydra.* keys
                     if set_leaf(cfg, key, value):
                         if not set_leaf(task, key, value):
                             OmegaConf.update(task, key, value, merge=True)
+                        held[key] = mark
                         continue
                 node = OmegaConf.select(cfg, key, default=_ABSENT)
                 if node is _ABSENT or isinstance(node, DictConfig):
@@ -298,6 +307,8 @@ class FastSweepConfigLoader:
                 if scratch is not None:
                     task = self._task_scratch[id(scratch)]
                     OmegaConf.update(task, key, value, merge=True)
+                    held = self._scratch_values.setdefault(shape, {})
+                    held[key] = (type(value).__name__, repr(value))
             app = [o for o in parsed if not o.is_hydra_override()]
             with read_write(cfg.hydra), open_dict(cfg.hydra):
                 lines = [o.input_line for o in app]

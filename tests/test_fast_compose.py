@@ -387,3 +387,30 @@ def test_launcher_container_when_plain_then_it_is_the_resolved_config(
         assert launcher.take_resolved(copy.deepcopy(cfg)) is None  # another config: not handed
         assert launcher.take_resolved(cfg) is container
         assert launcher.take_resolved(cfg) is None  # taken once
+
+
+def test_fast_compose_when_in_place_values_repeat_or_change_then_each_config_equals_hydras() -> (
+    None
+):
+    """A value already held by the in-place config is not set again; a changed one is."""
+    # Arrange
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        loader, fast, master = _loaders()
+        fast.in_place = True
+        jobs = [
+            [*BASE[:2], f"symbols={symbols}", f"strategy.fast={f}"]
+            for symbols, f in [("[GOOG]", 5), ("[GOOG]", 6), ("[AAPL,MSFT]", 6), ("[GOOG]", 6)]
+        ]
+        # Act
+        got, task = [], []
+        for job in jobs:
+            cfg = fast.job_config(master, job)
+            got.append(_container(cfg))
+            in_place = fast.task_config(cfg)  # None for the first job (composed by Hydra)
+            task.append(_container(in_place) if in_place is not None else None)
+        expected = [_container(loader.load_sweep_config(master, job)) for job in jobs]
+    # Assert
+    assert got == expected
+    assert task[0] is None and all(t is not None for t in task[1:])
+    for t, e in zip(task[1:], expected[1:], strict=True):
+        assert t == {k: v for k, v in e.items() if k != "hydra"}
