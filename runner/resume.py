@@ -118,7 +118,11 @@ def parquet_files_whole(folder: Path) -> bool:
 
 def start_attempt(run_dir: Path, identity: dict[str, Any] | None) -> None:
     """Clear what an earlier attempt left in ``run_dir`` and record this attempt's identity."""
-    for name in (*ATTEMPT_FILES, IDENTITY_FILE):
+    try:  # a new job's dir holds only what the launcher just wrote: nothing to clear
+        fresh = {entry.name for entry in os.scandir(run_dir)} <= {".hydra"}
+    except OSError:
+        fresh = False
+    for name in () if fresh else (*ATTEMPT_FILES, IDENTITY_FILE):
         path = run_dir / name
         if path.is_dir():
             shutil.rmtree(path)

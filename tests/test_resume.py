@@ -54,6 +54,15 @@ def _compared(rows: list[dict[str, str]]) -> list[tuple[str, ...]]:
     return [tuple(r[k] for k in COMPARED) for r in rows]
 
 
+def _complete(sweep_dir: Path) -> list[Path]:
+    """The jobs that finished: summary.json written, then results/runs.parquet with the status."""
+    return [
+        p
+        for p in sweep_dir.glob("*/summary.json")
+        if (p.parent / "results" / "runs.parquet").exists()
+    ]
+
+
 def _kill_halfway(db: Path, sweep_dir: Path) -> int:
     """Start the sweep, SIGKILL it once two jobs completed; return how many had completed."""
     proc = subprocess.Popen(
@@ -66,13 +75,13 @@ def _kill_halfway(db: Path, sweep_dir: Path) -> int:
     try:
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline and proc.poll() is None:
-            if len(list(sweep_dir.glob("*/summary.json"))) >= 2:
+            if len(_complete(sweep_dir)) >= 2:
                 break
             time.sleep(0.01)
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
-    return len(list(sweep_dir.glob("*/summary.json")))
+    return len(_complete(sweep_dir))
 
 
 @pytest.mark.slow
@@ -85,7 +94,8 @@ def test_resume_when_a_sweep_was_killed_halfway_then_the_rerun_equals_an_uninter
     assert run_cli("runner", _args(market_db, whole)).returncode == 0
     done = _kill_halfway(market_db, resumed)
     assert 2 <= done < 6, f"the kill landed after {done} of 6 jobs; the test needs a partial sweep"
-    reused_before = {p.parent.name: p.stat().st_mtime_ns for p in resumed.glob("*/summary.json")}
+    # a job killed between its summary.json and its runs.parquet (the last file) is rerun
+    reused_before = {p.parent.name: p.stat().st_mtime_ns for p in _complete(resumed)}
     # Act
     proc = run_cli("runner", _args(market_db, resumed))
     # Assert
