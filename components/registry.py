@@ -149,7 +149,12 @@ def direct_typed(entry: Entry, node: dict[str, Any]) -> Any | None:
     key, or ``__post_init__`` refusing the values returns None: the caller takes the schema path,
     which words its error as always (``tests/test_registry.py`` compares both on every entry).
     """
-    fields = _scalar_fields(entry.config_cls)
+    return direct_dataclass(entry.config_cls, node)
+
+
+def direct_dataclass(config_cls: type, node: dict[str, Any]) -> Any | None:
+    """``direct_typed`` for any config dataclass (``config_cls``): the object, or None."""
+    fields = _scalar_fields(config_cls)
     if fields is None or not isinstance(node, dict):
         return None
     kwargs: dict[str, Any] = {}
@@ -167,7 +172,7 @@ def direct_typed(entry: Entry, node: dict[str, Any]) -> Any | None:
         else:
             return None
     try:
-        return entry.config_cls(**kwargs)
+        return config_cls(**kwargs)
     except Exception:
         return None
 

@@ -16,9 +16,10 @@ from omegaconf.errors import InterpolationResolutionError
 from components.data.market_db import content_version, has_table
 from components.errors import ConfigError, DataRangeError
 from components.market.base import Universe, window_filter, window_params
-from components.registry import direct_typed, lookup, typed_config
+from components.registry import direct_dataclass, direct_typed, lookup, typed_config
 from components.suggest import closest
 from components.timestamps import parse_timestamp
+from runner.config import RunConfig
 
 GROUPS = (
     "db",
@@ -74,12 +75,15 @@ def resolved_and_typed(
     configs = {group: _typed(group, cfg, resolved) for group in GROUPS}
     for group, config in configs.items():
         check_int64(config, group)
-    try:
-        configs["run"] = OmegaConf.to_object(
-            cfg.run
-        )  # RunConfig.__post_init__ checks progress, metrics_every_s
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
+    # RunConfig.__post_init__ checks progress, metrics_every_s; built straight from the resolved
+    # values when they are plain scalars of the right types (the schema path words any error)
+    run = resolved.get("run")
+    configs["run"] = direct_dataclass(RunConfig, run) if isinstance(run, dict) else None
+    if configs["run"] is None:
+        try:
+            configs["run"] = OmegaConf.to_object(cfg.run)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
     if configs["db"].mode != "read_only":
         raise ConfigError(
             f"db.mode={configs['db'].mode!r}: the runner only reads the market DB and never opens it for "

@@ -414,3 +414,33 @@ def test_fast_compose_when_in_place_values_repeat_or_change_then_each_config_equ
     assert task[0] is None and all(t is not None for t in task[1:])
     for t, e in zip(task[1:], expected[1:], strict=True):
         assert t == {k: v for k, v in e.items() if k != "hydra"}
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        [],
+        ["run.plot=true", "run.metrics_every_s=2", "run.log_level=debug"],
+        ["run.extras=false", "run.progress=off", "run.name=x"],
+        ["run.metrics_every_s=3"],  # an int for a float field: converted as OmegaConf converts
+    ],
+)
+def test_run_config_when_built_from_resolved_values_then_equals_the_schema_object(
+    overrides: list[str],
+) -> None:
+    """Issue 13: run's typed config from the resolved dict equals OmegaConf.to_object's."""
+    from dataclasses import asdict
+
+    from components.registry import direct_dataclass
+    from runner.config import RunConfig
+    from runner.plan import check_interpolations
+    from tests.helpers import compose_config
+
+    # Arrange
+    cfg = compose_config([*BASE, *overrides])
+    # Act
+    got = direct_dataclass(RunConfig, check_interpolations(cfg)["run"])
+    expected = OmegaConf.to_object(cfg.run)
+    # Assert
+    assert got == expected
+    assert [type(v) for v in asdict(got).values()] == [type(v) for v in asdict(expected).values()]
