@@ -34,8 +34,19 @@ def normalise_key(key: str) -> str:
 
 def is_performance_key(key: str, patterns: Iterable[str] | None = None) -> bool:
     """Return True when ``key`` (dotted or an override key) may only change speed, memory or display."""
-    key = normalise_key(key)
-    for pattern in declared_keys() if patterns is None else patterns:
+    if patterns is None:
+        return _declared_performance_key(key, declared_keys())
+    return _matches(normalise_key(key), patterns)
+
+
+@lru_cache(maxsize=4096)
+def _declared_performance_key(key: str, declared: tuple[str, ...]) -> bool:
+    """``is_performance_key`` against the declared keys, once per key (a job asks ~50 times)."""
+    return _matches(normalise_key(key), declared)
+
+
+def _matches(key: str, patterns: Iterable[str]) -> bool:
+    for pattern in patterns:
         if pattern.endswith(".*"):
             if key.startswith(pattern[:-1]):
                 return True
