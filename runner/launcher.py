@@ -37,7 +37,7 @@ from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict, read_write
 
 from runner import fast_compose
-from runner.parity import flatten
+from runner.parity import declared_keys, flatten
 
 log = logging.getLogger(__name__)
 _ACTIVE: BatchedLauncher | None = None  # the launcher a forked worker runs jobs for
@@ -73,6 +73,7 @@ class BatchedLauncher(Launcher):
             return [self.run_one(job) for job in jobs]
         global _ACTIVE
         _ACTIVE = self
+        declared_keys()  # read once here (the report needs them too), not once per worker
         context = multiprocessing.get_context("fork")  # workers inherit Hydra's singletons
         with context.Pool(min(self.n_jobs, len(jobs)), initializer=_init_worker) as pool:
             returns = pool.map(_run_in_worker, jobs, chunksize=1)

@@ -200,3 +200,16 @@ def test_parity_keys_when_an_execution_key_is_registered_then_it_is_a_listed_beh
     assert sorted(keys - listed) == []
     assert [k for k in keys | listed if is_performance_key(k)] == []
     assert {"broker.commission.rate", "broker.spread", "orders.stop_loss", "sizing.units"} <= keys
+
+
+def test_declared_keys_when_read_with_libyaml_then_the_same_as_omegaconf_reads_them() -> None:
+    from omegaconf import OmegaConf
+
+    from runner.parity import PARITY_FILE, declared_keys
+
+    # Arrange
+    data = OmegaConf.to_container(OmegaConf.load(PARITY_FILE))
+    # Act / Assert
+    assert declared_keys() == tuple(
+        str(k) for section in ("performance", "display") for k in data.get(section) or []
+    )
