@@ -31,8 +31,9 @@ def main(cfg: DictConfig) -> int:
 if __name__ == "__main__":
     import sys
 
-    from runner.fast_compose import skip_mode_probe_for_multirun
+    from runner.fast_compose import reuse_mode_probe_for_run, skip_mode_probe_for_multirun
 
-    skip_mode_probe_for_multirun(sys.argv[1:])  # no composition just to read hydra.mode
+    # no composition just to read hydra.mode (a multirun), or none twice (a single run)
+    skip_mode_probe_for_multirun(sys.argv[1:]) or reuse_mode_probe_for_run(sys.argv[1:])
     run_cli(main, on_refusal=remove_stub)  # a refused run leaves no stub run dir (runner.rundir)
     startup.fast_exit(0)  # success: skip the interpreter's teardown of a full heap

@@ -541,3 +541,97 @@ def skip_mode_probe_for_multirun(argv: list[str]) -> bool:
 
     Hydra.get_mode = get_mode  # type: ignore[method-assign]
     return True
+
+
+def reuse_mode_probe_for_run(argv: list[str]) -> bool:
+    """Without ``-m``, let the single run take the config Hydra composed to probe ``hydra.mode``.
+
+    ``Hydra.get_mode`` composes the whole config (as for a multirun, sweep overrides left out)
+    only to read ``hydra.mode``; when that is unset, the run composes it all again (~0.1 s of
+    start-up) with ``hydra.mode=RUN`` appended. The two compositions differ only in that
+    override (``hydra.mode`` and the last item of ``hydra.overrides.hydra``) unless an override
+    is a sweep (a run refuses it) or a config group default is left missing (a run refuses it,
+    a multirun skips it); then, and whenever anything else differs from this expectation, Hydra
+    composes the run itself. ``tests/test_fast_compose.py`` compares both configs. Returns True
+    when installed.
+    """
+    if any(arg in ("-m", "--multirun") for arg in argv):
+        return False
+    try:
+        import logging
+
+        from hydra._internal import hydra as hydra_module
+        from hydra._internal.hydra import Hydra
+        from hydra.core.utils import configure_log
+        from hydra.types import RunMode
+    except ImportError:  # a Hydra without these internals: compose twice
+        return False
+    probe, compose = Hydra.get_mode, Hydra.compose_config
+    kept: dict[str, Any] = {}
+
+    def get_mode(self: Any, config_name: Any, overrides: Any) -> Any:
+        kept.clear()
+        try:
+            cfg = compose(
+                self,
+                config_name=config_name,
+                overrides=overrides,
+                with_log_configuration=False,
+                run_mode=RunMode.MULTIRUN,
+                validate_sweep_overrides=False,
+            )
+        except Exception:
+            return None  # what Hydra's probe answers; the run composes and reports the error
+        if cfg.hydra.mode is None and _same_as_a_run(cfg, overrides):
+            kept.update(key=(config_name, [*overrides, "hydra.mode=RUN"]), cfg=cfg)
+        return cfg.hydra.mode
+
+    def compose_config(
+        self: Any,
+        config_name: Any,
+        overrides: Any,
+        run_mode: Any,
+        with_log_configuration: bool = False,
+        from_shell: bool = True,
+        validate_sweep_overrides: bool = True,
+    ) -> Any:
+        key, cfg = kept.pop("key", None), kept.pop("cfg", None)
+        if cfg is None or run_mode != RunMode.RUN or key != (config_name, list(overrides)):
+            return compose(
+                self,
+                config_name=config_name,
+                overrides=overrides,
+                run_mode=run_mode,
+                with_log_configuration=with_log_configuration,
+                from_shell=from_shell,
+                validate_sweep_overrides=validate_sweep_overrides,
+            )
+        with read_write(cfg.hydra), open_dict(cfg.hydra):
+            cfg.hydra.overrides.hydra.append("hydra.mode=RUN")
+            cfg.hydra.mode = RunMode.RUN
+        if with_log_configuration:  # what Hydra.compose_config does after composing
+            configure_log(cfg.hydra.hydra_logging, cfg.hydra.verbose)
+            hydra_module.log = logging.getLogger(hydra_module.__name__)
+            self._print_debug_info(config_name, overrides, run_mode)
+        return cfg
+
+    Hydra.get_mode = get_mode  # type: ignore[method-assign]
+    Hydra.compose_config = compose_config  # type: ignore[method-assign]
+    _PROBE_ORIGINALS[:] = [probe, compose]
+    return True
+
+
+_PROBE_ORIGINALS: list[Any] = []  # Hydra's own get_mode and compose_config, once replaced
+
+
+def _same_as_a_run(cfg: DictConfig, overrides: list[str]) -> bool:
+    """True when a single run's composition of ``overrides`` can differ from ``cfg`` (the
+    multirun-mode probe) only by ``hydra.mode=RUN``: no sweep override, no missing default."""
+    try:
+        parsed = OverridesParser.create().parse_overrides(list(overrides))
+        if any(o.is_sweep_override() for o in parsed):
+            return False
+        choices = OmegaConf.to_container(cfg.hydra.runtime.choices)
+        return isinstance(choices, dict) and "???" not in choices.values()
+    except Exception:
+        return False

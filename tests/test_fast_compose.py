@@ -444,3 +444,65 @@ def test_run_config_when_built_from_resolved_values_then_equals_the_schema_objec
     # Assert
     assert got == expected
     assert [type(v) for v in asdict(got).values()] == [type(v) for v in asdict(expected).values()]
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        [*BASE, "strategy.fast=7"],
+        [*BASE, "strategy=rsi_revert", "hydra.run.dir=/tmp/x", "run.name=${strategy.kind}"],
+    ],
+)
+def test_reuse_mode_probe_when_single_run_then_one_composition_equals_hydras_run_config(
+    overrides: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 13: a single run takes the config of Hydra's hydra.mode probe, equal to its own."""
+    from hydra._internal.hydra import Hydra
+
+    composed: list[str] = []
+    original = Hydra.compose_config
+
+    def counting(self: object, *args: object, **kwargs: object) -> object:
+        composed.append(str(kwargs.get("run_mode")))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Hydra, "compose_config", counting)
+    monkeypatch.setattr(Hydra, "get_mode", Hydra.get_mode)  # restored after the test
+    # Arrange
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        hydra = GlobalHydra.instance().hydra
+        run_overrides = [*overrides, "hydra.mode=RUN"]
+        expected = original(hydra, "config", run_overrides, run_mode=RunMode.RUN)
+        assert fast_compose.reuse_mode_probe_for_run(list(overrides))
+        # Act: what hydra's _run_hydra does for a run
+        mode = hydra.get_mode(config_name="config", overrides=list(overrides))
+        got = hydra.compose_config(
+            config_name="config",
+            overrides=run_overrides,
+            with_log_configuration=False,
+            run_mode=RunMode.RUN,
+        )
+    # Assert
+    assert mode is None and len(composed) == 1  # the probe's composition only
+    assert _container(got) == _container(expected)
+    assert _flags(got) == _flags(expected)
+
+
+def test_reuse_mode_probe_when_a_run_gets_a_sweep_value_then_hydras_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from hydra._internal.hydra import Hydra
+
+    monkeypatch.setattr(Hydra, "compose_config", Hydra.compose_config)
+    monkeypatch.setattr(Hydra, "get_mode", Hydra.get_mode)
+    overrides = [*BASE, "strategy.fast=5,6"]
+    # Arrange
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        hydra = GlobalHydra.instance().hydra
+        assert fast_compose.reuse_mode_probe_for_run(list(overrides))
+        hydra.get_mode(config_name="config", overrides=list(overrides))
+        # Act / Assert
+        with pytest.raises(ConfigCompositionException, match="Ambiguous value"):
+            hydra.compose_config(
+                config_name="config", overrides=[*overrides, "hydra.mode=RUN"], run_mode=RunMode.RUN
+            )
