@@ -72,17 +72,33 @@ def write_equity_daily(path: Any, equity: pd.DataFrame) -> None:
 
     if not len(equity):
         return
+    import pyarrow as pa
+    import pyarrow.csv as pa_csv
+
     ends, values, _ = day_returns(
         equity["ts"].to_numpy(dtype=np.int64), equity["equity"].to_numpy(dtype=np.float64)
     )
-    # the text pandas' to_csv(float_format="%.17g") wrote, without building a frame (~5 ms a job)
-    lines = [
-        f"{day},{'' if value != value else f'{value:.17g}'}"
-        for day, value in zip(_day_texts(ends), np.asarray(values).tolist(), strict=True)
-    ]
+    # Arrow's CSV writer: each value in its shortest text that reads back as the same double
+    # (the day's figure exactly, as %.17g was; ~4x cheaper than formatting it in Python), a NaN
+    # as an empty field, the header written here (Arrow quotes its own)
+    table = pa.table(
+        {"day": _day_array(ends), "equity": pa.array(np.asarray(values), from_pandas=True)}
+    )
+    sink = pa.BufferOutputStream()
+    sink.write(b"day,equity\n")
+    pa_csv.write_csv(table, sink, _CSV_OPTIONS.setdefault("rows", _csv_options()))
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("day,equity\n" + "\n".join(lines) + "\n", encoding="utf-8")
+    tmp.write_bytes(sink.getvalue().to_pybytes())
     os.replace(tmp, path)
+
+
+_CSV_OPTIONS: dict[str, Any] = {}
+
+
+def _csv_options() -> Any:
+    import pyarrow.csv as pa_csv
+
+    return pa_csv.WriteOptions(include_header=False, quoting_style="none")
 
 
 def max_drawdown_pct(values: np.ndarray) -> float:
@@ -99,17 +115,20 @@ def max_drawdown_pct(values: np.ndarray) -> float:
     return float(drawdown.max() * 100) if len(drawdown) else float("nan")
 
 
-_DAY_TEXTS: dict[bytes, list[str]] = {}  # the last days written: a sweep's jobs share them
+_DAY_TEXTS: dict[bytes, Any] = {}  # the last days written: a sweep's jobs share them
 
 
-def _day_texts(ends: Any) -> list[str]:
-    """Return ``YYYY-MM-DD`` of each day end (epoch us); the jobs of a sweep reuse one list."""
+def _day_array(ends: Any) -> Any:
+    """Return ``YYYY-MM-DD`` of each day end (epoch us) as an Arrow string array; the jobs of a
+    sweep reuse one."""
+    import pyarrow as pa
+
     ends = np.asarray(ends, dtype=np.int64)
     key = ends.tobytes()
     texts = _DAY_TEXTS.get(key)
     if texts is None:
         days = ends.astype("datetime64[us]").astype("datetime64[D]")
-        texts = days.astype(str).tolist()
+        texts = pa.array(days.astype(str).tolist(), type=pa.string())
         _DAY_TEXTS.clear()
         _DAY_TEXTS[key] = texts
     return texts

@@ -582,3 +582,43 @@ def test_overfit_lines_property_when_random_sweeps_then_same_text_as_the_pandas_
     event(
         f"files parsed without pandas: {'all' if fast == len(rows) else 'some' if fast else 'none'}"
     )
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    values=st.lists(
+        st.one_of(
+            st.floats(allow_nan=True, allow_infinity=False, width=64),
+            st.floats(min_value=1e5, max_value=1e7),
+            st.integers(-(10**9), 10**9).map(float),
+        ),
+        min_size=1,
+        max_size=60,
+    )
+)
+def test_write_equity_daily_when_any_values_then_each_reads_back_as_the_same_double(
+    values: list[float], tmp_path: Path
+) -> None:
+    """Issue 13: Arrow's shortest texts read back (pandas and the report's parser) exactly."""
+    from runner import run_stats
+
+    # Arrange
+    ts = 1_600_000_000_000_000 + np.arange(len(values), dtype=np.int64) * 86_400_000_000
+    array = np.array(values, dtype=np.float64)
+    path = tmp_path / "equity_daily.csv"
+    # Act
+    run_stats.write_equity_daily(path, pd.DataFrame({"ts": ts, "equity": array}))
+    # Assert
+    text = path.read_text()
+    assert text.startswith("day,equity\n") and text.endswith("\n")
+    read = pd.read_csv(path, index_col="day")["equity"].to_numpy(dtype=np.float64)
+    assert read.tobytes() == np.where(np.isnan(array), np.nan, array).tobytes() or (
+        np.array_equal(read, array, equal_nan=True)
+        and (np.signbit(read) == np.signbit(array))[~np.isnan(array)].all()
+    )
+    if len(values) > 1:
+        ours = sweep_stats.daily_returns(path)
+        expected = pd.read_csv(path, index_col="day")["equity"].pct_change().dropna()
+        pd.testing.assert_series_equal(ours, expected, check_exact=True, check_index_type=True)
