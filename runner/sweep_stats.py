@@ -250,7 +250,7 @@ class _DayIndexes:
 
 _HEADER = b"day,equity\n"
 # the bytes write_equity_daily writes after its header: days (digits, '-'), ',', '\n' and the
-# values' %.17g ('.', 'e', '+'; no 'inf' or 'nan': an empty value is NaN)
+# values' shortest round-trip text ('.', 'e', '+', '-'; no 'inf' or 'nan': an empty value is NaN)
 _WRITTEN = b"0123456789-+.e,\n"
 _DAY_DIGITS = [0, 1, 2, 3, 5, 6, 8, 9]  # YYYY-MM-DD
 _NEWLINE, _COMMA, _DASH, _ZERO = (ord(c) for c in "\n,-0")
@@ -274,9 +274,9 @@ def _parse_daily(data: bytes) -> tuple[np.ndarray, np.ndarray] | None:
     """Return (days as an n x 10 byte array, equity) of a file as ``write_equity_daily`` writes it.
 
     None for anything else (no header, a missing last newline, a line that is not
-    ``YYYY-MM-DD,<%.17g or empty>``): the caller reads such a file with pandas. The values are
+    ``YYYY-MM-DD,<a decimal number or empty>``): the caller reads such a file with pandas. The values are
     parsed by Arrow's string-to-double cast (correctly rounded, so each equals ``float()`` of its
-    text: exact for %.17g); Python's ``float()`` of 17 digits costs ~0.3 us a value, as much as
+    text: exact for any round-trip text); Python's ``float()`` of 17 digits costs ~0.3 us a value, as much as
     all of ``pd.read_csv``. Where pandas would read a value differently (``-0`` among integers
     reads as 0) the file is left to pandas.
     """
