@@ -505,22 +505,24 @@ def _stats_into(
 ) -> None:
     """Put ``stats`` (components.results.stats) into ``summary``.
 
-    ``shared`` (multirun jobs): the buy & hold anchors of one (DB version, universe, last bar,
-    warm-up) are queried once per process; jobs of a grid mostly share them.
+    ``shared`` (multirun jobs): the universe's closes up to the last bar are read once per
+    process (DB version, universe, last bar) and each job takes its anchors from them at its own
+    warm-up (``buy_hold_anchors``, what the plots use); a grid over the slow average has as many
+    warm-ups as values, and the anchors query cost ~3 ms each. A single run asks the DB for the
+    two closes per symbol instead of holding every close.
     """
     anchors = extras.get("anchors")
     if anchors is None and market_con is not None and len(equity):
         last_us = int(equity["ts"].iloc[-1])
         warmup = extras["warmup"]
-
-        def query() -> dict:
-            return run_stats.anchors_from_db(market_con, plan.universe, last_us, warmup)
-
-        anchors = (
-            dict(job_cache.cached_plan((*_bars_key(plan), "anchors", last_us, warmup), query))
-            if shared
-            else query()
-        )
+        if shared:
+            closes = job_cache.cached_plan(
+                (*_bars_key(plan), "closes", last_us),
+                lambda: run_stats.read_closes(market_con, plan.universe, last_us),
+            )
+            anchors = run_stats.buy_hold_anchors(closes, warmup)
+        else:
+            anchors = run_stats.anchors_from_db(market_con, plan.universe, last_us, warmup)
     summary["stats"] = run_stats.run_stats(
         equity,
         engine.broker.closed,

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from runner import sweep_stats
 from runner.sweep import JobRow
-from tests.helpers import make_market_db, read_shared_csv, run_cli
+from tests.helpers import make_market_db, read_shared_csv, run_cli, synthetic_bars
 
 
 def _row(num: int, fast: int, slow: int, sharpe: float | None, tmp: Path, **stats: float) -> JobRow:
@@ -622,3 +622,52 @@ def test_write_equity_daily_when_any_values_then_each_reads_back_as_the_same_dou
         ours = sweep_stats.daily_returns(path)
         expected = pd.read_csv(path, index_col="day")["equity"].pct_change().dropna()
         pd.testing.assert_series_equal(ours, expected, check_exact=True, check_index_type=True)
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    seed=st.integers(0, 10_000),
+    cut=st.floats(0.3, 1.0),
+    window=st.tuples(st.integers(0, 150), st.integers(300, 599) | st.none()),
+    data=st.data(),
+)
+def test_buy_hold_anchors_when_taken_from_cached_closes_then_equal_the_db_query(
+    seed: int,
+    cut: float,
+    window: tuple[int, int | None],
+    data: st.DataObject,
+    tmp_path_factory: Any,
+) -> None:
+    """Issue 13: a sweep job's anchors from the process's closes equal the single run's query."""
+    import duckdb
+
+    from components.market.base import Universe
+    from runner import run_stats
+
+    # Arrange
+    bars = synthetic_bars(4, 600, seed=seed)
+    db = make_market_db(tmp_path_factory.mktemp("anchors") / "m.duckdb", bars)
+    clock = np.sort(bars["ts"].unique())
+    start = pd.Timestamp(clock[window[0]]).value // 1000
+    end = None if window[1] is None else pd.Timestamp(clock[window[1]]).value // 1000
+    last_us = pd.Timestamp(clock[int(cut * (len(clock) - 1))]).value // 1000
+    universe = Universe(symbols=tuple(sorted(bars["symbol"].unique())), start_us=start, end_us=end)
+    con = duckdb.connect(str(db), read_only=True)
+    con.execute("SET TimeZone = 'UTC'")
+    try:
+        closes = run_stats.read_closes(con, universe, last_us)
+        counts = np.bincount(closes.sym, minlength=len(universe.symbols)).tolist()
+        # a warm-up at, just below or just above a symbol's bar count (its edge), or any
+        warmup = data.draw(
+            st.sampled_from([max(0, c + d) for c in counts for d in (-1, 0, 1)])
+            | st.integers(0, 400)
+        )
+        # Act
+        expected = run_stats.anchors_from_db(con, universe, last_us, warmup)
+        got = run_stats.buy_hold_anchors(closes, warmup)
+    finally:
+        con.close()
+    # Assert
+    assert got == expected
