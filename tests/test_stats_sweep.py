@@ -585,7 +585,7 @@ def test_overfit_lines_property_when_random_sweeps_then_same_text_as_the_pandas_
 
 
 @settings(
-    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(
     values=st.lists(
@@ -625,7 +625,7 @@ def test_write_equity_daily_when_any_values_then_each_reads_back_as_the_same_dou
 
 
 @settings(
-    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(
     seed=st.integers(0, 10_000),
