@@ -410,7 +410,7 @@ def _write_outputs(
     trades = engine.broker.closed
     cash = plan.configs["broker"].cash
     equity = run_stats.equity_frame(buffer, kept_equity or [])
-    max_dd = run_stats.max_drawdown_pct(equity["equity"].to_numpy())
+    max_dd = run_stats.max_drawdown_pct(equity["equity"])
     wins = sum(1 for t in trades if t.pnl > 0)
     summary: dict[str, Any] = {
         "run_id": run_dir.name,
@@ -456,14 +456,16 @@ def _write_outputs(
     if plot and len(equity):
         events = outputs.kill_switch_events(reader)
         has_plot = outputs.plot_equity(
-            run_dir / "equity.png", equity, trades, summary, events, extras.get("buy_hold")
+            run_dir / "equity.png", equity.frame(), trades, summary, events, extras.get("buy_hold")
         )
     if html and len(equity):
         from runner import report_html
 
         html_started = time.perf_counter()
         events = outputs.kill_switch_events(reader)
-        report_html.write_report(run_dir / "report.html", summary, equity, trades, events, extras)
+        report_html.write_report(
+            run_dir / "report.html", summary, equity.frame(), trades, events, extras
+        )
         summary["metrics"]["html_seconds"] = round(time.perf_counter() - html_started, 4)
     if reader is not None and reader is not buffer.con:
         reader.close()  # a view of the Parquet results opened for the plots
@@ -484,12 +486,12 @@ def _plot_inputs(
     warmup = run_stats.warmup_bars(engine.strategy)
     if market_con is None or not len(equity) or not draw:
         return {"warmup": warmup}
-    closes = run_stats.read_closes(market_con, plan.universe, int(equity["ts"].iloc[-1]))
+    closes = run_stats.read_closes(market_con, plan.universe, int(equity["ts"][-1]))
     return {
         "warmup": warmup,
         "closes": closes,
         "anchors": run_stats.buy_hold_anchors(closes, warmup),
-        "buy_hold": run_stats.buy_hold_curve(closes, equity["ts"].to_numpy(), cash, warmup),
+        "buy_hold": run_stats.buy_hold_curve(closes, equity["ts"], cash, warmup),
     }
 
 
@@ -513,7 +515,7 @@ def _stats_into(
     """
     anchors = extras.get("anchors")
     if anchors is None and market_con is not None and len(equity):
-        last_us = int(equity["ts"].iloc[-1])
+        last_us = int(equity["ts"][-1])
         warmup = extras["warmup"]
         if shared:
             closes = job_cache.cached_plan(

@@ -89,7 +89,7 @@ def compute_stats(
         ``trades`` may also be a mapping of those columns to arrays (``trade_columns``).
     """
     ts = _as_us(equity["ts"]) if len(equity) else np.empty(0, dtype=np.int64)
-    values = equity["equity"].to_numpy(dtype=np.float64) if len(equity) else np.empty(0)
+    values = np.asarray(equity["equity"], dtype=np.float64) if len(equity) else np.empty(0)
     frame = _trade_arrays(trades)
     out: dict[str, Any] = dict.fromkeys(STAT_KEYS)
     out.update(_trade_stats(frame, ts))
