@@ -34,7 +34,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.core.utils import JobReturn, JobStatus, setup_globals
 from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
-from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict, read_write
+from omegaconf import DictConfig, ListConfig, OmegaConf, ValueNode, open_dict, read_write
 
 from runner import fast_compose
 from runner.parity import declared_keys, flatten
@@ -113,7 +113,7 @@ def run_lean_job(
     """Run one job as ``hydra.core.utils.run_job`` does, minus what a sweep job never reads."""
     assert task_function is not None
     callbacks = hydra_context.callbacks
-    output_dir = Path(str(config.hydra.sweep.dir)) / str(config.hydra.sweep.subdir)
+    output_dir = Path(_sweep_value(config, "dir")) / _sweep_value(config, "subdir")
     with read_write(config.hydra.runtime), open_dict(config.hydra.runtime):
         config.hydra.runtime.output_dir = str(output_dir.absolute())
     set_hydra_config(config)
@@ -153,6 +153,22 @@ def run_lean_job(
     # job's config may be the per-shape one that the next job updates in place
     ret.cfg = ret.hydra_cfg = ret.task_flat = None  # type: ignore[attr-defined]
     return ret
+
+
+def _sweep_value(config: DictConfig, key: str) -> str:
+    """Return ``str(config.hydra.sweep[key])`` without OmegaConf's grammar parse where it is plain.
+
+    Resolving Hydra's default ``subdir: ${hydra.job.num}`` parsed the interpolation with ANTLR for
+    every job (~0.7 ms); that one reads the job number directly, a plain string is taken as it is,
+    and anything else is resolved by OmegaConf as before.
+    """
+    node = config.hydra.sweep._get_node(key)
+    raw = node._value() if isinstance(node, ValueNode) else None
+    if raw == "${hydra.job.num}":
+        return str(config.hydra.job.num)
+    if isinstance(raw, str) and "${" not in raw and "\\" not in raw:
+        return raw
+    return str(config.hydra.sweep[key])
 
 
 _RESOLVED: list[tuple[DictConfig, dict[str, Any]]] = []  # the running job's (task config, resolved)

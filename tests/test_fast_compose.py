@@ -506,3 +506,33 @@ def test_reuse_mode_probe_when_a_run_gets_a_sweep_value_then_hydras_error(
             hydra.compose_config(
                 config_name="config", overrides=[*overrides, "hydra.mode=RUN"], run_mode=RunMode.RUN
             )
+
+
+@pytest.mark.parametrize(
+    "sweep",
+    [
+        ["hydra.sweep.dir=/tmp/sweep"],  # Hydra's default subdir: ${hydra.job.num}
+        ["hydra.sweep.dir=/tmp/s_${hydra.job.name}", "hydra.sweep.subdir=job_${hydra.job.num}"],
+        ["hydra.sweep.dir=/tmp/plain", "hydra.sweep.subdir=fixed"],
+    ],
+)
+def test_sweep_value_when_read_directly_then_equals_omegaconfs_resolution(
+    sweep: list[str],
+) -> None:
+    """Issue 13: the launcher's job dir without a grammar parse per job equals OmegaConf's."""
+    from omegaconf import open_dict, read_write
+
+    from runner.launcher import _sweep_value
+
+    # Arrange
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        loader = GlobalHydra.instance().config_loader()
+        cfg = loader.load_configuration(
+            config_name="config", overrides=[*sweep, *BASE], run_mode=RunMode.MULTIRUN
+        )
+        with read_write(cfg.hydra), open_dict(cfg):
+            cfg.hydra.job.num = 7
+        # Act
+        got = [_sweep_value(cfg, key) for key in ("dir", "subdir")]
+        # Assert
+        assert got == [str(cfg.hydra.sweep.dir), str(cfg.hydra.sweep.subdir)]
