@@ -131,7 +131,7 @@ def run_lean_job(
         _RESOLVED[:] = [(task_cfg, container)]
     else:
         container = OmegaConf.to_container(task_cfg, resolve=False, enum_to_str=True)
-    (hydra_dir / "config.yaml").write_text(fast_compose.container_yaml(container), encoding="utf-8")
+    (hydra_dir / "config.yaml").write_text(_SPLICER.text(container), encoding="utf-8")
     # the sweep report's record of the job (runner.sweep.task_flat) from the same container
     ret.task_flat = flatten(container)  # type: ignore[attr-defined]
     (hydra_dir / "overrides.yaml").write_text(
@@ -171,6 +171,7 @@ def _sweep_value(config: DictConfig, key: str) -> str:
     return str(config.hydra.sweep[key])
 
 
+_SPLICER = fast_compose.YamlSplicer()  # .hydra/config.yaml of a grid: only swept values re-emitted
 _RESOLVED: list[tuple[DictConfig, dict[str, Any]]] = []  # the running job's (task config, resolved)
 
 

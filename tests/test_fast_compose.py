@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import inspect
 import pickle
 from collections.abc import Iterator
@@ -14,6 +15,8 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.errors import ConfigCompositionException
 from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, RunMode
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from omegaconf import OmegaConf
 
 from runner import fast_compose
@@ -536,3 +539,67 @@ def test_sweep_value_when_read_directly_then_equals_omegaconfs_resolution(
         got = [_sweep_value(cfg, key) for key in ("dir", "subdir")]
         # Assert
         assert got == [str(cfg.hydra.sweep.dir), str(cfg.hydra.sweep.subdir)]
+
+
+@functools.cache
+def _base_container() -> dict:
+    from tests.helpers import compose_config
+
+    return OmegaConf.to_container(compose_config(BASE), resolve=False)  # type: ignore[return-value]
+
+
+_SWEPT = st.one_of(
+    st.integers(-(10**6), 10**18),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.booleans(),
+    st.none(),
+    st.sampled_from(["5", "true", "abc", "null", "", "a: b", "x" * 90]),
+    st.lists(st.integers(0, 3), max_size=2),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(jobs=st.lists(st.lists(st.tuples(st.integers(0, 5), _SWEPT), max_size=3), max_size=6))
+def test_yaml_splicer_when_jobs_vary_some_leaves_then_text_equals_a_whole_dump(
+    jobs: list[list[tuple[int, object]]],
+) -> None:
+    """Issue 13: each job's .hydra/config.yaml spliced from the base's text equals a full dump."""
+    from runner.fast_compose import YamlSplicer, container_yaml
+
+    # Arrange
+    base = _base_container()
+    paths = [
+        ("strategy", "fast"),
+        ("strategy", "slow"),
+        ("market", "chunk_size"),
+        ("broker", "cash"),
+        ("run", "name"),
+        ("symbols",),
+    ]
+    splicer = YamlSplicer()
+    # Act / Assert
+    for changes in [[], *jobs]:
+        container = copy.deepcopy(base)
+        for index, value in changes:
+            node = container
+            for part in paths[index][:-1]:
+                node = node[part]
+            node[paths[index][-1]] = value
+        assert splicer.text(container) == container_yaml(container)
+
+
+def test_yaml_splicer_when_a_grid_varies_numbers_then_it_splices_instead_of_dumping() -> None:
+    from runner.fast_compose import YamlSplicer, container_yaml
+
+    # Arrange
+    splicer = YamlSplicer()
+    texts, expected = [], []
+    # Act
+    for fast, slow in [(10, 30), (5, 30), (7, 60), (9, 20)]:
+        container = copy.deepcopy(_base_container())
+        container["strategy"]["fast"], container["strategy"]["slow"] = fast, slow
+        texts.append(splicer.text(container))
+        expected.append(container_yaml(container))
+    # Assert
+    assert texts == expected
+    assert splicer._paths == (("strategy", "fast"), ("strategy", "slow"))  # the cut text serves
