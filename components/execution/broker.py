@@ -301,16 +301,23 @@ class SimulatedBroker:
                 volumes, mvf = bars.volumes, self.max_volume_fraction
                 for r in rows:
                     caps[syms[r]] = math.floor(mvf * volumes[r])
+            fill, try_open = self._fill, self._try_open
             for r in working:  # (1a) closing orders of every symbol first, at the open
                 orders = pending.get(syms[r])
                 if orders:
                     for order in [o for o in orders if o.intent in CLOSING]:
-                        self._try_open(order, ts, opens[r], caps)
+                        if order.order_type == "market":  # fills at the open, whatever it is
+                            fill(order, ts, opens[r], caps)
+                        else:
+                            try_open(order, ts, opens[r], caps)
             for r in working:  # (1b) entries (and orders whose trigger the open crossed)
                 orders = pending.get(syms[r])
                 if orders:
                     for order in [o for o in orders if o.intent not in CLOSING]:
-                        self._try_open(order, ts, opens[r], caps)
+                        if order.order_type == "market":
+                            fill(order, ts, opens[r], caps)
+                        else:
+                            try_open(order, ts, opens[r], caps)
         bracketed = self.bracketed
         if bracketed:  # (2) brackets, a lot filled at this open included
             highs, lows = bars.highs, bars.lows
@@ -325,11 +332,13 @@ class SimulatedBroker:
                     self._check_brackets(s, ts, opens[r], highs[r], lows[r], caps)
         # (3) limit / stop orders touched within the bar; day orders expire. Market orders
         # filled at the open leave nothing to test: the high/low lists are not even built
-        if working and any(syms[r] in pending for r in working):
-            highs, lows = bars.highs, bars.lows
-            for r in working:
-                if syms[r] in pending:
-                    self._intrabar(syms[r], ts, opens[r], highs[r], lows[r], caps)
+        for r in working:  # (a loop, not any(): usually no working row is left)
+            if syms[r] in pending:
+                highs, lows = bars.highs, bars.lows
+                for r in working:
+                    if syms[r] in pending:
+                        self._intrabar(syms[r], ts, opens[r], highs[r], lows[r], caps)
+                break
 
     def fill_at_open(self, sym: int, ts: int, price: float) -> None:
         """Fill ``sym``'s working orders on a bar that trades only at ``price`` (tests, tools)."""
@@ -408,37 +417,45 @@ class SimulatedBroker:
                 self.remove(order)
                 self.deny(ts, s, order.side, 0, ZERO_SIZE, None, None, order.signal_seq)
                 return
-        pos, sign = self.position[s], 1 if order.side == "buy" else -1
-        against = min(order.remaining, abs(pos)) if pos * sign < 0 else 0
-        want = order.remaining
-        if order.intent in CLOSING:
+        pos, buy = self.position[s], order.side == "buy"
+        want = order.quantity - order.filled  # order.remaining, without the property call
+        against = 0
+        if pos < 0 if buy else pos > 0:
+            units = pos if pos > 0 else -pos
+            against = want if want <= units else units
+        intent = order.intent
+        closing = intent in CLOSING
+        if closing:
             if not against:
                 self.cancel(order, ts, NOTHING_TO_CLOSE)
                 return
             want = against
-        cap = caps.get(s, INF)
+        cap = caps.get(s, INF) if caps else INF
         take = want if want <= cap else int(cap)
         if take <= 0:
             return  # no volume left in this bar: the order keeps working
-        close_q = min(take, against)
+        close_q = take if take <= against else against
         open_q = take - close_q
         if close_q:
-            intent = order.intent
             reason = (
                 intent if intent in (REVERSE, FLATTEN) else REVERSE if intent == OPEN else "signal"
             )
             self._close(s, order, ts, price, close_q, reason)
         if open_q:
-            entry = self._entry_price(order, price)
+            entry = self._entry_price(order, price) if self.spread else price
             fee = self.commission.fee(open_q, entry) if self._fees else 0.0
-            if not self._affordable(s, sign, open_q, entry, fee, ts, order):
+            # the common case needs no call: no short open, and the entry fits in the cash
+            if (self.shorts or open_q * entry + fee > self.cash) and not self._affordable(
+                s, 1 if buy else -1, open_q, entry, fee, ts, order
+            ):
                 return
             self._open(s, order, ts, entry, open_q, fee)
         if caps:
             caps[s] = cap - take
-        if order.intent in CLOSING and order.remaining and not self.position[s]:
+        left = order.quantity - order.filled
+        if closing and left and not self.position[s]:
             self.cancel(order, ts, NOTHING_TO_CLOSE)  # the position is closed: nothing left to do
-        elif not order.remaining:
+        elif not left:
             self.remove(order)
 
     def _entry_price(self, order: Order, price: float) -> float:
@@ -463,20 +480,21 @@ class SimulatedBroker:
         return False
 
     def _open(self, s: int, order: Order, ts: int, entry: float, qty: int, fee: float) -> None:
-        signed = qty if order.side == "buy" else -qty
-        if self.borrow_rate and s in self.shorts:
+        side = order.side
+        signed = qty if side == "buy" else -qty
+        shorts = self.shorts
+        if self.borrow_rate and s in shorts:
             self._accrue_borrow(s, ts, entry)  # adding to a short: book the borrow so far
         self.cash -= signed * entry + fee
         self.total_fees += fee
-        self.position[s] += signed
+        position = self.position
+        position[s] = held = position[s] + signed
         self.held.add(s)
-        if self.position[s] < 0 and s not in self.shorts:
-            self.shorts.add(s)
+        if held < 0 and s not in shorts:
+            shorts.add(s)
             self._borrow_from[s] = ts
-        self.lots[s].append(
-            Lot(ts, entry, signed, fee, order.sl, order.tp, order.signal_seq, order.ts)
-        )
         sl, tp = order.sl, order.tp
+        self.lots[s].append(Lot(ts, entry, signed, fee, sl, tp, order.signal_seq, order.ts))
         if sl is not None or tp is not None:
             self.bracketed.add(s)
             low, high = (sl, tp) if signed > 0 else (tp, sl)
@@ -484,51 +502,89 @@ class SimulatedBroker:
                 self.low_trigger[s] = low
             if high is not None and high < self.high_trigger[s]:
                 self.high_trigger[s] = high
-        order.filled += qty
-        self._record_fill(
-            ts, s, order.side, qty, entry, order.ts, order.signal_seq, fee, order.remaining, "entry"
-        )
+        order.filled = filled = order.filled + qty
+        self.fills += 1
+        self._record(
+            "fills",
+            new_row(
+                FillRow,
+                (
+                    self._seq(),
+                    ts,
+                    self._symbols[s],
+                    side,
+                    qty,
+                    entry,
+                    order.ts,
+                    order.signal_seq,
+                    fee,
+                    order.quantity - filled,
+                    "entry",
+                ),
+            ),
+        )  # _record_fill's row, built here: one call less per entry
 
     def _close(self, s: int, order: Order, ts: int, price: float, qty: int, reason: str) -> None:
         """Close ``qty`` units FIFO at ``price`` for a strategy or kill-switch order."""
         if s in self.bracketed:
             self.cancel_brackets(s, ts, None)  # a strategy exit cancels the brackets first
         fee = self.commission.fee(qty, price) if self._fees else 0.0
+        lots = self.lots[s]
         left = qty
         while left:
-            lot = self.lots[s][0]
-            take = min(left, abs(lot.qty))
+            lot = lots[0]
+            units = lot.qty if lot.qty > 0 else -lot.qty
+            take = left if left <= units else units
             self._close_lot(
                 s, lot, take, ts, price, fee if take == qty else fee * take / qty, reason
             )
             left -= take
-        order.filled += qty
-        self._record_fill(
-            ts, s, order.side, qty, price, order.ts, order.signal_seq, fee, order.remaining, reason
-        )
+        order.filled = filled = order.filled + qty
+        self.fills += 1
+        self._record(
+            "fills",
+            new_row(
+                FillRow,
+                (
+                    self._seq(),
+                    ts,
+                    self._symbols[s],
+                    order.side,
+                    qty,
+                    price,
+                    order.ts,
+                    order.signal_seq,
+                    fee,
+                    order.quantity - filled,
+                    reason,
+                ),
+            ),
+        )  # _record_fill's row, built here
 
     def _close_lot(
         self, s: int, lot: Lot, take: int, ts: int, price: float, exit_fee: float, reason: str
     ) -> None:
         """Book the round trip of ``take`` units of ``lot``; cash, position and borrow follow."""
-        if self.borrow_rate and s in self.shorts:
+        shorts = self.shorts
+        if self.borrow_rate and s in shorts:
             self._accrue_borrow(s, ts, price)
-        size = take if lot.qty > 0 else -take
-        lot_units = abs(lot.qty)
+        lot_qty = lot.qty
+        size, lot_units = (take, lot_qty) if lot_qty > 0 else (-take, -lot_qty)
         entry_fee = lot.fee if take == lot_units else lot.fee * take / lot_units
         fees = entry_fee + exit_fee
         pnl = size * (price - lot.price) - fees
         self.cash += size * price - exit_fee
         self.total_fees += exit_fee
-        self.position[s] -= size
-        lot.qty -= size
+        position = self.position
+        position[s] = held = position[s] - size
+        lot.qty = lot_qty - size
         lot.fee -= entry_fee
-        if not lot.qty:
+        if lot_qty == size:
             self.lots[s].remove(lot)
-        if not self.position[s]:
+        if not held:
             self.held.discard(s)
-        if self.position[s] >= 0:
-            self.shorts.discard(s)
+        if held >= 0:
+            shorts.discard(s)
         self.realized_pnl += pnl
         self.trades += 1
         row = new_row(

@@ -220,7 +220,8 @@ class ExecutionHandler:
         metrics, broker, ks = self.metrics, self.broker, self.kill_switch
         assert broker is not None and ks is not None
         metrics.signals_received += 1
-        position = broker.position[sym] + broker.pending_quantity(sym)
+        # the position (working orders included) only matters to a kill switch that reads it
+        position = broker.position[sym] + broker.pending_quantity(sym) if ks.reads_position else 0
         denial = ks.check(ts, side, quantity, position)
         if denial is not None:
             self._deny(ts, sym, side, quantity, *denial, signal_seq)
@@ -234,9 +235,11 @@ class ExecutionHandler:
         broker, record, seq, symbols = self.broker, self._record, self._seq, self._symbols
         sizing, name = self.sizing, self.strategy_name
         uses_equity = getattr(sizing, "uses_equity", True)  # a policy without the flag gets it
+        exits_first, legs_of, signal = sizing.exits_first, sizing.legs, self._signal
+        pending, position, last_close = broker.pending, broker.position, broker.last_close
         deferred: list[tuple] = []
         for raw in insights:
-            ins = as_insight(raw)
+            ins = raw if type(raw) is Insight else as_insight(raw)
             s = ins.sym
             iseq = seq()
             record(
@@ -246,18 +249,18 @@ class ExecutionHandler:
                     (iseq, ts, symbols[s], name, ins.view, ins.reason, ins.value, ins.reference),
                 ),
             )
-            if s in broker.pending:
+            held = position[s]
+            if s in pending:
                 self._cancel_superseded(ts, s, ins.view)
-            held = broker.position[s] + broker.pending_quantity(s)
+                held += broker.pending_quantity(s)
             equity = broker.equity() if uses_equity else 0.0
-            legs = sizing.legs(ins, held, broker.last_close[s], equity)
-            for leg in legs:
-                if sizing.exits_first and leg[2] == OPEN:
+            for leg in legs_of(ins, held, last_close[s], equity):
+                if exits_first and leg[2] == OPEN:
                     deferred.append((ins, iseq, leg))
                 else:
-                    self._signal(ts, ins, iseq, leg)
+                    signal(ts, ins, iseq, leg)
         for ins, iseq, leg in deferred:
-            self._signal(ts, ins, iseq, leg)
+            signal(ts, ins, iseq, leg)
 
     def _cancel_superseded(self, ts: int, s: int, view: str) -> None:
         """A new view cancels the symbol's working entries that go the other way (or any, on flat)."""
@@ -272,13 +275,21 @@ class ExecutionHandler:
         side, quantity, intent, fraction = leg
         s = ins.sym
         order_type, limit, stop, tif = ins.order_type, ins.limit, ins.stop, ins.tif
-        if order_type != "market" or tif != "gtc":
+        plain = order_type == "market" and tif == "gtc"
+        if not plain:
             check_order_fields(
                 self.strategy_name, self._symbols[s], _iso(ts), order_type, limit, stop, tif
             )
         sl = tp = None
         if intent == OPEN:
-            sl, tp = self._bracket_levels(ins, side, self.broker.last_close[s])
+            orders = self.orders
+            if (
+                ins.stop_loss is not None
+                or ins.take_profit is not None
+                or orders.stop_loss is not None
+                or orders.take_profit is not None
+            ):  # else no bracket: skip the call
+                sl, tp = self._bracket_levels(ins, side, self.broker.last_close[s])
         sseq = self._seq()
         self._record(
             "signals",
@@ -302,6 +313,9 @@ class ExecutionHandler:
                 ),
             ),
         )
+        if plain and sl is None and tp is None and fraction is None:
+            self.submit(ts, s, side, quantity, sseq, intent=intent)  # the common order
+            return
         fields: dict[str, Any] = {"intent": intent}
         if order_type != "market":
             fields.update(order_type=order_type, limit=limit, stop=stop)

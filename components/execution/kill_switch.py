@@ -177,6 +177,13 @@ class KillSwitch:
         self._watch_equity = (
             config.max_drawdown_pct is not None or config.max_daily_loss_usd is not None
         )
+        # no order-count or position limit: an order while active only counts towards its day
+        self._counts_only = (
+            config.max_position_per_symbol is None
+            and config.max_daily_trades is None
+            and config.max_orders_per_window is None
+        )
+        self._utc_days = config.day_tz in ("UTC", "Etc/UTC")  # TradingDay's integer rule
         self._equity_day: int | None = None
         self._day_start_equity: float | None = None
         self._last_equity: float | None = None
@@ -233,6 +240,18 @@ class KillSwitch:
             self._peak = self._day_start_equity = self._last_equity
         self.mode = None
         self._move(KillState.ACTIVE, ts, RESET, reason.strip(), None, None, actor)
+
+    @property
+    def watches_equity(self) -> bool:
+        """False when no threshold reads equity: ``on_equity`` then does nothing (the engine
+        skips the call)."""
+        return self._watch_equity
+
+    @property
+    def reads_position(self) -> bool:
+        """False when ``check`` ignores its ``position`` argument (active, no position limit):
+        the handler then need not add up the symbol's working orders."""
+        return self.state != KillState.ACTIVE or self.config.max_position_per_symbol is not None
 
     @property
     def halted(self) -> bool:
@@ -299,12 +318,16 @@ class KillSwitch:
 
         ``position`` is the symbol's signed position including orders not yet filled.
         """
-        day = self._day_of(ts)
+        day = ts // US_PER_DAY if self._utc_days else self._day_of(ts)
         if day != self._order_day:
             self._order_day, self._day_orders = day, 0
-        if self.state == KillState.HALTED:
+        state = self.state
+        if state is KillState.ACTIVE and self._counts_only:
+            self._day_orders += 1  # what _check_limits does when no limit is set
+            return None
+        if state == KillState.HALTED:
             return (HALTED_CODE, None, None)
-        if self.state == KillState.REDUCE_ONLY:
+        if state == KillState.REDUCE_ONLY:
             if reduces(side, quantity, position):
                 return None  # the breach already happened; de-risking is never throttled
             return (
