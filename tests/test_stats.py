@@ -204,3 +204,28 @@ def test_trade_columns_when_records_then_same_stats_as_their_frame(
     assert compute_stats(equity, trade_columns(rows), first_last_close=anchors) == compute_stats(
         equity, trades_frame(rows), first_last_close=anchors
     )
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    anchors=st.dictionaries(
+        st.text("ABCDEFGH", min_size=1, max_size=4),
+        st.tuples(st.floats(1.0, 1e4), st.floats(1.0, 1e4)),
+        min_size=1,
+        max_size=8,
+    ),
+    seed=st.integers(0, 1000),
+)
+def test_buy_hold_pct_when_anchors_come_in_any_order_then_the_same_float(
+    anchors: dict[str, tuple[float, float]], seed: int
+) -> None:
+    """Issue 13: single runs (query order) and sweep jobs (symbol order) report the same figure."""
+    import random
+
+    from components.results.stats import _buy_hold_pct
+
+    # Arrange
+    keys = list(anchors)
+    random.Random(seed).shuffle(keys)
+    # Act / Assert
+    assert _buy_hold_pct({k: anchors[k] for k in keys}) == _buy_hold_pct(anchors)

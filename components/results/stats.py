@@ -283,8 +283,13 @@ def _drawdown_periods(ts: np.ndarray, dd: np.ndarray) -> tuple[np.ndarray, np.nd
 
 
 def _buy_hold_pct(first_last: Mapping[str, tuple[float, float]] | None) -> float | None:
-    """Equal-weight mean of each symbol's close-to-close return, in percent."""
-    pairs = [(f, la) for f, la in (first_last or {}).values() if f and la is not None]
+    """Equal-weight mean of each symbol's close-to-close return, in percent.
+
+    Taken in symbol order: the anchors come from a query (single runs) or from cached closes
+    (sweep jobs) in different orders, and a mean's last digits depend on the order it adds in.
+    """
+    anchors = first_last or {}
+    pairs = [(f, la) for f, la in (anchors[k] for k in sorted(anchors)) if f and la is not None]
     if not pairs:
         return None
     return float(np.mean([(last - first) / first for first, last in pairs])) * 100
