@@ -119,8 +119,8 @@ _SCALARS = (int, float, str, bool)
 
 @functools.cache
 def _scalar_fields(config_cls: type) -> dict[str, tuple[type, bool]] | None:
-    """Return {field: (scalar type, None allowed)} of a config dataclass, or None if any field
-    is not a plain scalar (a list, a nested config, a Literal, ...)."""
+    """Return {field: (scalar type or nested config dataclass, None allowed)} of a config
+    dataclass, or None if any field is something else (a list, a Literal, an optional config)."""
     try:
         hints = typing.get_type_hints(config_cls)
     except Exception:
@@ -133,7 +133,8 @@ def _scalar_fields(config_cls: type) -> dict[str, tuple[type, bool]] | None:
             args = [a for a in typing.get_args(hint) if a is not type(None)]
             optional = len(args) < len(typing.get_args(hint))
             hint = args[0] if len(args) == 1 else None
-        if hint not in _SCALARS or not f.init:
+        nested = isinstance(hint, type) and dataclasses.is_dataclass(hint) and not optional
+        if (hint not in _SCALARS and not nested) or not f.init:
             return None
         fields[f.name] = (hint, optional)
     return fields
@@ -163,7 +164,12 @@ def direct_dataclass(config_cls: type, node: dict[str, Any]) -> Any | None:
         if spec is None:
             return None
         kind, optional = spec
-        if value is None and optional:
+        if kind not in _SCALARS:  # a nested config dataclass, built the same way from its dict
+            nested = direct_dataclass(kind, value) if isinstance(value, dict) else None
+            if nested is None:
+                return None
+            kwargs[key] = nested
+        elif value is None and optional:
             kwargs[key] = None
         elif type(value) is kind:
             kwargs[key] = value

@@ -179,15 +179,20 @@ def test_direct_typed_when_built_from_a_plain_dict_then_equals_the_schema_merge(
 ) -> None:
     """Issue 13: the direct build is the schema path's object, or declines (never differs)."""
     # Arrange
-    from dataclasses import asdict, fields
+    from dataclasses import asdict
 
     from omegaconf import OmegaConf
 
     node = asdict(entry.config_cls())
-    names = [f.name for f in fields(entry.config_cls) if f.name != "kind"]
+    # every leaf, nested configs' fields included (execution.kill_switch.*, broker.commission.*)
+    names = [p for p in _leaf_paths(node) if p != ("kind",)]
     for index, value in picks:
         if names:
-            node[names[index % len(names)]] = value
+            holder = node
+            path = names[index % len(names)]
+            for part in path[:-1]:
+                holder = holder[part]
+            holder[path[-1]] = value
     try:
         expected = registry._build_typed(entry.group, entry.kind, entry, OmegaConf.create(node))
     except ConfigError:
@@ -198,6 +203,20 @@ def test_direct_typed_when_built_from_a_plain_dict_then_equals_the_schema_merge(
     if got is not None:
         assert expected is not None
         assert got == expected
-        assert [type(v) for v in asdict(got).values()] == [
-            type(v) for v in asdict(expected).values()
-        ]
+        assert _types(asdict(got)) == _types(asdict(expected))
+
+
+def _leaf_paths(node: dict, path: tuple = ()) -> list[tuple]:
+    out: list[tuple] = []
+    for key, value in node.items():
+        if isinstance(value, dict):
+            out += _leaf_paths(value, (*path, key))
+        else:
+            out.append((*path, key))
+    return out
+
+
+def _types(node: object) -> object:
+    if isinstance(node, dict):
+        return {k: _types(v) for k, v in node.items()}
+    return type(node)
