@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,33 @@ from runner.progress import console_sink, make_progress
 from runner.resources import peak_rss_mb
 
 _HANDLERS: dict[str, Any] = {}  # console level and handler ids kept across the jobs of a sweep
+
+
+def _remember_loguru_lib_dirs() -> None:
+    """Let loguru find its "library directories" once per ``sys.path``, not once per handler.
+
+    Every ``logger.add`` builds an exception formatter that asks ``sysconfig`` for the paths of
+    every install scheme (~12 ms); a run adds two handlers. The answer depends on ``sys.path``
+    only, so it is kept per ``sys.path``. Skipped where loguru's internals differ.
+    """
+    try:
+        from loguru import _better_exceptions
+    except ImportError:
+        return
+    formatter = getattr(_better_exceptions, "ExceptionFormatter", None)
+    original = getattr(formatter, "_get_lib_dirs", None)
+    if original is None or getattr(original, "remembered", False):
+        return
+    known: dict[tuple[str, ...], list[str]] = {}
+
+    def lib_dirs() -> list[str]:
+        key = tuple(sys.path)
+        if key not in known:
+            known[key] = original()
+        return list(known[key])
+
+    lib_dirs.remembered = True  # type: ignore[attr-defined]
+    formatter._get_lib_dirs = staticmethod(lib_dirs)  # type: ignore[union-attr]
 
 
 def configure_logging(run_dir: Path, level: str, *, keep_console: bool = False) -> Path:
@@ -54,6 +82,7 @@ def configure_logging(run_dir: Path, level: str, *, keep_console: bool = False) 
     if not keep_console:
         handle.close()
     logger.remove()
+    _remember_loguru_lib_dirs()
     console = logger.add(
         console_sink, level=level, format="{time:HH:mm:ss} | {level: <7} | {message}"
     )  # tqdm-safe

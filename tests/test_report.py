@@ -278,3 +278,20 @@ def test_plot_equity_when_kill_switch_tripped_then_written_with_event_line(tmp_p
 
 def test_kill_switch_events_when_no_results_db_then_empty_frame() -> None:
     assert list(outputs.kill_switch_events(None).columns) == ["ts", "state_to", "code"]
+
+
+def test_loguru_lib_dirs_when_remembered_then_the_same_dirs_once_per_sys_path() -> None:
+    """Issue 13: loguru's per-handler sysconfig scan is asked once per sys.path, same answer."""
+    from loguru import _better_exceptions
+
+    from runner.app import _remember_loguru_lib_dirs
+
+    # Arrange
+    formatter = _better_exceptions.ExceptionFormatter
+    fresh = formatter._get_lib_dirs()
+    # Act
+    _remember_loguru_lib_dirs()
+    first, second = formatter._get_lib_dirs(), formatter._get_lib_dirs()
+    # Assert
+    assert getattr(formatter._get_lib_dirs, "remembered", False)
+    assert first == second and sorted(first) == sorted(fresh)
