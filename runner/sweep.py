@@ -129,9 +129,11 @@ class SweepReport(Callback):
         plot: bool = True,
         rank_by: str = "sharpe",
         fast_compose: bool = True,
+        speed_plot: bool | None = None,
     ) -> None:
         self.fail_on_mismatch = fail_on_mismatch
         self.plot = plot
+        self.speed_plot = speed_plot
         self.rank_by = sweep_stats.check_rank_by(rank_by)
         self.fast_compose = fast_compose
         self._pending: tuple[Path, DictConfig] | None = None
@@ -204,7 +206,13 @@ class SweepReport(Callback):
         self._pending = None
         release_job_caches()
         try:
-            report = write_report(sweep_dir, config, plot=self.plot, rank_by=self.rank_by)
+            report = write_report(
+                sweep_dir,
+                config,
+                plot=self.plot,
+                rank_by=self.rank_by,
+                speed_plot=self.speed_plot,
+            )
         finally:
             _PLOTTER.stop()
         print(report.verdict_line(), file=sys.stderr)
@@ -229,6 +237,7 @@ class SweepReport(Callback):
                 config,
                 plot=self.plot,
                 rank_by=self.rank_by,
+                speed_plot=self.speed_plot,
                 note="A job failed, so the multirun ended with an error after its jobs ran; the "
                 "failed jobs are listed below (jobs of a batch that never started are not).",
             )
@@ -301,6 +310,7 @@ def write_report(
     plot: bool = True,
     note: str = "",
     rank_by: str = "sharpe",
+    speed_plot: bool | None = None,
 ) -> Report:
     """Read every job under ``sweep_dir``, check parity, write the CSV, Markdown and PNG; return it."""
     rows = read_jobs(sweep_dir)
@@ -308,7 +318,7 @@ def write_report(
     launcher, parallel = describe_launcher(config)
     rows = sweep_stats.rank_rows(rows, rank_by)
     report = Report(sweep_dir, rows, violations, launcher, parallel, rank_by)
-    figures = _figures(report) if plot else []
+    figures = _figures(report, speed_plot) if plot else []
     pending = _PLOTTER.submit(figures)  # drawn by the helper process while the files are written
     report.results = write_results(report, plot=False)
     _write_text(sweep_dir / "sweep_report.csv", report_csv(report))
@@ -316,22 +326,33 @@ def write_report(
     for k, (function, args) in enumerate(figures):
         if drawn[k] is None:  # no helper, or it failed: draw it here, as before
             drawn[k] = bool(function(*args))
-    has_plot = bool(figures) and bool(drawn[0])
-    if len(figures) == 2 and drawn[1]:
+    kinds = [function is plot_report for function, _ in figures]
+    has_plot = any(drawn[k] for k, speed in enumerate(kinds) if speed)
+    if any(drawn[k] for k, speed in enumerate(kinds) if not speed):
         keys = sweep_stats.varying_behaviour_keys(rows)
         report.results[2:2] = [f"![{rank_by} by {keys[0]} x {keys[1]}](sweep_heatmap.png)", ""]
     _write_text(sweep_dir / "sweep_report.md", report_markdown(report, has_plot, note))
     return report
 
 
-def _figures(report: Report) -> list[tuple[Any, tuple[Any, ...]]]:
-    """Return the report's figures as (function, args): bars/s per job, then the heatmap."""
+def _figures(report: Report, speed_plot: bool | None = None) -> list[tuple[Any, tuple[Any, ...]]]:
+    """Return the report's figures as (function, args): bars/s per job, then the heatmap.
+
+    ``speed_plot`` None (the default): ``sweep_report.png`` (bars/s and peak RSS per job) is
+    drawn when the jobs differ in a performance key (a parity sweep: speed is what it compares)
+    or when there is no heatmap (so a sweep always has a figure); a grid of behaviour values
+    gets its heatmap only, and sweep_report.md lists every job's speed. True / False force it.
+    """
     if not report.rows:
         return []
-    figures: list[tuple[Any, tuple[Any, ...]]] = [
-        (plot_report, (_slim_report(report), report.sweep_dir / "sweep_report.png"))
-    ]
+    figures: list[tuple[Any, tuple[Any, ...]]] = []
     keys = sweep_stats.varying_behaviour_keys(report.rows)
+    if speed_plot is None:
+        speeds_compared = len({repr(sorted(r.performance.items())) for r in report.rows}) > 1
+        speed_plot = speeds_compared or len(keys) != 2
+    if speed_plot:
+        path = report.sweep_dir / "sweep_report.png"
+        figures.append((plot_report, (_slim_report(report), path)))
     if len(keys) == 2:
         rows = [_slim_row(r, keys, report.rank_by) for r in report.rows]
         heatmap = report.sweep_dir / "sweep_heatmap.png"

@@ -120,12 +120,12 @@ def test_write_report_when_helper_draws_then_same_report_as_in_process(tmp_path:
         )
     sweep_dir = tmp_path / "sweep"
     # Act
-    in_process = sweep.write_report(sweep_dir).rows
+    in_process = sweep.write_report(sweep_dir, speed_plot=True).rows
     md_in_process = (sweep_dir / "sweep_report.md").read_text()
     (sweep_dir / "sweep_heatmap.png").unlink()
     assert sweep._PLOTTER.start()
     try:
-        helped = sweep.write_report(sweep_dir).rows
+        helped = sweep.write_report(sweep_dir, speed_plot=True).rows
     finally:
         sweep._PLOTTER.stop()
     # Assert
@@ -133,3 +133,31 @@ def test_write_report_when_helper_draws_then_same_report_as_in_process(tmp_path:
     assert "sweep_heatmap.png" in md_in_process and "sweep_report.png" in md_in_process
     assert (sweep_dir / "sweep_heatmap.png").stat().st_size > 1000
     assert [r.digest for r in helped] == [r.digest for r in in_process]
+
+
+@pytest.mark.parametrize(
+    ("performance", "keys", "speed_plot", "expected"),
+    [
+        ({}, 2, None, ["plot_heatmap"]),  # a behaviour grid: the heatmap only
+        ({"market.chunk_size": "vary"}, 2, None, ["plot_report", "plot_heatmap"]),  # parity sweep
+        ({}, 1, None, ["plot_report"]),  # no heatmap: the speed figure, so there is one
+        ({}, 2, True, ["plot_report", "plot_heatmap"]),
+        ({"market.chunk_size": "vary"}, 2, False, ["plot_heatmap"]),
+    ],
+)
+def test_figures_when_speed_plot_is_auto_then_drawn_for_parity_sweeps_or_without_heatmap(
+    tmp_path: Path, performance: dict, keys: int, speed_plot: bool | None, expected: list[str]
+) -> None:
+    """Issue 13: sweep_report.png (bars/s per job) by default only where speed is compared."""
+    # Arrange
+    rows = _rows(tmp_path)
+    for row in rows:
+        if performance:
+            row.performance = {"market.chunk_size": 100 * (row.num % 2 + 1)}
+        if keys == 1:
+            row.behaviour = {"strategy.fast": row.behaviour["strategy.fast"]}
+    report = sweep.Report(tmp_path, rows, [], "batched", False, "sharpe")
+    # Act
+    figures = sweep._figures(report, speed_plot)
+    # Assert
+    assert [function.__name__ for function, _ in figures] == expected
