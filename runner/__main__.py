@@ -8,6 +8,7 @@ from runner import startup
 # (only as ``python -m runner``: a test importing this module keeps its own handlers)
 if __name__ == "__main__":
     startup.install_handlers()
+    startup.defer_gc()  # collect rarely until the first job (runner.entry.run_job restores it)
 with startup.exit_on_interrupt():
     startup.pause("imports")
     from pathlib import Path

@@ -31,7 +31,7 @@ from omegaconf import DictConfig
 
 import runner.components_index  # noqa: F401 - fills the registry and ConfigStore before composing
 from components.errors import UserFacingError
-from runner import job_cache, launcher, resume
+from runner import job_cache, launcher, resume, startup
 from runner.app import run_backtest
 from runner.plan import check_interpolations
 from runner.rundir import remove_stub
@@ -178,6 +178,7 @@ def run_job(cfg: DictConfig) -> int:
     (``runner.job_cache``) and is skipped when its run dir already holds a complete run of the
     same job (``runner.resume``; ``run.resume=false`` reruns it).
     """
+    startup.restore_gc()  # start-up collected rarely (runner.startup.defer_gc)
     hydra_cfg = HydraConfig.get()
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
     run_dir = Path(hydra_cfg.runtime.output_dir)

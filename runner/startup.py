@@ -19,6 +19,7 @@ signal or SIGKILL at a known point; a SIGUSR1 ends the pause early.
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import signal
 import sys
@@ -123,3 +124,26 @@ def fast_exit(code: int = 0) -> None:
             with contextlib.suppress(Exception):
                 stream.flush()
         os._exit(code)
+
+
+START_UP_GC_THRESHOLD = (100_000, 50, 1000)  # young, middle, old: collect rarely while starting
+_GC_DEFAULT: list[tuple[int, int, int]] = []  # the thresholds to restore, once start-up raised them
+
+
+def defer_gc() -> None:
+    """Collect rarely during start-up (imports, Hydra's composition): ~0.07 s of a sweep's.
+
+    Importing the modules and composing the config allocate hundreds of thousands of objects
+    that live on, so CPython's default young threshold (700) runs many collections that free
+    next to nothing. ``restore_gc`` puts the thresholds back before the first job; nothing is
+    disabled, cyclic garbage is collected then.
+    """
+    if not _GC_DEFAULT:
+        _GC_DEFAULT.append(gc.get_threshold())
+        gc.set_threshold(*START_UP_GC_THRESHOLD)
+
+
+def restore_gc() -> None:
+    """Undo ``defer_gc`` (the first job starts); a no-op afterwards or without it."""
+    if _GC_DEFAULT:
+        gc.set_threshold(*_GC_DEFAULT.pop())

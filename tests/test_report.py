@@ -295,3 +295,26 @@ def test_loguru_lib_dirs_when_remembered_then_the_same_dirs_once_per_sys_path() 
     # Assert
     assert getattr(formatter._get_lib_dirs, "remembered", False)
     assert first == second and sorted(first) == sorted(fresh)
+
+
+def test_defer_gc_when_start_up_ends_then_the_thresholds_are_restored_once() -> None:
+    """Issue 13: start-up collects rarely; the first job restores the collector's thresholds."""
+    import gc
+
+    from runner import startup
+
+    # Arrange
+    before = gc.get_threshold()
+    try:
+        # Act
+        startup.defer_gc()
+        during = gc.get_threshold()
+        startup.defer_gc()  # a second call keeps the first saved thresholds
+        startup.restore_gc()
+        after = gc.get_threshold()
+        startup.restore_gc()  # a no-op now
+    finally:
+        gc.set_threshold(*before)
+    # Assert
+    assert during == startup.START_UP_GC_THRESHOLD
+    assert after == before and gc.get_threshold() == before
