@@ -242,12 +242,6 @@ class KillSwitch:
         self._move(KillState.ACTIVE, ts, RESET, reason.strip(), None, None, actor)
 
     @property
-    def watches_equity(self) -> bool:
-        """False when no threshold reads equity: ``on_equity`` then does nothing (the engine
-        skips the call)."""
-        return self._watch_equity
-
-    @property
     def reads_position(self) -> bool:
         """False when ``check`` ignores its ``position`` argument (active, no position limit):
         the handler then need not add up the symbol's working orders."""
