@@ -206,18 +206,23 @@ class SweepReport(Callback):
         self._pending = None
         release_job_caches()
         try:
-            report = write_report(
-                sweep_dir,
-                config,
-                plot=self.plot,
-                rank_by=self.rank_by,
-                speed_plot=self.speed_plot,
-            )
+            report = self._write(sweep_dir, config)
         finally:
             _PLOTTER.stop()
         print(report.verdict_line(), file=sys.stderr)
         if report.violations and self.fail_on_mismatch:
             raise SystemExit(PARITY_EXIT_CODE)
+
+    def _write(self, sweep_dir: Path, config: DictConfig | None, note: str = "") -> Report:
+        """``write_report`` with this callback's settings."""
+        return write_report(
+            sweep_dir,
+            config,
+            plot=self.plot,
+            rank_by=self.rank_by,
+            speed_plot=self.speed_plot,
+            note=note,
+        )
 
     def _write_at_exit(self) -> None:
         """Write the report when the multirun ended without ``on_multirun_end`` (a job failed)."""
@@ -232,12 +237,9 @@ class SweepReport(Callback):
             from runner import job_cache
 
             job_cache.sync_sweep_files()  # the jobs' files, written without fsync
-            report = write_report(
+            report = self._write(
                 sweep_dir,
                 config,
-                plot=self.plot,
-                rank_by=self.rank_by,
-                speed_plot=self.speed_plot,
                 note="A job failed, so the multirun ended with an error after its jobs ran; the "
                 "failed jobs are listed below (jobs of a batch that never started are not).",
             )
