@@ -35,6 +35,11 @@ if __name__ == "__main__":
     from runner.fast_compose import reuse_mode_probe_for_run, skip_mode_probe_for_multirun
 
     # no composition just to read hydra.mode (a multirun), or none twice (a single run)
-    skip_mode_probe_for_multirun(sys.argv[1:]) or reuse_mode_probe_for_run(sys.argv[1:])
+    if skip_mode_probe_for_multirun(sys.argv[1:]):
+        from runner.sweep import start_plot_worker_early
+
+        start_plot_worker_early()  # its matplotlib warm-up overlaps Hydra's composition
+    else:
+        reuse_mode_probe_for_run(sys.argv[1:])
     run_cli(main, on_refusal=remove_stub)  # a refused run leaves no stub run dir (runner.rundir)
     startup.fast_exit(0)  # success: skip the interpreter's teardown of a full heap

@@ -107,6 +107,17 @@ class PlotWorker:
         token = self.submit(tasks)
         return self.collect(token) if token is not None else [None] * len(tasks)
 
+    def discard(self) -> None:
+        """End the helper at once (it may still be warming up) and reap it: not wanted after all."""
+        if self.pid is None:
+            return
+        pid = self.pid
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+        self.close_in_child()
+        with contextlib.suppress(ChildProcessError, OSError):
+            os.waitpid(pid, 0)
+
     def stop(self) -> None:
         """Tell the helper to exit and reap it."""
         if self.pid is None:

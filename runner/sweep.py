@@ -157,6 +157,8 @@ class SweepReport(Callback):
         atexit.register(self._write_at_exit)
         if self.plot and plot_worker_wanted():
             _PLOTTER.start()  # imports matplotlib while the jobs run (runner/plot_worker.py)
+        else:
+            _PLOTTER.discard()  # started early (start_plot_worker_early), not wanted after all
         if self.fast_compose:
             from runner import fast_compose
 
@@ -265,6 +267,16 @@ def plot_worker_wanted() -> bool:
         return forced == "1"
     main = sys.modules.get("__main__")
     return getattr(getattr(main, "__spec__", None), "name", "") == "runner.__main__"
+
+
+def start_plot_worker_early() -> bool:
+    """Fork the figure helper now (``python -m runner -m``, before Hydra composes the config).
+
+    Its warm-up (importing matplotlib, ~0.35 s of CPU) then runs on the core the single-threaded
+    start-up leaves idle, instead of competing with the first jobs' workers; the report callback
+    keeps it (``on_multirun_start``) or ends it when figures are off. Returns True when started.
+    """
+    return plot_worker_wanted() and _PLOTTER.start()
 
 
 def release_plot_worker_in_child() -> None:

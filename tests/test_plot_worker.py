@@ -161,3 +161,17 @@ def test_figures_when_speed_plot_is_auto_then_drawn_for_parity_sweeps_or_without
     figures = sweep._figures(report, speed_plot)
     # Assert
     assert [function.__name__ for function, _ in figures] == expected
+
+
+def test_plot_worker_when_discarded_while_warming_up_then_gone_at_once() -> None:
+    """Issue 13: a helper started early and not wanted (plot=false) is killed and reaped."""
+    # Arrange
+    worker = plot_worker.PlotWorker()
+    assert worker.start()
+    pid = worker.pid
+    # Act
+    worker.discard()
+    # Assert
+    assert worker.pid is None and not worker.alive
+    with pytest.raises(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)  # already reaped
