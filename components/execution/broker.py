@@ -503,26 +503,18 @@ class SimulatedBroker:
             if high is not None and high < self.high_trigger[s]:
                 self.high_trigger[s] = high
         order.filled = filled = order.filled + qty
-        self.fills += 1
-        self._record(
-            "fills",
-            new_row(
-                FillRow,
-                (
-                    self._seq(),
-                    ts,
-                    self._symbols[s],
-                    side,
-                    qty,
-                    entry,
-                    order.ts,
-                    order.signal_seq,
-                    fee,
-                    order.quantity - filled,
-                    "entry",
-                ),
-            ),
-        )  # _record_fill's row, built here: one call less per entry
+        self._record_fill(
+            ts,
+            s,
+            side,
+            qty,
+            entry,
+            order.ts,
+            order.signal_seq,
+            fee,
+            order.quantity - filled,
+            "entry",
+        )
 
     def _close(self, s: int, order: Order, ts: int, price: float, qty: int, reason: str) -> None:
         """Close ``qty`` units FIFO at ``price`` for a strategy or kill-switch order."""
@@ -540,26 +532,18 @@ class SimulatedBroker:
             )
             left -= take
         order.filled = filled = order.filled + qty
-        self.fills += 1
-        self._record(
-            "fills",
-            new_row(
-                FillRow,
-                (
-                    self._seq(),
-                    ts,
-                    self._symbols[s],
-                    order.side,
-                    qty,
-                    price,
-                    order.ts,
-                    order.signal_seq,
-                    fee,
-                    order.quantity - filled,
-                    reason,
-                ),
-            ),
-        )  # _record_fill's row, built here
+        self._record_fill(
+            ts,
+            s,
+            order.side,
+            qty,
+            price,
+            order.ts,
+            order.signal_seq,
+            fee,
+            order.quantity - filled,
+            reason,
+        )
 
     def _close_lot(
         self, s: int, lot: Lot, take: int, ts: int, price: float, exit_fee: float, reason: str
