@@ -8,6 +8,7 @@ the market DB, which is still open read-only).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -110,16 +111,15 @@ def write_equity_daily(path: Any, equity: pd.DataFrame) -> None:
     )
     sink = pa.BufferOutputStream()
     sink.write(b"day,equity\n")
-    pa_csv.write_csv(table, sink, _CSV_OPTIONS.setdefault("rows", _csv_options()))
+    pa_csv.write_csv(table, sink, _csv_options())
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_bytes(sink.getvalue().to_pybytes())
     os.replace(tmp, path)
 
 
-_CSV_OPTIONS: dict[str, Any] = {}
-
-
+@functools.cache
 def _csv_options() -> Any:
+    """Arrow's CSV options for ``write_equity_daily``: no header (written there), no quotes."""
     import pyarrow.csv as pa_csv
 
     return pa_csv.WriteOptions(include_header=False, quoting_style="none")
