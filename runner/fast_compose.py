@@ -566,7 +566,7 @@ def reuse_mode_probe_for_run(argv: list[str]) -> bool:
         from hydra.types import RunMode
     except ImportError:  # a Hydra without these internals: compose twice
         return False
-    probe, compose = Hydra.get_mode, Hydra.compose_config
+    compose = Hydra.compose_config
     kept: dict[str, Any] = {}
 
     def get_mode(self: Any, config_name: Any, overrides: Any) -> Any:
@@ -617,11 +617,7 @@ def reuse_mode_probe_for_run(argv: list[str]) -> bool:
 
     Hydra.get_mode = get_mode  # type: ignore[method-assign]
     Hydra.compose_config = compose_config  # type: ignore[method-assign]
-    _PROBE_ORIGINALS[:] = [probe, compose]
     return True
-
-
-_PROBE_ORIGINALS: list[Any] = []  # Hydra's own get_mode and compose_config, once replaced
 
 
 def _same_as_a_run(cfg: DictConfig, overrides: list[str]) -> bool:
@@ -672,7 +668,7 @@ class YamlSplicer:
                 return self._splice(leaves)
             paths = tuple(p for p in base if p in varying or p in self._paths)
             if all(isinstance(leaves[p], _SPLICEABLE) for p in paths):
-                self._cut(container, paths)
+                self._cut(container, leaves, paths)
                 if self._parts:
                     return self._splice(leaves)
         else:
@@ -696,7 +692,12 @@ class YamlSplicer:
             text = self._scalars[key] = dumped[3:-1]
         return text
 
-    def _cut(self, container: dict[str, Any], paths: tuple[tuple[Any, ...], ...]) -> None:
+    def _cut(
+        self,
+        container: dict[str, Any],
+        leaves: dict[tuple[Any, ...], Any],
+        paths: tuple[tuple[Any, ...], ...],
+    ) -> None:
         """Keep the base's text cut at ``paths`` (tokens dumped in their place), or nothing."""
         self._paths, self._parts = paths, []
         marked = copy.deepcopy(container)
@@ -715,16 +716,10 @@ class YamlSplicer:
             parts.append(head)
         try:
             for path in paths:
-                self._scalar(container_leaf(container, path))
+                self._scalar(leaves[path])
         except ValueError:
             return
         self._parts = [*parts, rest]
-
-
-def container_leaf(container: Any, path: tuple[Any, ...]) -> Any:
-    for part in path:
-        container = container[part]
-    return container
 
 
 def _leaves(node: Any, path: tuple[Any, ...] = ()) -> Any:
