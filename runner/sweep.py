@@ -120,6 +120,17 @@ class Violation:
         )
 
 
+def _check_switch(key: str, value: Any, *, allow_none: bool) -> bool | None:
+    """Return ``value`` when it is a bool (or None where allowed); raise a one-line error."""
+    if isinstance(value, bool) or (allow_none and value is None):
+        return value
+    choices = "true, false or null" if allow_none else "true or false"
+    raise ValueError(
+        f"hydra.callbacks.sweep_report.{key} must be {choices}, was {value!r}; e.g. "
+        f"hydra.callbacks.sweep_report.{key}=false"
+    )
+
+
 class SweepReport(Callback):
     """Write the sweep report after a multirun and fail it when parity is violated."""
 
@@ -132,8 +143,8 @@ class SweepReport(Callback):
         speed_plot: bool | None = None,
     ) -> None:
         self.fail_on_mismatch = fail_on_mismatch
-        self.plot = plot
-        self.speed_plot = speed_plot
+        self.plot = _check_switch("plot", plot, allow_none=False)
+        self.speed_plot = _check_switch("speed_plot", speed_plot, allow_none=True)
         self.rank_by = sweep_stats.check_rank_by(rank_by)
         self.fast_compose = fast_compose
         self._pending: tuple[Path, DictConfig] | None = None

@@ -506,3 +506,30 @@ def test_mode_probe_when_not_a_multirun_then_hydra_keeps_its_probe() -> None:
     installed = skip_mode_probe_for_multirun(["+experiment=backtest", "strategy.fast=5"])
     # Assert
     assert installed is False and Hydra.get_mode is probe
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        (
+            "hydra.callbacks.sweep_report.speed_plot=maybe",
+            "hydra.callbacks.sweep_report.speed_plot must be true, false or null, was 'maybe'",
+        ),
+        (
+            "hydra.callbacks.sweep_report.plot=7",
+            "hydra.callbacks.sweep_report.plot must be true or false, was 7",
+        ),
+        ("run.extras=maybe", "run.extras=maybe: expected true or false, got 'maybe'"),
+    ],
+)
+def test_sweep_when_a_report_switch_is_not_a_bool_then_one_line_and_exit_2(
+    market_db: Path, tmp_path: Path, override: str, expected: str
+) -> None:
+    # Act
+    proc = _sweep(market_db, tmp_path / "sweep", "strategy.fast=3,5", override)
+    # Assert
+    assert proc.returncode == 2, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0]
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "sweep").exists()  # nothing written
