@@ -6,10 +6,15 @@ import csv
 import datetime as dt
 import json
 import os
+import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
+
+from components.execution.row_repr import float_reprs
 
 TRADE_COLUMNS = [
     "symbol",
@@ -52,26 +57,74 @@ def atomic_write(path: Path, text: str, *, fsync: bool = True) -> None:
 
 
 def write_trades_csv(path: Path, trades: list[Any]) -> None:
-    """Write closed round trips (``TradeRow`` records) in the contract's columns."""
+    """Write closed round trips (``TradeRow`` records) in the contract's columns.
+
+    The bytes are ``csv.writer``'s (``\\r\\n`` line ends, floats as ``repr``), built a column at
+    a time: timestamps by numpy, floats by the digest's Arrow kernels (``row_repr``), ~10 ms for
+    18k trades where a ``writerow`` per trade took ~120 ms. A symbol or exit reason that
+    ``csv`` would quote (a comma, a quote, a line break) takes the ``writerow`` path.
+    """
+    by_name = dict(zip(trades[0]._fields, zip(*trades, strict=True), strict=True)) if trades else {}
+    quoted = any(
+        _CSV_SPECIAL.search(str(text))
+        for text in {*by_name.get("symbol", ()), *by_name.get("exit_reason", ())}
+    )
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(TRADE_COLUMNS)
-        for t in trades:
-            writer.writerow(
-                [
-                    t.symbol,
-                    iso(t.entry_ts),
-                    repr(float(t.entry_price)),
-                    iso(t.exit_ts),
-                    repr(float(t.exit_price)),
-                    int(t.size),
-                    repr(float(t.fees)),
-                    repr(float(t.pnl)),
-                    t.exit_reason,
-                ]
-            )
+        if quoted:
+            for t in trades:
+                writer.writerow(_trade_fields(t))
+        elif trades:
+            columns = [_trade_column(name, by_name[name]) for name in TRADE_COLUMNS]
+            handle.write("\r\n".join(map(",".join, zip(*columns, strict=True))) + "\r\n")
     os.replace(tmp, path)
+
+
+_CSV_SPECIAL = re.compile(r'[,"\r\n]')  # what csv.writer (QUOTE_MINIMAL) would quote
+_TRADE_FLOATS = frozenset({"entry_price", "exit_price", "fees", "pnl"})
+
+
+def _trade_fields(t: Any) -> list[Any]:
+    return [
+        t.symbol,
+        iso(t.entry_ts),
+        repr(float(t.entry_price)),
+        iso(t.exit_ts),
+        repr(float(t.exit_price)),
+        int(t.size),
+        repr(float(t.fees)),
+        repr(float(t.pnl)),
+        t.exit_reason,
+    ]
+
+
+def _trade_column(name: str, values: Sequence[Any]) -> list[str]:
+    """Return one trades.csv column as the text ``_trade_fields`` gives each value."""
+    if name in _TRADE_FLOATS:
+        return float_reprs(values)
+    if name.endswith("_ts"):
+        return iso_column(values)
+    if name == "size":
+        return [str(int(v)) for v in values]
+    return [str(v) for v in values]
+
+
+def iso_column(ts_us: Sequence[int]) -> list[str]:
+    """Return ``iso`` of every epoch-microsecond value (numpy formats them all at once)."""
+    values = np.asarray(ts_us, dtype=np.int64)
+    stamps = values.astype("datetime64[us]")
+    text = np.datetime_as_string(stamps, unit="s").tolist()
+    fractional = np.flatnonzero(values % 1_000_000)  # isoformat shows microseconds only if any
+    if len(fractional):
+        for i, t in zip(
+            fractional.tolist(),
+            np.datetime_as_string(stamps[fractional], unit="us").tolist(),
+            strict=True,
+        ):
+            text[i] = t
+    return [t + "+00:00" for t in text]
 
 
 def write_json(path: Path, payload: dict[str, Any], *, fsync: bool = True) -> None:

@@ -24,6 +24,7 @@ same typed columns: the kernels' fixed cost (~1.7 ms a table) would exceed the w
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -57,6 +58,11 @@ def _float_text(col: pa.Array) -> pa.Array:
     integral = pc.and_(pc.and_(finite, fixed), pc.invert(pc.match_substring(text, ".")))
     text = pc.if_else(integral, pc.binary_join_element_wise(text, ".0", ""), text)
     return _patched(text, pc.and_(finite, pc.invert(fixed)), col, float.__repr__)
+
+
+def float_reprs(values: Any) -> list[str]:
+    """Return ``repr(float(v))`` of every value (Arrow kernels; the digest's float path)."""
+    return _float_text(pa.array(values, pa.float64())).to_pylist()
 
 
 def _str_text(col: pa.Array) -> pa.Array:
