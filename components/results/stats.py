@@ -126,14 +126,18 @@ def trade_columns(rows: list[Any]) -> dict[str, np.ndarray]:
 
     The same values as ``trades_frame`` without building a frame (~0.5 ms a run less).
     """
-    n = len(rows)
-    fields = rows[0]._fields if rows else ()
+    if not rows:
+        return {
+            col: np.empty(0, np.int64 if col.endswith("_ts") else np.float64)
+            for col in ("entry_ts", "exit_ts", "entry_price", "exit_price", "size", "pnl", "fees")
+        }
+    by_name = dict(zip(rows[0]._fields, zip(*rows, strict=True), strict=True))  # one transpose
     columns: dict[str, np.ndarray] = {}
     for col in ("entry_ts", "exit_ts"):
-        columns[col] = np.fromiter((getattr(r, col) for r in rows), dtype=np.int64, count=n)
+        columns[col] = np.array(by_name[col], dtype=np.int64)
     for col in ("entry_price", "exit_price", "size", "pnl", "fees"):
-        if col in fields or not n:
-            columns[col] = np.fromiter((getattr(r, col) for r in rows), np.float64, count=n)
+        if col in by_name:
+            columns[col] = np.array(by_name[col], dtype=np.float64)
     return columns
 
 
