@@ -619,6 +619,19 @@ class _ShadowBook:
 # --------------------------------------------------------------------------- the base class
 
 
+def _rect_width(chunk: BarChunk) -> int:
+    """Return S when the chunk's rows repeat the same S increasing symbol indices (every clock
+    step holds the same symbols: row r is then a bar of symbol ``sym[r % S]``), else 0."""
+    n, sym = len(chunk), chunk.sym
+    width = int(chunk.bounds[1]) if len(chunk.bounds) > 1 else 0  # the first step's rows
+    if not width or n % width:
+        return 0
+    codes = sym[:width]
+    if width > 1 and not bool((codes[1:] > codes[:-1]).all()):
+        return 0
+    return width if bool((sym.reshape(-1, width) == codes).all()) else 0
+
+
 class Strategy:
     """Base class of API strategies; implements the engine's strategy protocol (start/on_chunk/on_step).
 
@@ -628,6 +641,8 @@ class Strategy:
 
     name: ClassVar[str] = "strategy"
     uses_analytics: ClassVar[bool] = False
+    # take rectangular chunks by reshaping, not sorting (False: always sort; tests compare both)
+    _rect_path: ClassVar[bool] = True
 
     def __init__(self, config: Any = None) -> None:
         self.config = config
@@ -737,22 +752,22 @@ class Strategy:
     def on_chunk(self, chunk: BarChunk) -> None:
         n = len(chunk)
         self._chunk = chunk
-        self._syms = chunk.sym.tolist()
-        ready = np.zeros(n, dtype=bool)
-        when = np.ones(n, dtype=bool)
-        self._when = when
-        now_cols: dict[str, np.ndarray] = {}
-        prev_cols: dict[str, np.ndarray] = {}
+        self._sym_list = None  # chunk.sym as a list, built on first use (``_syms``)
         events: list[tuple[int, Insight]] = []
+        when: np.ndarray | None = None
+        now_cols: dict[str, np.ndarray] = {}
         if n:
-            self._bar_index = self._group_chunk(chunk, ready, when, now_cols, prev_cols, events)
+            self._bar_index, ready, when, now_cols = self._group_chunk(chunk, events)
         else:
-            self._bar_index = np.zeros(0, dtype=np.int64)
+            self._bar_index, ready = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=bool)
         self._ready_mask = ready
-        names = self._columns
         self._full = {
-            c: getattr(chunk, c) if c in PRICE_COLUMNS else now_cols.get(c, np.full(n, np.nan))
-            for c in names
+            c: getattr(chunk, c)
+            if c in PRICE_COLUMNS
+            else now_cols[c]
+            if c in now_cols
+            else np.full(n, np.nan)
+            for c in self._columns
         }
         events.sort(key=lambda e: e[0])
         self._events, self._ei = events, 0
@@ -760,13 +775,11 @@ class Strategy:
             self.active_steps = None
             return
         # decide/rebalance run only on these rows: convert just their values to Python floats
-        selected = np.flatnonzero(ready & when)
+        selected = np.flatnonzero(ready if when is None else ready & when)
         ctx = self._ctx
         eager = self._eager  # the other columns are read from the history on access (Row)
         self._load_now = self._bind([self._full[c][selected].tolist() for c in eager])
-        ctx._load_prev = self._bind(
-            [prev_cols.get(c, np.full(n, np.nan))[selected].tolist() for c in eager]
-        )
+        ctx._load_prev = self._bind(self._previous_values(selected, eager))
         self._ready_rows = selected.tolist()
         self._sel_syms = chunk.sym[selected].tolist()
         # selected rows of step k: positions step_lo[k]:step_lo[k + 1] of the lists above
@@ -776,6 +789,14 @@ class Strategy:
         # unless a subclass overrides on_step itself (it may want every step)
         if type(self).on_step is Strategy.on_step:
             self.active_steps = (step_lo[1:] != step_lo[:-1]).tolist()
+
+    @property
+    def _syms(self) -> list[int]:
+        """The chunk's symbol index of each row, as a list (for rebalance's per-step reads)."""
+        syms = self._sym_list
+        if syms is None:
+            syms = self._sym_list = self._chunk.sym.tolist()
+        return syms
 
     def on_step(self, k: int, lo: int, hi: int, ts: int, snapshot: Any) -> list[Insight] | None:
         hook = self._hook
@@ -818,43 +839,49 @@ class Strategy:
         self._load_now = self._bind([[] for _ in self._eager])
 
     def _group_chunk(
-        self,
-        chunk: BarChunk,
-        ready: np.ndarray,
-        when: np.ndarray,
-        now_cols: dict[str, np.ndarray],
-        prev_cols: dict[str, np.ndarray],
-        events: list[tuple[int, Insight]],
-    ) -> np.ndarray:
-        """Append the chunk to each symbol's history, compute its indicators, and fill the
-        chunk-wide columns; return each row's bar index.
+        self, chunk: BarChunk, events: list[tuple[int, Insight]]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, dict[str, np.ndarray]]:
+        """Append the chunk to each symbol's history and compute its indicators; return the
+        chunk-wide columns: each row's bar index, ready (past warm-up), decide_when's flag (None
+        without decide_when) and the indicator values.
 
-        The chunk is taken in symbol order (``order``): a symbol's rows are then one slice, so
-        its history grows by slice copies, and the chunk-wide arrays (bar index, ready, the
-        indicator values now and on the previous bar) are assembled once for all symbols.
+        The chunk is taken in symbol order: a symbol's rows are then one slice, so its history
+        grows by slice copies, and the chunk-wide arrays are assembled once for all symbols. A
+        rectangular chunk (every clock step holds the same symbols: no bar missing, none late)
+        needs no sort: symbol i's rows are i, i + S, i + 2 S, ... (``_rect_width``).
         """
         n = len(chunk)
-        sym = chunk.sym
-        if len(self.symbols) <= 32767:  # a stable argsort of int16 is a radix sort, ~4x faster
-            sym = sym.astype(np.int16)
-        order = np.argsort(sym, kind="stable")
-        by_sym = chunk.sym[order]
-        cuts = (np.flatnonzero(by_sym[1:] != by_sym[:-1]) + 1).tolist()
-        starts, ends = [0, *cuts], [*cuts, n]
-        gathered = {c: getattr(chunk, c)[order] for c in ("ts", *PRICE_COLUMNS)}
+        names = ("ts", *PRICE_COLUMNS)
+        width = _rect_width(chunk) if self._rect_path else 0
+        order = np.zeros(0, dtype=np.intp)
+        if width:
+            syms_of = chunk.sym[:width].tolist()  # the chunk's symbols, in symbol order
+            columns = [getattr(chunk, c) for c in names]
+            starts = ends = []
+        else:
+            sym = chunk.sym
+            if len(self.symbols) <= 32767:  # a stable argsort of int16 is a radix sort, ~4x faster
+                sym = sym.astype(np.int16)
+            order = np.argsort(sym, kind="stable")
+            by_sym = chunk.sym[order]
+            cuts = (np.flatnonzero(by_sym[1:] != by_sym[:-1]) + 1).tolist()
+            starts, ends = [0, *cuts], [*cuts, n]
+            columns = [getattr(chunk, c)[order] for c in names]
+            syms_of = by_sym[starts].tolist()
         tails: dict[str, list[np.ndarray]] = {}
         n_olds: list[int] = []
         ready_from: list[float] = []
-        syms_of = by_sym[starts].tolist()  # the chunk's symbols, in symbol order
-        for s, a, b in zip(syms_of, starts, ends, strict=True):
+        for i, s in enumerate(syms_of):
+            rows = slice(i, n, width) if width else slice(starts[i], ends[i])
+            src = [col[rows] for col in columns]  # this symbol's bars, oldest first
             h = self._histories[s]
             n_old = h.n
             n_olds.append(n_old)
-            h.reserve(b - a)
-            hi = n_old + b - a
+            h.reserve(len(src[0]))
+            hi = n_old + len(src[0])
             p, q = n_old - h.base, hi - h.base  # where bars n_old..hi - 1 go in h.cols
-            for c, col in gathered.items():
-                h.cols[c][p:q] = col[a:b]
+            for c, col in zip(names, src, strict=True):
+                h.cols[c][p:q] = col
             h.n = hi
             values, start = self._compute(s, h, n_old)
             assert self._ind_names is not None
@@ -877,37 +904,76 @@ class Strategy:
                 self._target_events(
                     s,
                     h,
-                    order[a:b],
+                    np.arange(i, n, width) if width else order[rows],
                     tails["__target__"][-1],
                     np.arange(n_old, hi),
                     chunk,
                     events,
                 )
-        counts = np.asarray(ends) - np.asarray(starts)
-        first_of = np.repeat(np.asarray(starts), counts)  # sorted position of the symbol's 1st row
-        bar_sorted = np.arange(n) - first_of + np.repeat(np.asarray(n_olds), counts)
-        bar_index = np.empty(n, dtype=np.int64)
-        bar_index[order] = bar_sorted
-        ready[order] = bar_sorted >= np.repeat(np.asarray(ready_from), counts)
-        if "__when__" in tails:
-            when[order] = np.concatenate(tails["__when__"]) != 0
-        for name in self._ind_names or ():
-            gathered[name] = np.concatenate(tails[name])  # in symbol order, like the prices
-            now_cols[name] = np.empty(n)
-            now_cols[name][order] = gathered[name]
-        # the previous bar of a symbol's row: its row before in symbol order, or, for its first
-        # row in this chunk, the last bar of its history (NaN when there is none)
-        for name in self._eager:
-            now = gathered[name]
-            prev = np.empty(n)
-            prev[1:] = now[:-1]
-            prev[starts] = [
-                self._histories[s].get(name, k - 1) if k else np.nan
-                for s, k in zip(syms_of, n_olds, strict=True)
-            ]
-            prev_cols[name] = np.empty(n)
-            prev_cols[name][order] = prev
-        return bar_index
+        if width:  # row k * width + i is bar n_olds[i] + k of symbol syms_of[i]
+            bar_2d = np.arange(n // width)[:, None] + np.asarray(n_olds)
+            bar_index = bar_2d.reshape(n)
+            ready = (bar_2d >= np.asarray(ready_from)).reshape(n)
+
+            def spread(parts: list[np.ndarray]) -> np.ndarray:
+                return np.stack(parts, axis=1).reshape(n)
+
+            self._layout = (width, order, order, order)
+
+        else:
+            counts = np.asarray(ends) - np.asarray(starts)
+            first_of = np.repeat(np.asarray(starts), counts)  # sorted position of the 1st row
+            bar_sorted = np.arange(n) - first_of + np.repeat(np.asarray(n_olds), counts)
+            bar_index = np.empty(n, dtype=np.int64)
+            bar_index[order] = bar_sorted
+            ready = np.empty(n, dtype=bool)
+            ready[order] = bar_sorted >= np.repeat(np.asarray(ready_from), counts)
+
+            def spread(parts: list[np.ndarray]) -> np.ndarray:
+                out = np.empty(n)
+                out[order] = np.concatenate(parts)
+                return out
+
+            # by symbol index: the sorted position and the bar index of its first row
+            first_pos = np.zeros(len(self.symbols), dtype=np.intp)
+            first_pos[syms_of] = starts
+            first_bar = np.zeros(len(self.symbols), dtype=np.int64)
+            first_bar[syms_of] = n_olds
+            self._layout = (width, order, first_pos, first_bar)
+        when = spread(tails["__when__"]) != 0 if "__when__" in tails else None
+        now_cols = {name: spread(tails[name]) for name in self._ind_names or ()}
+        return bar_index, ready, when, now_cols
+
+    def _previous_values(self, selected: np.ndarray, names: tuple[str, ...]) -> list[list[Any]]:
+        """Return, per column of ``names``, its value on the previous bar of each ``selected``
+        row's symbol: the symbol's row before in this chunk or, for its first row in the chunk,
+        the last bar of its history (NaN when there is none)."""
+        if not len(selected) or not names:
+            return [[] for _ in names]
+        width, order, first_pos, first_bar = self._layout
+        if width:
+            prev = selected - width
+        else:
+            rank = self._bar_index[selected] - first_bar[self._chunk.sym[selected]]
+            prev = np.where(rank > 0, order[first_pos[self._chunk.sym[selected]] + rank - 1], -1)
+        outside = np.flatnonzero(prev < 0).tolist()
+        take = np.maximum(prev, 0) if outside else prev
+        firsts = [
+            (j, self._histories[s], b - 1)
+            for j, s, b in zip(
+                outside,
+                self._chunk.sym[selected[outside]].tolist(),
+                self._bar_index[selected[outside]].tolist(),
+                strict=True,
+            )
+        ]
+        out = []
+        for name in names:
+            values = self._full[name][take].tolist()
+            for j, h, bar in firsts:
+                values[j] = h.get(name, bar) if bar >= 0 else np.nan
+            out.append(values)
+        return out
 
     def _compute(self, s: int, h: _History, n_old: int) -> tuple[dict[str, np.ndarray], int]:
         """Recompute every indicator over the needed tail; check the already-known overlap."""
@@ -952,7 +1018,9 @@ class Strategy:
             except Exception as exc:
                 raise self._raised(exc, "decide_when", s, h.n - 1) from None
             flags = self._as_series("decide_when", when, len(bars), s, h)
-            values["__when__"] = np.where(np.isnan(flags), 0.0, flags)  # NaN: not a decision bar
+            if not (isinstance(when, np.ndarray) and when.dtype == np.bool_):
+                flags = np.where(np.isnan(flags), 0.0, flags)  # NaN: not a decision bar
+            values["__when__"] = flags
         self._check_overlap(values, start, n_old, s, h)
         return values, start
 
