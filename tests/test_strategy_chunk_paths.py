@@ -10,6 +10,8 @@ columns) and every insight must be equal, byte for byte.
 
 from __future__ import annotations
 
+import functools
+import operator
 from typing import Any
 
 import numpy as np
@@ -28,6 +30,7 @@ from components.strategies.api import (
 )
 from components.strategies.base import Insight
 from components.strategies.builtin import RsiRevert, RsiRevertConfig, SmaCross, SmaCrossConfig
+from components.strategies.indicators import rolling_sum
 
 SYMBOLS = ("AAA", "BBB", "CCC", "DDD")
 
@@ -222,3 +225,29 @@ def test_rect_width_when_chunk_shapes_vary_then_width_only_for_repeated_symbol_r
     assert _rect_width(chunk([(1, 0), (2, 0), (2, 1), (3, 0), (3, 1)])) == 0  # a late symbol
     assert _rect_width(chunk([(1, 0), (1, 1), (2, 0), (2, 2)])) == 0  # another symbol
     assert _rect_width(chunk([])) == 0
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    values=st.lists(
+        st.floats(allow_nan=True, allow_infinity=True, width=64) | st.floats(-1e6, 1e6),
+        max_size=60,
+    ),
+    window=st.integers(1, 12),
+    lag=st.integers(0, 3),
+)
+def test_helpers_when_any_values_then_bits_equal_python_left_to_right_sums(
+    values: list[float], window: int, lag: int
+) -> None:
+    """rolling_sum / rolling_mean / shift: the same bits as Python's left-to-right ``sum``."""
+    with np.errstate(all="ignore"):  # inf - inf and overflows are compared too
+        x = np.array(values, dtype=np.float64)
+        sums = [functools.reduce(operator.add, values[i : i + window]) for i in range(len(x))]
+        sums = sums[: max(0, len(x) - window + 1)]
+        assert rolling_sum(x, window).tobytes() == np.array(sums, dtype=np.float64).tobytes()
+        means = [np.nan] * (window - 1) + [s / window for s in sums]
+        want = ([np.nan] * lag + means[: len(means) - lag])[: len(x)] if len(x) >= window else []
+        got = rolling_mean(x, window, lag=lag)
+        assert got.tobytes() == np.array(want or [np.nan] * len(x), dtype=np.float64).tobytes()
+        shifted = [np.nan] * min(lag, len(x)) + values[: max(0, len(x) - lag)]
+        assert shift(x, lag).tobytes() == np.array(shifted, dtype=np.float64).tobytes()

@@ -115,7 +115,8 @@ def shift(values: Any, n: int = 1) -> np.ndarray:
     x = np.asarray(values, dtype=np.float64)
     if n < 0:
         raise ValueError(f"shift: n must be >= 0 (a negative shift reads the future), was {n}")
-    out = np.full(len(x), np.nan)
+    out = np.empty(len(x))
+    out[:n] = np.nan
     if n < len(x):
         out[n:] = x[: len(x) - n]
     return out
@@ -149,9 +150,12 @@ def rolling_min(values: Any, window: int, lag: int = 0) -> np.ndarray:
 def rolling_mean(values: Any, window: int, lag: int = 0) -> np.ndarray:
     """Return the mean of the last ``window`` values (summed left to right: chunking-exact)."""
     x = np.asarray(values, dtype=np.float64)
-    out = np.full(len(x), np.nan)
-    if len(x) >= window:
-        out[window - 1 :] = rolling_sum(x, window) / window
+    if len(x) < window:
+        out = np.full(len(x), np.nan)
+    else:
+        out = np.empty(len(x))
+        out[: window - 1] = np.nan
+        np.divide(rolling_sum(x, window), window, out=out[window - 1 :])
     return shift(out, lag) if lag else out
 
 

@@ -15,8 +15,9 @@ def rolling_sum(values: np.ndarray, window: int) -> np.ndarray:
     if n < 1:
         return np.empty(0, dtype=np.float64)
     values = np.asarray(values, dtype=np.float64)
-    total = values[:n].copy()  # column j of the window view is the slice values[j : j + n]
-    for j in range(1, window):
+    # column j of the window view is the slice values[j : j + n]
+    total = values[:n] + values[1 : 1 + n] if window > 1 else values[:n].copy()
+    for j in range(2, window):
         total += values[j : j + n]
     return total
 
