@@ -26,6 +26,7 @@ from components.strategies.api import (
     pct_change,
     rolling_max,
     rolling_mean,
+    rolling_means,
     shift,
 )
 from components.strategies.base import Insight
@@ -239,7 +240,8 @@ def test_rect_width_when_chunk_shapes_vary_then_width_only_for_repeated_symbol_r
 def test_helpers_when_any_values_then_bits_equal_python_left_to_right_sums(
     values: list[float], window: int, lag: int
 ) -> None:
-    """rolling_sum / rolling_mean / shift: the same bits as Python's left-to-right ``sum``."""
+    """rolling_sum / rolling_mean / shift: the same bits as Python's left-to-right ``sum``;
+    rolling_means (shared sums): the same bits as rolling_mean per window."""
     with np.errstate(all="ignore"):  # inf - inf and overflows are compared too
         x = np.array(values, dtype=np.float64)
         sums = [functools.reduce(operator.add, values[i : i + window]) for i in range(len(x))]
@@ -251,3 +253,6 @@ def test_helpers_when_any_values_then_bits_equal_python_left_to_right_sums(
         assert got.tobytes() == np.array(want or [np.nan] * len(x), dtype=np.float64).tobytes()
         shifted = [np.nan] * min(lag, len(x)) + values[: max(0, len(x) - lag)]
         assert shift(x, lag).tobytes() == np.array(shifted, dtype=np.float64).tobytes()
+        windows = (window, max(1, window - 3), window + 5, window)
+        for mean, w in zip(rolling_means(x, windows, lag=lag), windows, strict=True):
+            assert mean.tobytes() == rolling_mean(x, w, lag=lag).tobytes()

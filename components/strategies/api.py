@@ -52,7 +52,7 @@ import dataclasses
 import difflib
 import keyword
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -72,7 +72,7 @@ from components.strategies.base import (
     Insight,
     WorkingOrder,
 )
-from components.strategies.indicators import rolling_sum
+from components.strategies.indicators import rolling_sum, rolling_sums
 
 __all__ = [
     "FLAT",
@@ -87,6 +87,7 @@ __all__ = [
     "register_strategy",
     "rolling_max",
     "rolling_mean",
+    "rolling_means",
     "rolling_min",
     "rolling_std",
     "shift",
@@ -99,6 +100,7 @@ _PLAIN_ORDER = frozenset(("reason", "value", "reference"))  # order keywords nee
 _MARKET_TAIL = tuple(Insight._field_defaults[f] for f in Insight._fields[7:])
 _new = tuple.__new__
 _CHECK_BARS = 8  # already-known bars recomputed with each chunk and compared (the causality check)
+_HOOK_LABELS = {"__when__": "decide_when()", "__target__": "target()"}  # their columns, named
 
 
 class StrategyError(UserFacingError):
@@ -153,10 +155,29 @@ def rolling_mean(values: Any, window: int, lag: int = 0) -> np.ndarray:
     if len(x) < window:
         out = np.full(len(x), np.nan)
     else:
-        out = np.empty(len(x))
-        out[: window - 1] = np.nan
-        np.divide(rolling_sum(x, window), window, out=out[window - 1 :])
+        out = _padded_mean(len(x), rolling_sum(x, window), window)
     return shift(out, lag) if lag else out
+
+
+def rolling_means(values: Any, windows: Sequence[int], lag: int = 0) -> list[np.ndarray]:
+    """Return ``[rolling_mean(values, w, lag) for w in windows]``, the same values, cheaper: a
+    longer window's sum continues a shorter one's (e.g. a fast/slow moving-average pair)."""
+    x = np.asarray(values, dtype=np.float64)
+    if any(w < 1 for w in windows):
+        raise ValueError(f"rolling_means: every window must be >= 1 bar, was {list(windows)}")
+    out = []
+    for window, total in zip(windows, rolling_sums(x, windows), strict=True):
+        mean = _padded_mean(len(x), total, window) if len(x) >= window else np.full(len(x), np.nan)
+        out.append(shift(mean, lag) if lag else mean)
+    return out
+
+
+def _padded_mean(length: int, total: np.ndarray, window: int) -> np.ndarray:
+    """Return ``total / window`` (the window sums) after window - 1 NaNs: one value per bar."""
+    out = np.empty(length)
+    out[: window - 1] = np.nan
+    np.divide(total, window, out=out[window - 1 :])
+    return out
 
 
 def rolling_std(values: Any, window: int, lag: int = 0, ddof: int = 0) -> np.ndarray:
@@ -915,12 +936,19 @@ class Strategy:
                     events,
                 )
         if width:  # row k * width + i is bar n_olds[i] + k of symbol syms_of[i]
-            bar_2d = np.arange(n // width)[:, None] + np.asarray(n_olds)
-            bar_index = bar_2d.reshape(n)
-            ready = (bar_2d >= np.asarray(ready_from)).reshape(n)
+            m = n // width
+            steps = np.arange(m)[:, None]
+            bar_index = (steps + np.asarray(n_olds)).reshape(n)
+            # past warm-up from step ready_from - n_old on (int: no float compare of every row)
+            first_ready = [
+                m if r - k > m else max(0, int(r - k))
+                for r, k in zip(ready_from, n_olds, strict=True)
+            ]
+            ready = (steps >= np.asarray(first_ready)).reshape(n)
 
             def spread(parts: list[np.ndarray]) -> np.ndarray:
-                return np.stack(parts, axis=1).reshape(n)
+                # symbol-major rows, transposed into row order by one copy
+                return np.concatenate(parts).reshape(width, m).T.ravel()
 
             self._layout = (width, order, order, order)
 
@@ -1089,9 +1117,9 @@ class Strategy:
         if lo >= n_old:
             return
         assert self._ind_names is not None
-        labels = {"__when__": "decide_when()", "__target__": "target()"}
+        labels = _HOOK_LABELS
         for name in (*self._ind_names, *(n for n in labels if n in values and n in h.cols)):
-            old = h.view(name, lo, n_old)
+            old = h.cols[name][lo - h.base : n_old - h.base]
             new = values[name][lo - start : n_old - start]
             if old.tobytes() != new.tobytes() and not np.array_equal(old, new, equal_nan=True):
                 j = int(np.flatnonzero(~((old == new) | (np.isnan(old) & np.isnan(new))))[0])
