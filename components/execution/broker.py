@@ -164,6 +164,7 @@ class Broker(Protocol):
     def submit(
         self, sym: int, side: str, quantity: int, ts: int, signal_seq: int, **kw: Any
     ) -> Order: ...
+    def place(self, order: Order) -> None: ...
     def on_step(self, ts: int, rows: range, bars: Any) -> None: ...
     def cancel(self, order: Order, ts: int, code: str) -> None: ...
     def cancel_brackets(self, sym: int, ts: int, code: str | None) -> None: ...
@@ -257,8 +258,12 @@ class SimulatedBroker:
     ) -> Order:
         """Queue an order for the next bar (fields: order_type, limit, stop, tif, intent, sl, tp)."""
         order = Order(sym, side, quantity, ts, signal_seq, **fields)
-        self.pending.setdefault(sym, []).append(order)
+        self.place(order)
         return order
+
+    def place(self, order: Order) -> None:
+        """Queue ``order`` for the next bar, after its symbol's other working orders."""
+        self.pending.setdefault(order.sym, []).append(order)
 
     def remove(self, order: Order) -> None:
         orders = self.pending[order.sym]

@@ -17,7 +17,13 @@ from components.execution.kill_switch import (
     KillSwitch,
     KillSwitchConfig,
 )
-from components.execution.orders import FLATTEN, OPEN, OrdersConfig, check_order_fields
+from components.execution.orders import (
+    FLATTEN,
+    OPEN,
+    Order,
+    OrdersConfig,
+    check_order_fields,
+)
 from components.execution.records import (
     InsightRow,
     KillSwitchEventRow,
@@ -217,17 +223,22 @@ class ExecutionHandler:
         self, ts: int, sym: int, side: str, quantity: int, signal_seq: int, **fields: Any
     ) -> bool:
         """Route one signal: True when it became an order for the next bar."""
+        return self._route(Order(sym, side, quantity, ts, signal_seq, **fields))
+
+    def _route(self, order: Order) -> bool:
+        """Place ``order`` at the broker if the kill switch lets it pass, else record the denial."""
         metrics, broker, ks = self.metrics, self.broker, self.kill_switch
         assert broker is not None and ks is not None
         metrics.signals_received += 1
+        sym, side, quantity, ts = order.sym, order.side, order.quantity, order.ts
         # the position (working orders included) only matters to a kill switch that reads it
         position = broker.position[sym] + broker.pending_quantity(sym) if ks.reads_position else 0
         denial = ks.check(ts, side, quantity, position)
         if denial is not None:
-            self._deny(ts, sym, side, quantity, *denial, signal_seq)
+            self._deny(ts, sym, side, quantity, *denial, order.signal_seq)
             return False
         metrics.signals_accepted += 1
-        broker.submit(sym, side, quantity, ts, signal_seq, **fields)
+        broker.place(order)
         return True
 
     def on_insights(self, ts: int, insights: list[Any]) -> None:
@@ -275,8 +286,7 @@ class ExecutionHandler:
         side, quantity, intent, fraction = leg
         s = ins.sym
         order_type, limit, stop, tif = ins.order_type, ins.limit, ins.stop, ins.tif
-        plain = order_type == "market" and tif == "gtc"
-        if not plain:
+        if order_type != "market" or tif != "gtc":
             check_order_fields(
                 self.strategy_name, self._symbols[s], _iso(ts), order_type, limit, stop, tif
             )
@@ -313,19 +323,14 @@ class ExecutionHandler:
                 ),
             ),
         )
-        if plain and sl is None and tp is None and fraction is None:
-            self.submit(ts, s, side, quantity, sseq, intent=intent)  # the common order
-            return
-        fields: dict[str, Any] = {"intent": intent}
-        if order_type != "market":
-            fields.update(order_type=order_type, limit=limit, stop=stop)
-        if tif != "gtc":
-            fields["tif"] = tif
-        if sl is not None or tp is not None:
-            fields.update(sl=sl, tp=tp)
-        if fraction is not None:
-            fields["fraction"] = fraction
-        self.submit(ts, s, side, quantity, sseq, **fields)
+        if order_type == "market":  # fills at the open: the insight's prices are only recorded
+            limit = stop = None
+        # every field by position: a class call binds keywords through a dict (~100 ns more)
+        self._route(
+            Order(
+                s, side, quantity, ts, sseq, order_type, limit, stop, tif, intent, sl, tp, fraction
+            )
+        )
 
     def _bracket_levels(
         self, ins: Insight, side: str, close: float

@@ -177,6 +177,10 @@ class KillSwitch:
         self._watch_equity = (
             config.max_drawdown_pct is not None or config.max_daily_loss_usd is not None
         )
+        # False when ``check`` ignores its ``position`` argument (active, no position limit): the
+        # handler then need not add up the symbol's working orders; ``_move`` keeps it current
+        self._limits_position = config.max_position_per_symbol is not None
+        self.reads_position = self._limits_position
         # no order-count or position limit: an order while active only counts towards its day
         self._counts_only = (
             config.max_position_per_symbol is None
@@ -203,6 +207,7 @@ class KillSwitch:
         if to == self.state:
             return
         before, self.state = self.state, to
+        self.reads_position = to != KillState.ACTIVE or self._limits_position
         self.code, self.reason, self.observed, self.limit = code, reason, observed, limit
         self.n_events += 1
         if self._sink is not None:
@@ -240,12 +245,6 @@ class KillSwitch:
             self._peak = self._day_start_equity = self._last_equity
         self.mode = None
         self._move(KillState.ACTIVE, ts, RESET, reason.strip(), None, None, actor)
-
-    @property
-    def reads_position(self) -> bool:
-        """False when ``check`` ignores its ``position`` argument (active, no position limit):
-        the handler then need not add up the symbol's working orders."""
-        return self.state != KillState.ACTIVE or self.config.max_position_per_symbol is not None
 
     @property
     def halted(self) -> bool:

@@ -82,7 +82,6 @@ class Order:
         quantity: int,
         ts: int,
         signal_seq: int,
-        *,
         order_type: str = "market",
         limit: float | None = None,
         stop: float | None = None,
