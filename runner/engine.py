@@ -154,6 +154,7 @@ class Engine:
         # no analytics query for a strategy that never reads snapshots (issue 14, item 19)
         snapshot_at = analytics.at if getattr(strategy, "uses_analytics", True) else None
         on_insights = execution.on_insights
+        on_equity = ks.on_equity if ks.watches_equity else None
         borrow = broker.borrow_rate > 0
         pending, bracketed, last_close = broker.pending, broker.bracketed, broker.last_close
         n_symbols = len(self.universe.symbols)
@@ -206,7 +207,8 @@ class Engine:
                     broker.charge_borrow(ts)
                 equity = broker.equity()
                 add("equity", new_row(EquityRow, (ts, broker.cash, equity)))
-                ks.on_equity(ts, equity)
+                if on_equity is not None:
+                    on_equity(ts, equity)
                 # (4) snapshot and insights; (5) sizing and (6) the kill switch, in the handler
                 if active is None or active[k]:
                     insights = strategy.on_step(

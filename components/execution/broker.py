@@ -229,9 +229,9 @@ class SimulatedBroker:
 
     def equity(self) -> float:
         """Return cash plus open positions marked at their last close."""
-        value = self.cash
+        value, position, last_close = self.cash, self.position, self.last_close
         for sym in self.held:
-            value += self.position[sym] * self.last_close[sym]
+            value += position[sym] * last_close[sym]
         return value
 
     def working_orders(self, sym: int) -> list[Any]:
@@ -307,22 +307,19 @@ class SimulatedBroker:
                 for r in rows:
                     caps[syms[r]] = math.floor(mvf * volumes[r])
             fill, try_open = self._fill, self._try_open
-            for r in working:  # (1a) closing orders of every symbol first, at the open
-                orders = pending.get(syms[r])
-                if orders:
-                    for order in [o for o in orders if o.intent in CLOSING]:
-                        if order.order_type == "market":  # fills at the open, whatever it is
-                            fill(order, ts, opens[r], caps)
-                        else:
-                            try_open(order, ts, opens[r], caps)
-            for r in working:  # (1b) entries (and orders whose trigger the open crossed)
-                orders = pending.get(syms[r])
-                if orders:
-                    for order in [o for o in orders if o.intent not in CLOSING]:
-                        if order.order_type == "market":
-                            fill(order, ts, opens[r], caps)
-                        else:
-                            try_open(order, ts, opens[r], caps)
+            # (1a) closing orders of every symbol first, at the open; then (1b) entries (and
+            # orders whose trigger the open crossed)
+            for closing in (True, False):
+                for r in working:
+                    orders = pending.get(syms[r])
+                    if orders:
+                        for order in tuple(orders):  # the orders working when the phase began
+                            if (order.intent in CLOSING) is not closing:
+                                continue
+                            if order.order_type == "market":  # fills at the open, whatever it is
+                                fill(order, ts, opens[r], caps)
+                            else:
+                                try_open(order, ts, opens[r], caps)
         bracketed = self.bracketed
         if bracketed:  # (2) brackets, a lot filled at this open included
             highs, lows = bars.highs, bars.lows

@@ -174,7 +174,9 @@ class KillSwitch:
         self._trip_to = (
             KillState.REDUCE_ONLY if config.on_breach == "reduce_only" else KillState.HALTED
         )
-        self._watch_equity = (
+        # False when no threshold reads equity: ``on_equity`` then does nothing (the engine
+        # skips the call)
+        self.watches_equity = (
             config.max_drawdown_pct is not None or config.max_daily_loss_usd is not None
         )
         # False when ``check`` ignores its ``position`` argument (active, no position limit): the
@@ -270,7 +272,7 @@ class KillSwitch:
     # -- checks ----------------------------------------------------------------------------------
     def on_equity(self, ts: int, equity: float) -> None:
         """Track peak and day-start equity (once per clock step); trip on drawdown or daily loss."""
-        if not self._watch_equity:
+        if not self.watches_equity:
             return
         day = self._day_of(ts)
         if day != self._equity_day:  # the day starts from the last mark of the previous day
