@@ -26,7 +26,6 @@ from components.strategies.api import (
     pct_change,
     rolling_max,
     rolling_mean,
-    rolling_means,
     shift,
 )
 from components.strategies.base import Insight
@@ -228,31 +227,51 @@ def test_rect_width_when_chunk_shapes_vary_then_width_only_for_repeated_symbol_r
     assert _rect_width(chunk([])) == 0
 
 
+def _shift_as_was(x: np.ndarray, n: int) -> np.ndarray:
+    out = np.full(len(x), np.nan)
+    if n < len(x):
+        out[n:] = x[: len(x) - n]
+    return out
+
+
+def _rolling_mean_as_was(x: np.ndarray, window: int, lag: int) -> np.ndarray:
+    out = np.full(len(x), np.nan)
+    if len(x) >= window:
+        out[window - 1 :] = rolling_sum(x, window) / window
+    return _shift_as_was(out, lag) if lag else out
+
+
+finite_or_inf = st.floats(allow_nan=False, allow_infinity=True, width=64) | st.floats(-1e6, 1e6)
+
+
 @settings(max_examples=80, deadline=None)
 @given(
-    values=st.lists(
-        st.floats(allow_nan=True, allow_infinity=True, width=64) | st.floats(-1e6, 1e6),
-        max_size=60,
-    ),
+    values=st.lists(finite_or_inf | st.sampled_from([np.nan, -np.nan]), max_size=60),
     window=st.integers(1, 12),
     lag=st.integers(0, 3),
 )
-def test_helpers_when_any_values_then_bits_equal_python_left_to_right_sums(
+def test_helpers_when_any_values_then_same_bits_as_before_the_empty_buffers(
     values: list[float], window: int, lag: int
 ) -> None:
-    """rolling_sum / rolling_mean / shift: the same bits as Python's left-to-right ``sum``;
-    rolling_means (shared sums): the same bits as rolling_mean per window."""
+    """shift and rolling_mean fill a np.empty buffer now: the same bits as the np.full code."""
+    x = np.array(values, dtype=np.float64)
     with np.errstate(all="ignore"):  # inf - inf and overflows are compared too
-        x = np.array(values, dtype=np.float64)
-        sums = [functools.reduce(operator.add, values[i : i + window]) for i in range(len(x))]
-        sums = sums[: max(0, len(x) - window + 1)]
-        assert rolling_sum(x, window).tobytes() == np.array(sums, dtype=np.float64).tobytes()
-        means = [np.nan] * (window - 1) + [s / window for s in sums]
-        want = ([np.nan] * lag + means[: len(means) - lag])[: len(x)] if len(x) >= window else []
-        got = rolling_mean(x, window, lag=lag)
-        assert got.tobytes() == np.array(want or [np.nan] * len(x), dtype=np.float64).tobytes()
-        shifted = [np.nan] * min(lag, len(x)) + values[: max(0, len(x) - lag)]
-        assert shift(x, lag).tobytes() == np.array(shifted, dtype=np.float64).tobytes()
-        windows = (window, max(1, window - 3), window + 5, window)
-        for mean, w in zip(rolling_means(x, windows, lag=lag), windows, strict=True):
-            assert mean.tobytes() == rolling_mean(x, w, lag=lag).tobytes()
+        want = _rolling_mean_as_was(x, window, lag).tobytes()
+        assert rolling_mean(x, window, lag=lag).tobytes() == want
+    assert shift(x, lag).tobytes() == _shift_as_was(x, lag).tobytes()
+
+
+@settings(max_examples=80, deadline=None)
+@given(values=st.lists(finite_or_inf, max_size=60), window=st.integers(1, 12))
+def test_rolling_sum_when_values_without_nan_then_bits_equal_python_left_to_right_sums(
+    values: list[float], window: int
+) -> None:
+    """rolling_sum adds left to right, as Python's reduce does (a NaN input's sign bit may not
+    survive NaN + NaN alike in numpy's vector and scalar loops: left out)."""
+    with np.errstate(all="ignore"):
+        sums = [
+            functools.reduce(operator.add, values[i : i + window])
+            for i in range(len(values) - window + 1)
+        ]
+        got = rolling_sum(np.array(values, dtype=np.float64), window)
+    assert got.tobytes() == np.array(sums, dtype=np.float64).tobytes()

@@ -52,7 +52,7 @@ import dataclasses
 import difflib
 import keyword
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 import numpy as np
@@ -72,7 +72,7 @@ from components.strategies.base import (
     Insight,
     WorkingOrder,
 )
-from components.strategies.indicators import rolling_sum, rolling_sums
+from components.strategies.indicators import rolling_sum
 
 __all__ = [
     "FLAT",
@@ -87,7 +87,6 @@ __all__ = [
     "register_strategy",
     "rolling_max",
     "rolling_mean",
-    "rolling_means",
     "rolling_min",
     "rolling_std",
     "shift",
@@ -157,19 +156,6 @@ def rolling_mean(values: Any, window: int, lag: int = 0) -> np.ndarray:
     else:
         out = _padded_mean(len(x), rolling_sum(x, window), window)
     return shift(out, lag) if lag else out
-
-
-def rolling_means(values: Any, windows: Sequence[int], lag: int = 0) -> list[np.ndarray]:
-    """Return ``[rolling_mean(values, w, lag) for w in windows]``, the same values, cheaper: a
-    longer window's sum continues a shorter one's (e.g. a fast/slow moving-average pair)."""
-    x = np.asarray(values, dtype=np.float64)
-    if any(w < 1 for w in windows):
-        raise ValueError(f"rolling_means: every window must be >= 1 bar, was {list(windows)}")
-    out = []
-    for window, total in zip(windows, rolling_sums(x, windows), strict=True):
-        mean = _padded_mean(len(x), total, window) if len(x) >= window else np.full(len(x), np.nan)
-        out.append(shift(mean, lag) if lag else mean)
-    return out
 
 
 def _padded_mean(length: int, total: np.ndarray, window: int) -> np.ndarray:
@@ -950,8 +936,6 @@ class Strategy:
                 # symbol-major rows, transposed into row order by one copy
                 return np.concatenate(parts).reshape(width, m).T.ravel()
 
-            self._layout = (width, order, order, order)
-
         else:
             counts = np.asarray(ends) - np.asarray(starts)
             first_of = np.repeat(np.asarray(starts), counts)  # sorted position of the 1st row
@@ -966,12 +950,12 @@ class Strategy:
                 out[order] = np.concatenate(parts)
                 return out
 
-            # by symbol index: the sorted position and the bar index of its first row
-            first_pos = np.zeros(len(self.symbols), dtype=np.intp)
-            first_pos[syms_of] = starts
-            first_bar = np.zeros(len(self.symbols), dtype=np.int64)
-            first_bar[syms_of] = n_olds
-            self._layout = (width, order, first_pos, first_bar)
+            # by symbol index: the sorted position and the bar index of its first row here
+            self._first_pos = np.zeros(len(self.symbols), dtype=np.intp)
+            self._first_pos[syms_of] = starts
+            self._first_bar = np.zeros(len(self.symbols), dtype=np.int64)
+            self._first_bar[syms_of] = n_olds
+        self._width, self._order = width, order
         when = spread(tails["__when__"]) != 0 if "__when__" in tails else None
         now_cols = {name: spread(tails[name]) for name in self._ind_names or ()}
         return bar_index, ready, when, now_cols
@@ -982,22 +966,17 @@ class Strategy:
         the last bar of its history (NaN when there is none)."""
         if not len(selected) or not names:
             return [[] for _ in names]
-        width, order, first_pos, first_bar = self._layout
-        if width:
-            prev = selected - width
-        else:
-            rank = self._bar_index[selected] - first_bar[self._chunk.sym[selected]]
-            prev = np.where(rank > 0, order[first_pos[self._chunk.sym[selected]] + rank - 1], -1)
+        sym, bars = self._chunk.sym[selected], self._bar_index[selected]
+        if self._width:  # the row one clock step before (a negative row: not in this chunk)
+            prev = selected - self._width
+        else:  # the row before in symbol order, when it is the same symbol's
+            rank = bars - self._first_bar[sym]  # the row's rank among its symbol's rows
+            prev = np.where(rank > 0, self._order[self._first_pos[sym] + rank - 1], -1)
         outside = np.flatnonzero(prev < 0).tolist()
         take = np.maximum(prev, 0) if outside else prev
         firsts = [
             (j, self._histories[s], b - 1)
-            for j, s, b in zip(
-                outside,
-                self._chunk.sym[selected[outside]].tolist(),
-                self._bar_index[selected[outside]].tolist(),
-                strict=True,
-            )
+            for j, s, b in zip(outside, sym[outside].tolist(), bars[outside].tolist(), strict=True)
         ]
         out = []
         for name in names:

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from components.strategies.api import Context, Strategy, register_strategy, rolling_means, shift
+from components.strategies.api import Context, Strategy, register_strategy, rolling_mean, shift
 
 
 @dataclass
@@ -79,9 +79,10 @@ class SmaCross(Strategy):
         return self.config.slow + 1  # decide_when compares this bar's sign with the previous one
 
     def indicators(self, bars: Any) -> dict[str, Any]:
-        # rolling_means: the slow average's sums continue the fast one's (same values, cheaper)
-        fast, slow = rolling_means(bars.close, (self.config.fast, self.config.slow))
-        return {"fast": fast, "slow": slow}
+        return {
+            "fast": rolling_mean(bars.close, self.config.fast),
+            "slow": rolling_mean(bars.close, self.config.slow),
+        }
 
     def decide_when(self, bars: Any) -> Any:
         sign = np.sign(bars.fast - bars.slow)
