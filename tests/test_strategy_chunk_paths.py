@@ -5,7 +5,8 @@ symbol order) by reshaping it, any other chunk by a stable sort on the symbol (`
 Random bars (symbols that start late, bars missing or none), random chunk splits and strategies
 for each hook are played through both paths; the chunk-wide state after every ``on_chunk``, each
 symbol's history, what every decision saw (``ctx.now`` and ``ctx.prev``, eager and lazily read
-columns) and every insight must be equal, byte for byte.
+columns) and every insight must be equal, byte for byte. The indicator helpers, which now fill
+``np.empty`` buffers, keep the bits they had.
 """
 
 from __future__ import annotations
@@ -143,7 +144,7 @@ def chunk_state(strategy: Strategy) -> list[Any]:
     if strategy._hook != "target":
         state += [strategy._ready_rows, strategy._sel_syms, strategy._step_lo, strategy._syms]
     for h in strategy._histories:
-        live = slice(h.base - h.base, h.n - h.base)
+        live = slice(0, h.n - h.base)  # the bars it holds
         state.append((h.n, h.base, h.ready_from, {c: v[live].tobytes() for c, v in h.cols.items()}))
     return state
 
