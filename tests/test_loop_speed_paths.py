@@ -5,7 +5,9 @@ were before the fast paths (the market-order fill without the affordability call
 entry, fills recorded inline, the kill switch's no-limit check, the handler's direct submit of a
 plain order). Random bars, views, order fields, costs, brackets, sizing policies and kill-switch
 limits are played through both; every record (kill-switch events without their wall time), the
-broker's cash, positions and counters, and the kill switch's state must be equal.
+broker's cash, positions and counters, and the kill switch's state must be equal. The write
+buffer's conversion of rows to Arrow (one struct array) is compared with the column-by-column
+conversion it replaced the same way.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import math
 from collections import defaultdict
 from typing import Any
 
+import pyarrow as pa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -34,7 +37,6 @@ from components.execution.broker import (
     SimulatedBroker,
     TradeRow,
     _rows_of,
-    new_row,
 )
 from components.execution.handler import (
     ExecutionConfig,
@@ -56,7 +58,9 @@ from components.execution.kill_switch import (
     reduces,
 )
 from components.execution.orders import OrdersConfig
+from components.execution.records import RECORDS, TABLES, arrow_schema, new_row
 from components.execution.sizing import FixedUnits, PercentEquity, TargetWeight
+from components.execution.write_buffer import to_arrow
 from components.strategies.base import Insight
 
 T0 = 1_704_067_200_000_000  # 2024-01-01T00:00:00Z
@@ -553,3 +557,61 @@ def test_kill_switch_check_when_no_limit_then_equals_reference(
             ref.activate("test", ts)
         assert fast.check(ts, side, quantity, position) == ref.check(ts, side, quantity, position)
         assert (fast._order_day, fast._day_orders) == (ref._order_day, ref._day_orders)
+
+
+def _reference_to_arrow(table: str, rows: list[tuple]) -> pa.Table:
+    """``write_buffer.to_arrow`` as it was: rows transposed by zip, converted column by column."""
+    schema = arrow_schema(table)
+    columns = list(zip(*rows, strict=True))
+    return pa.Table.from_arrays(
+        [pa.array(col, type=field.type) for col, field in zip(columns, schema, strict=True)],
+        schema=schema,
+    )
+
+
+def _column_values(batch: pa.Table) -> list[str]:
+    """Each column's values as text: timestamps as integers, floats by repr (-0.0 and NaN too)."""
+    out = []
+    for column in batch.columns:
+        if pa.types.is_timestamp(column.type):
+            column = column.cast(pa.int64())
+        out.append(repr(column.to_pylist()))
+    return out
+
+
+_CELLS = {
+    "TIMESTAMPTZ": st.integers(min_value=-(2**62), max_value=2**62),
+    "BIGINT": st.integers(min_value=-(2**63), max_value=2**63 - 1),
+    "DOUBLE": st.one_of(st.floats(), st.integers(min_value=-(2**53), max_value=2**53)),
+    "VARCHAR": st.text(max_size=12),
+}
+
+
+@st.composite
+def _table_rows(draw: st.DrawFn) -> tuple[str, list[tuple]]:
+    table = draw(st.sampled_from(sorted(TABLES)))
+    record = RECORDS[table]
+    cells = []
+    for name, (sql, _) in TABLES[table]:
+        cell = _CELLS[sql]
+        if "None" in str(record.__annotations__[name]):  # an optional column
+            cell = st.one_of(st.none(), cell)
+        cells.append(cell)
+    rows = draw(st.lists(st.tuples(*cells), min_size=1, max_size=25))
+    return table, [new_row(record, row) for row in rows]
+
+
+@settings(max_examples=200, deadline=None)
+@given(table_rows=_table_rows())
+def test_to_arrow_when_random_rows_of_any_table_then_equals_column_conversion(
+    table_rows: tuple[str, list[tuple]],
+) -> None:
+    """The struct-array conversion gives the schema and values the column conversion gave."""
+    # Arrange
+    table, rows = table_rows
+    # Act
+    actual, expected = to_arrow(table, rows), _reference_to_arrow(table, rows)
+    # Assert
+    assert actual.schema == expected.schema
+    assert actual.num_rows == expected.num_rows == len(rows)
+    assert _column_values(actual) == _column_values(expected)

@@ -10,6 +10,7 @@ Arrow (``row_repr``), off the GIL, from the same Arrow tables the INSERT reads.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -357,13 +358,23 @@ class MemoryBuffer(WriteBuffer):
 
 
 def to_arrow(table: str, rows: list[tuple]) -> pa.Table:
-    """Return ``rows`` of results table ``table`` as an Arrow table of its schema."""
+    """Return ``rows`` of results table ``table`` as an Arrow table of its schema.
+
+    Arrow converts the row tuples as one struct array, one C++ pass over the rows, and its
+    fields become the columns without a copy. Transposing the rows in Python first (``zip``)
+    then converting column by column took ~1.5x as long, on the writer thread, holding the GIL
+    the loop needs.
+    """
+    schema, row_type = _arrow_types(table)
+    batch = pa.RecordBatch.from_struct_array(pa.array(rows, type=row_type))
+    return pa.Table.from_batches([batch], schema=schema)
+
+
+@functools.cache
+def _arrow_types(table: str) -> tuple[pa.Schema, pa.StructType]:
+    """Return the Arrow schema of ``table`` and the struct type of one of its rows."""
     schema = arrow_schema(table)
-    columns = list(zip(*rows, strict=True))
-    return pa.Table.from_arrays(
-        [pa.array(col, type=field.type) for col, field in zip(columns, schema, strict=True)],
-        schema=schema,
-    )
+    return schema, pa.struct(list(schema))
 
 
 @register("buffer", "duckdb", DuckDbBufferConfig)
