@@ -713,7 +713,7 @@ def _rows_of(keys: Any, rows: range, syms: list[int]) -> list[int]:
     """
     if len(keys) * 4 < len(rows):
         lo, hi, out = rows.start, rows.stop, []
-        for s in sorted(keys):
+        for s in sorted(keys) if len(keys) > 1 else keys:
             r = lo + s
             if r >= hi or syms[r] != s:
                 return [r for r in rows if syms[r] in keys]
