@@ -196,7 +196,7 @@ class Engine:
                 lo, hi = bounds[k], bounds[k + 1]
                 # (1) fills at this bar's open, (2) brackets and working orders within the bar
                 if pending or bracketed:
-                    if pending and ks.state is not KillState.ACTIVE:
+                    if pending and ks.halted:
                         execution.cancel_blocked_orders(ts)  # halted before this open
                     broker.on_step(ts, range(lo, hi), bars)
                 # (3) mark to the close
@@ -218,7 +218,7 @@ class Engine:
                     )
                     if insights:
                         on_insights(ts, insights)
-                if pending and ks.state is not KillState.ACTIVE:
+                if pending and ks.halted:
                     execution.cancel_blocked_orders(ts)
                 step += 1
                 self.last_ts = ts

@@ -159,6 +159,10 @@ class KillSwitch:
     def __init__(self, config: KillSwitchConfig, sink: EventSink | None = None) -> None:
         self.config = config
         self.state = KillState.ACTIVE
+        # True unless trading is fully allowed (``reduce_only`` counts as halted for new risk);
+        # an attribute ``_move`` keeps current: the loop reads it per step, and an enum member
+        # read (``KillState.ACTIVE``) costs ~60 ns
+        self.halted = False
         self.code = ""
         self.reason = ""
         self.observed: float | None = None
@@ -209,7 +213,8 @@ class KillSwitch:
         if to == self.state:
             return
         before, self.state = self.state, to
-        self.reads_position = to != KillState.ACTIVE or self._limits_position
+        self.halted = to != KillState.ACTIVE
+        self.reads_position = self.halted or self._limits_position
         self.code, self.reason, self.observed, self.limit = code, reason, observed, limit
         self.n_events += 1
         if self._sink is not None:
@@ -247,11 +252,6 @@ class KillSwitch:
             self._peak = self._day_start_equity = self._last_equity
         self.mode = None
         self._move(KillState.ACTIVE, ts, RESET, reason.strip(), None, None, actor)
-
-    @property
-    def halted(self) -> bool:
-        """True unless trading is fully allowed (``reduce_only`` counts as halted for new risk)."""
-        return self.state != KillState.ACTIVE
 
     def describe(self) -> dict[str, Any]:
         """Return the state for summary.json: state, mode, code, reason, observed, limit, events.
@@ -316,10 +316,10 @@ class KillSwitch:
         day = ts // US_PER_DAY if self._utc_days else self._day_of(ts)
         if day != self._order_day:
             self._order_day, self._day_orders = day, 0
-        state = self.state
-        if state is KillState.ACTIVE and self._counts_only:
+        if self._counts_only and not self.halted:
             self._day_orders += 1  # what _check_limits does when no limit is set
             return None
+        state = self.state
         if state == KillState.HALTED:
             return (HALTED_CODE, None, None)
         if state == KillState.REDUCE_ONLY:
