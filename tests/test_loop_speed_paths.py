@@ -7,7 +7,8 @@ plain order). Random bars, views, order fields, costs, brackets, sizing policies
 limits are played through both; every record (kill-switch events without their wall time), the
 broker's cash, positions and counters, and the kill switch's state must be equal. The write
 buffer's conversion of rows to Arrow (one struct array) is compared with the column-by-column
-conversion it replaced the same way.
+conversion it replaced the same way, and the engine's memoryview reads of a chunk's prices with
+the lists it built before.
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ from __future__ import annotations
 import itertools
 import math
 from collections import defaultdict
+from types import SimpleNamespace
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -62,6 +65,7 @@ from components.execution.records import RECORDS, TABLES, arrow_schema, new_row
 from components.execution.sizing import FixedUnits, PercentEquity, TargetWeight
 from components.execution.write_buffer import to_arrow
 from components.strategies.base import Insight
+from runner.engine import _ChunkLists
 
 T0 = 1_704_067_200_000_000  # 2024-01-01T00:00:00Z
 HOUR = 3_600_000_000
@@ -466,6 +470,8 @@ _fields = st.one_of(
     st.builds(lambda q: {"quantity": q}, st.integers(min_value=1, max_value=300)),
     st.builds(lambda p: {"limit": p, "order_type": "limit"}, _price),
     st.builds(lambda p: {"stop": p, "order_type": "stop"}, _price),
+    # a market order with prices: recorded on the signal, dropped from the order
+    st.builds(lambda p, q: {"limit": p, "stop": q}, _price, _price),
     st.builds(lambda: {"tif": "day"}),
     st.builds(
         lambda sl, tp: {"stop_loss": sl, "take_profit": tp},
@@ -615,3 +621,27 @@ def test_to_arrow_when_random_rows_of_any_table_then_equals_column_conversion(
     assert actual.schema == expected.schema
     assert actual.num_rows == expected.num_rows == len(rows)
     assert _column_values(actual) == _column_values(expected)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    prices=st.lists(
+        st.one_of(st.floats(), st.sampled_from([-0.0, 5e-324, math.inf])), min_size=1, max_size=40
+    )
+)
+def test_chunk_prices_when_read_through_memoryview_then_floats_equal_tolist(
+    prices: list[float],
+) -> None:
+    """The broker's opens and the engine's closes, read from the chunk's float64 arrays through a
+    memoryview (row by row, or a step's slice), are the floats ``tolist`` gave (sign, NaN)."""
+    # Arrange
+    column = np.ascontiguousarray(prices, dtype=np.float64)
+    chunk = SimpleNamespace(sym=np.zeros(len(prices), dtype=np.int64), open=column)
+    expected = [repr(x) for x in column.tolist()]
+    # Act
+    opens = _ChunkLists(chunk).opens
+    by_row = [opens[r] for r in range(len(prices))]
+    by_slice = memoryview(column)[0 : len(prices)].tolist()
+    # Assert
+    assert all(type(x) is float for x in by_row + by_slice)
+    assert [repr(x) for x in by_row] == [repr(x) for x in by_slice] == expected
