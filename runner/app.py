@@ -6,12 +6,10 @@ line, no traceback); 1 the run failed (traceback in runner.log only); 128+N stop
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -188,15 +186,8 @@ def run_backtest(
         logger.debug("resolved config: {}", json.dumps(resolved, sort_keys=True, default=str))
     else:
         logger.debug("resolved config:\n{}", resolved_yaml(cfg))
-    # a single run creates its results DB on a thread while the plan is made (_EarlyResults)
-    early = None if shared or cfg.run.dry_run else _EarlyResults(configs, run_dir)
     db_path = configs["db"].path
-    try:
-        con = job_cache.market_connection(db_path) if shared else get_connection(db_path)
-    except BaseException:
-        if early is not None:
-            early.discard()
-        raise
+    con = job_cache.market_connection(db_path) if shared else get_connection(db_path)
     try:
         plan = make_plan(con, cfg, configs, cache=_plan_cache(db_path) if shared else None)
         plan.config_hash = config_hash(resolved)
@@ -213,15 +204,7 @@ def run_backtest(
             os.getpid(),
         )
         return _execute(
-            cfg,
-            run_dir,
-            con,
-            plan,
-            log_path,
-            quiet=quiet,
-            engine_hook=engine_hook,
-            shared=shared,
-            early=early,
+            cfg, run_dir, con, plan, log_path, quiet=quiet, engine_hook=engine_hook, shared=shared
         )
     except (
         duckdb.Error
@@ -232,55 +215,8 @@ def run_backtest(
         logger.opt(exception=exc).debug("market DB error")
         raise translated from None
     finally:
-        if early is not None:
-            early.discard()  # a no-op once the loop took the results DB
         if not shared:
             con.close()
-
-
-class _EarlyResults:
-    """A single run's results DB, created on a thread while the plan is made.
-
-    Creating ``results.duckdb`` (file headers, an fsync, the tables' DDL) takes ~30-60 ms that
-    DuckDB spends without the GIL, so it overlaps the market DB's planning queries. ``take``
-    (the loop is about to start) waits for it and raises what the creation raised (a full disk:
-    one line, exit 2). A run that ends before its loop (a planning error, a signal) ``discard``s
-    it: the DB is closed and deleted, the run dir is left as it was before.
-    """
-
-    def __init__(self, configs: dict[str, Any], run_dir: Path) -> None:
-        self.buffer: WriteBuffer = build_typed("buffer", configs)
-        self.path = run_dir / self.buffer.results_name
-        self._error: BaseException | None = None
-        self._taken = False
-        self._thread = threading.Thread(target=self._open, name="results-open", daemon=True)
-        self._thread.start()
-
-    def _open(self) -> None:
-        try:
-            _open_results(self.buffer, self.path)
-        except BaseException as exc:  # raised in the main thread by take()
-            self._error = exc
-
-    def take(self) -> WriteBuffer:
-        """Return the opened buffer (waiting for the thread); from here the run owns it."""
-        self._thread.join()
-        self._taken = True
-        if self._error is not None:
-            raise self._error
-        return self.buffer
-
-    def discard(self) -> None:
-        """Close and delete the results DB of a run that never reached its loop."""
-        if self._taken:
-            return
-        self._thread.join()
-        self._taken = True
-        with contextlib.suppress(duckdb.Error, OSError):
-            self.buffer.close()
-        for path in (self.path, self.path.with_name(self.path.name + ".wal")):
-            with contextlib.suppress(OSError):
-                path.unlink(missing_ok=True)
 
 
 def _plan_cache(db_path: str) -> Any:
@@ -303,7 +239,6 @@ def _execute(
     quiet: bool,
     engine_hook: Any,
     shared: bool = False,
-    early: _EarlyResults | None = None,
 ) -> int:
     configs = plan.configs
     market = build_typed("market", configs)
@@ -312,7 +247,7 @@ def _execute(
     analytics = build_typed("analytics", configs)
     strategy = build_typed("strategy", configs)
     execution = build_typed("execution", configs)
-    buffer: WriteBuffer = early.buffer if early is not None else build_typed("buffer", configs)
+    buffer: WriteBuffer = build_typed("buffer", configs)
     if shared:  # results/*.parquet, or a results.duckdb attached to this process's DuckDB
         buffer = job_cache.sweep_buffer(buffer)
     broker = build_typed("broker", configs)  # a factory: the engine builds it per universe
@@ -348,7 +283,6 @@ def _execute(
             quiet=quiet,
             engine_hook=engine_hook,
             shared=shared,
-            early=early,
         )
     finally:
         flags.uninstall()  # restore the caller's SIGINT/SIGTERM/SIGUSR1 handlers (in-process runs, tests)
@@ -376,15 +310,11 @@ def _run_loop(
     quiet: bool,
     engine_hook: Any,
     shared: bool = False,
-    early: _EarlyResults | None = None,
 ) -> int:
     market, analytics, strategy, execution, buffer, broker, sizing, orders, con, kept_equity = parts
     configs = plan.configs
     run_id = run_dir.name
-    if early is not None:
-        early.take()
-    else:
-        _open_results(buffer, run_dir / buffer.results_name)
+    _open_results(buffer, run_dir / buffer.results_name)
     # a multirun job's results take its ``runs`` row with their first commit: usually the one
     # at the end of the run, which then holds every row and the 'reporting' status (one
     # transaction instead of four; a job killed before it leaves no rows)
