@@ -62,7 +62,7 @@ def _cases(db: Path, tmp: Path) -> dict[str, Case]:
             "runner",
             (*run, "market.chunk_size=abc"),
             (
-                r"error: market\.chunk_size=abc: expected an integer, got 'abc'\. Fix: e\.g\. market\.chunk_size=1000\."
+                r"error: market\.chunk_size=abc: expected an integer, got 'abc'\. Fix: e\.g\. market\.chunk_size=5000\."
             ),
         ),
         "misspelt_key": Case(
@@ -78,7 +78,7 @@ def _cases(db: Path, tmp: Path) -> dict[str, Case]:
             (*run, "market.prefetch=-1"),
             (
                 r"error: market\.prefetch must be a number of pages >= 0 \(0 = off\), was -1; "
-                r"try market\.prefetch=2"
+                r"try market\.prefetch=0"
             ),
         ),
         "negative_threshold": Case(

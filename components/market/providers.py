@@ -36,21 +36,21 @@ class DirectMarketConfig:
 @dataclass
 class ChunkedMarketConfig:
     kind: str = "chunked"
-    chunk_size: int = 1000  # clock steps (distinct timestamps) fetched per query
+    chunk_size: int = 5000  # clock steps (distinct timestamps) fetched per query
     validate: bool = True  # pandera-validate every chunk (OhlcvBars) before the loop sees it
     cache: bool = True  # multirun jobs of one process replay the bars of an earlier job (same DB version, universe, window)
-    prefetch: int = 2  # pages fetched ahead on a background thread while the loop runs (0 = off)
+    prefetch: int = 0  # pages fetched ahead on a background thread while the loop runs (0 = off)
 
     def __post_init__(self) -> None:
         if self.chunk_size < 1:
             raise ValueError(
                 f"market.chunk_size must be a positive number of timestamps per query, was "
-                f"{self.chunk_size}; try market.chunk_size=1000"
+                f"{self.chunk_size}; try market.chunk_size=5000"
             )
         if self.prefetch < 0:
             raise ValueError(
                 f"market.prefetch must be a number of pages >= 0 (0 = off), was {self.prefetch}; "
-                "try market.prefetch=2"
+                "try market.prefetch=0"
             )
 
 
