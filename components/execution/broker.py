@@ -263,7 +263,11 @@ class SimulatedBroker:
 
     def place(self, order: Order) -> None:
         """Queue ``order`` for the next bar, after its symbol's other working orders."""
-        self.pending.setdefault(order.sym, []).append(order)
+        orders = self.pending.get(order.sym)
+        if orders is None:
+            self.pending[order.sym] = [order]
+        else:
+            orders.append(order)
 
     def remove(self, order: Order) -> None:
         orders = self.pending[order.sym]
@@ -306,7 +310,7 @@ class SimulatedBroker:
                 volumes, mvf = bars.volumes, self.max_volume_fraction
                 for r in rows:
                     caps[syms[r]] = math.floor(mvf * volumes[r])
-            fill, try_open = self._fill, self._try_open
+            fill = self._fill
             # (1a) closing orders of every symbol first, at the open; then (1b) entries (and
             # orders whose trigger the open crossed)
             for closing in (True, False):
@@ -319,7 +323,7 @@ class SimulatedBroker:
                             if order.order_type == "market":  # fills at the open, whatever it is
                                 fill(order, ts, opens[r], caps)
                             else:
-                                try_open(order, ts, opens[r], caps)
+                                self._try_open(order, ts, opens[r], caps)
         bracketed = self.bracketed
         if bracketed:  # (2) brackets, a lot filled at this open included
             highs, lows = bars.highs, bars.lows

@@ -103,7 +103,7 @@ class ExecutionHandler:
         self.metrics = ExecutionMetrics()
         self.kill_switch: KillSwitch | None = None
         self.broker: Any = None
-        self.sizing: Any = FixedUnits(100)
+        self.sizing = FixedUnits(100)
         self.orders = OrdersConfig()
         self.strategy_name = "strategy"
         self._record: Any = None
@@ -131,6 +131,18 @@ class ExecutionHandler:
             self.strategy_name = strategy_name
         broker.deny = self._deny_at_broker
         self.kill_switch = KillSwitch(self.config.kill_switch, sink=self._on_state_change)
+
+    @property
+    def sizing(self) -> Any:
+        """The sizing policy that turns an insight into the legs of its orders."""
+        return self._sizing
+
+    @sizing.setter
+    def sizing(self, policy: Any) -> None:
+        self._sizing = policy
+        # what on_insights asks of the policy, looked up once here instead of at every call; a
+        # policy without the ``uses_equity`` flag is given the equity
+        self._sizing_hooks = (policy.legs, policy.exits_first, getattr(policy, "uses_equity", True))
 
     def _on_state_change(self, event: tuple) -> None:
         """Store the event (audit trail), log it, and cancel the orders the new state forbids."""
@@ -244,9 +256,8 @@ class ExecutionHandler:
     def on_insights(self, ts: int, insights: list[Any]) -> None:
         """Record each insight, size it into signals, record and route each signal (steps 4-6)."""
         broker, record, seq, symbols = self.broker, self._record, self._seq, self._symbols
-        sizing, name = self.sizing, self.strategy_name
-        uses_equity = getattr(sizing, "uses_equity", True)  # a policy without the flag gets it
-        exits_first, legs_of, signal = sizing.exits_first, sizing.legs, self._signal
+        legs_of, exits_first, uses_equity = self._sizing_hooks
+        name, signal = self.strategy_name, self._signal
         pending, position, last_close = broker.pending, broker.position, broker.last_close
         deferred: list[tuple] = []
         for raw in insights:
