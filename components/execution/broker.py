@@ -231,7 +231,9 @@ class SimulatedBroker:
         """Return cash plus open positions marked at their last close."""
         value, position, last_close = self.cash, self.position, self.last_close
         for sym in self.held:
-            value += position[sym] * last_close[sym]
+            # float * int: the float's multiply takes the int at once (int * float asks the int
+            # first); the same product, as IEEE multiplication is commutative
+            value += last_close[sym] * position[sym]
         return value
 
     def working_orders(self, sym: int) -> list[Any]:
