@@ -312,7 +312,7 @@ def _loop_gc() -> Iterator[None]:
 
 
 class _ChunkLists:
-    """The chunk's columns for the broker, as fast to index as Python lists.
+    """The chunk's columns for the broker, indexed by row.
 
     ``syms`` is a list; high, low and volume become lists on first use only (the broker needs
     them for working orders and brackets). ``opens`` is a memoryview of the chunk's float64
