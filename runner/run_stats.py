@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from components.market.base import Universe, time_filter
+from components.market.base import Universe, time_filter, window_filter
 from components.results.stats import compute_stats, trade_columns, trades_frame
 
 
@@ -252,7 +252,7 @@ def anchors_from_db(con: Any, universe: Universe, last_us: int, warmup: int) -> 
     """
     rows = con.execute(
         "SELECT symbol, min_by(close, ts, $n)[$n], arg_max(close, ts) FROM bars "
-        f"WHERE list_contains($symbols, symbol) AND {time_filter(universe)} "
+        f"WHERE {window_filter(universe)} "
         "AND ts <= make_timestamptz($last_us) GROUP BY symbol",
         {**_params(universe, last_us), "n": warmup + 1},
     ).fetchall()

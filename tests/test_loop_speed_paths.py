@@ -66,6 +66,7 @@ from components.execution.sizing import FixedUnits, PercentEquity, TargetWeight
 from components.execution.write_buffer import to_arrow
 from components.strategies.base import Insight
 from runner.engine import _ChunkLists
+from tests.execution_harness import Bars
 
 T0 = 1_704_067_200_000_000  # 2024-01-01T00:00:00Z
 HOUR = 3_600_000_000
@@ -369,17 +370,6 @@ class _ReferenceKillSwitch(KillSwitch):
         return self._check_limits(ts, side, quantity, position)
 
 
-class _Bars:
-    def __init__(self, syms: list, opens: list, highs: list, lows: list, volumes: list) -> None:
-        self.syms, self.opens, self.highs, self.lows, self.volumes = (
-            syms,
-            opens,
-            highs,
-            lows,
-            volumes,
-        )
-
-
 def _desk(reference: bool, params: dict[str, Any]) -> tuple[Any, Any, dict[str, list]]:
     rows: dict[str, list] = defaultdict(list)
 
@@ -429,7 +419,7 @@ def _play(reference: bool, params: dict[str, Any], steps: list[tuple]) -> tuple:
         if broker.pending and ks.state is not KillState.ACTIVE:
             handler.cancel_blocked_orders(ts)
         if broker.pending or broker.bracketed:
-            broker.on_step(ts, range(len(syms)), _Bars(syms, opens, highs, lows, volumes))
+            broker.on_step(ts, range(len(syms)), Bars(syms, opens, highs, lows, volumes))
         broker.last_close[: len(closes)] = closes
         if broker.borrow_rate and broker.shorts:
             broker.charge_borrow(ts)

@@ -9,7 +9,7 @@ position. Timestamps travel as epoch microseconds (UTC) in memory and become TIM
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import pyarrow as pa
@@ -18,6 +18,13 @@ import pyarrow as pa
 # a NamedTuple's own constructor is a Python function (about twice the cost) and the loop makes
 # several records per order. Use it only with every field given, in declaration order.
 new_row = tuple.__new__
+
+
+def record_columns(rows: Sequence[tuple]) -> dict[str, tuple]:
+    """Return records (``NamedTuple`` rows of one type) as their columns by field name, in one
+    transpose; ``{}`` for no rows."""
+    return dict(zip(rows[0]._fields, zip(*rows, strict=True), strict=True)) if rows else {}  # type: ignore[attr-defined]
+
 
 TS = ("TIMESTAMPTZ", pa.timestamp("us", tz="UTC"))
 INT = ("BIGINT", pa.int64())

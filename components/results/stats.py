@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from components.execution.records import record_columns
+
 STAT_KEYS = (
     "start",
     "end",
@@ -131,7 +133,7 @@ def trade_columns(rows: list[Any]) -> dict[str, np.ndarray]:
             col: np.empty(0, np.int64 if col.endswith("_ts") else np.float64)
             for col in ("entry_ts", "exit_ts", "entry_price", "exit_price", "size", "pnl", "fees")
         }
-    by_name = dict(zip(rows[0]._fields, zip(*rows, strict=True), strict=True))  # one transpose
+    by_name = record_columns(rows)
     columns: dict[str, np.ndarray] = {}
     for col in ("entry_ts", "exit_ts"):
         columns[col] = np.array(by_name[col], dtype=np.int64)
