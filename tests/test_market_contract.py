@@ -250,3 +250,64 @@ def test_validate_chunk_when_clean_then_fast_path_accepts() -> None:
     chunk = _chunk(bars, ("SYM0", "SYM1", "SYM2"))
     assert chunk_satisfies_contract(chunk, 3)
     OhlcvBars.validate(chunk.to_frame(("SYM0", "SYM1", "SYM2")))
+
+
+# -- the providers' queries carry no ORDER BY: rows are put in (ts, symbol) order in numpy -------
+
+
+def _shuffled_market_db(path: Path, bars: pd.DataFrame, seed: int) -> Path:
+    """A market DB whose rows are stored in a random order (not as our producers write them)."""
+    shuffled = bars.sample(frac=1.0, random_state=seed).reset_index(drop=True)
+    con = duckdb.connect(str(path))
+    try:
+        from components.data.market_db import bump_content_version, ensure_schema
+
+        ensure_schema(con)
+        con.register("_bars", shuffled[["symbol", "ts", "open", "high", "low", "close", "volume"]])
+        con.execute("INSERT INTO bars SELECT * FROM _bars")  # insertion order kept: shuffled
+        bump_content_version(con)
+    finally:
+        con.close()
+    return path
+
+
+@pytest.mark.parametrize("name", ["direct", "chunked_7", "chunked_1000", "chunked_7_prefetch_1"])
+def test_provider_when_rows_stored_out_of_order_then_same_chunks_as_sorted_db(
+    name: str, tmp_path: Path
+) -> None:
+    bars = synthetic_bars(n_symbols=4, n_steps=120)
+    sorted_db = make_market_db(tmp_path / "sorted.duckdb", bars)
+    shuffled_db = _shuffled_market_db(tmp_path / "shuffled.duckdb", bars, seed=11)
+    universe = universe_of(sorted_db)
+    want = serve(sorted_db, PROVIDERS[name](), universe)
+    got = serve(shuffled_db, PROVIDERS[name](), universe)
+    assert [len(c) for c in got] == [len(c) for c in want]
+    for a, b in zip(got, want, strict=True):
+        for column in ("ts", "sym", "open", "high", "low", "close", "volume", "step_ts", "bounds"):
+            np.testing.assert_array_equal(getattr(a, column), getattr(b, column))
+    pd.testing.assert_frame_equal(
+        concat(got, universe.symbols), expected_frame(bars), check_dtype=False
+    )
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    keys=st.lists(
+        st.tuples(st.integers(0, 6), st.integers(0, 3)), min_size=0, max_size=40, unique=True
+    ),
+    data=st.data(),
+)
+def test_in_step_order_when_any_permutation_then_rows_sorted_by_ts_then_sym(keys, data) -> None:
+    from components.market.base import in_step_order
+
+    rows = data.draw(st.permutations(keys))
+    cols = {
+        "ts_us": np.array([t for t, _ in rows], dtype=np.int64),
+        "sym": np.array([s for _, s in rows], dtype=np.int64),
+        "close": np.arange(len(rows), dtype=np.float64),  # carried along with its row
+    }
+    got = in_step_order(cols)
+    assert list(zip(got["ts_us"].tolist(), got["sym"].tolist(), strict=True)) == sorted(rows)
+    by_key = {(t, s): float(i) for i, (t, s) in enumerate(rows)}
+    assert got["close"].tolist() == [by_key[k] for k in sorted(rows)]
+

@@ -88,6 +88,25 @@ def chunk_from_columns(cols: dict[str, np.ndarray]) -> BarChunk:
     )
 
 
+def in_step_order(cols: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Return fetched bar columns ordered by (ts, sym): as they are when already so, else sorted.
+
+    The providers' queries carry no ``ORDER BY``: DuckDB's sort of every page cost ~1/3 of the
+    fetch (0.05 s of 0.15 s per 1M bars), while a market DB written by our producers (sorted by
+    ts, symbol) is scanned in that order already. The check is one pass over two columns; rows
+    that come otherwise are sorted here (a stable lexsort), so the chunk is the same either way
+    and duplicates stay adjacent for ``validate_chunk`` to report.
+    """
+    ts, sym = cols["ts_us"], cols["sym"]
+    if len(ts) < 2:
+        return cols
+    dts = np.diff(ts)
+    if bool(np.all((dts > 0) | ((dts == 0) & (np.diff(sym) > 0)))):
+        return cols
+    order = np.lexsort((sym, ts))
+    return {name: values[order] for name, values in cols.items()}
+
+
 def chunk_satisfies_contract(chunk: BarChunk, n_symbols: int) -> bool:
     """Return True when every ``OhlcvBars`` rule holds, checked with numpy in one pass.
 

@@ -18,6 +18,7 @@ from components.market.base import (
     BarChunk,
     Universe,
     chunk_from_columns,
+    in_step_order,
     time_filter,
     validate_chunk,
     window_filter,
@@ -70,7 +71,8 @@ class _ProviderBase:
     ) -> BarChunk:
         assert self._con is not None, "call open() before chunks()"
         self.queries += 1
-        chunk = chunk_from_columns((con or self._con).execute(sql, params).fetchnumpy())
+        cols = (con or self._con).execute(sql, params).fetchnumpy()
+        chunk = chunk_from_columns(in_step_order(cols))
         if self._validate:
             validate_chunk(chunk, self._universe, f"market DB bars (query {self.queries})")
         return chunk
@@ -83,7 +85,7 @@ class DirectMarketProvider(_ProviderBase):
         where = window_filter(self._universe)
         sql = (
             f"{BAR_SELECT} WHERE ts = (SELECT min(ts) FROM bars WHERE {where} "
-            "AND ts > make_timestamptz($after_us)) ORDER BY ts, symbol"
+            "AND ts > make_timestamptz($after_us))"
         )
         params = window_params(self._universe)
         after, served, total = -(2**62), 0, self._universe.n_steps
@@ -126,7 +128,7 @@ class ChunkedMarketProvider(_ProviderBase):
     def chunks(self) -> Iterator[BarChunk]:
         sql = (
             f"{BAR_SELECT} WHERE {time_filter(self._universe)} AND ts > make_timestamptz($after_us) "
-            "AND ts <= make_timestamptz($until_us) ORDER BY ts, symbol"
+            "AND ts <= make_timestamptz($until_us)"
         )
         params = window_params(self._universe)
         ends = self.page_ends()
