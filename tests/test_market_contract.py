@@ -310,4 +310,3 @@ def test_in_step_order_when_any_permutation_then_rows_sorted_by_ts_then_sym(keys
     assert list(zip(got["ts_us"].tolist(), got["sym"].tolist(), strict=True)) == sorted(rows)
     by_key = {(t, s): float(i) for i, (t, s) in enumerate(rows)}
     assert got["close"].tolist() == [by_key[k] for k in sorted(rows)]
-
