@@ -186,6 +186,9 @@ class WriteBuffer:
         self.con.execute("SET TimeZone = 'UTC'")
         # checkpoint at close, not every 16 MB of WAL mid-run: committed rows are durable in the WAL either way
         self.con.execute("SET wal_autocheckpoint = '1GB'")
+        # a batch's INSERTs are a few thousand rows: one thread does them with less CPU than a
+        # pool, whose workers took cores from the loop (runner.app._run_loop sets the same)
+        self.con.execute("SET threads = 1")
         self.con.execute(results_ddl())
         if self.background:
             self._writer_con = self.con.cursor()
