@@ -113,6 +113,33 @@ def ceiling_process(db: Path, repeat: int = 3) -> dict[str, Any]:
     return {"process_seconds": round(min(seconds), 3), "all_process_seconds": seconds}
 
 
+# The libraries every run imports whatever it does: Hydra composes the config, DuckDB holds the
+# bars, numpy the columns, pandas and pyarrow the validation, statistics and results (DESIGN 2-9).
+REQUIRED_STACK = ("hydra", "hydra.utils", "omegaconf", "duckdb", "numpy", "pandas", "pyarrow")
+
+
+def import_floor(repeat: int = 5) -> dict[str, Any]:
+    """Time two processes that only start: the required stack's imports, and the runner's own.
+
+    No run can exit sooner than the first; ``python -m runner`` cannot sooner than the second
+    (its whole import graph, our modules included, before any config is read). Best of
+    ``repeat`` each, as the other process figures.
+    """
+    root = Path(__file__).resolve().parent.parent
+    out: dict[str, Any] = {}
+    for name, code in (
+        ("stack", "import " + ", ".join(REQUIRED_STACK)),
+        ("runner", "import runner.entry"),
+    ):
+        seconds = []
+        for _ in range(max(1, repeat)):
+            started = time.perf_counter()
+            subprocess.run([sys.executable, "-c", code], cwd=root, check=True, capture_output=True)
+            seconds.append(time.perf_counter() - started)
+        out[f"{name}_import_seconds"] = round(min(seconds), 3)
+    return out
+
+
 if __name__ == "__main__":
     result = run_ceiling(Path(sys.argv[1]))
     print(json.dumps({k: v for k, v in result.items() if k != "all_bars_per_second"}))
