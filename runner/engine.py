@@ -24,7 +24,6 @@ from components.execution.broker import Broker
 from components.execution.handler import ExecutionHandler
 from components.execution.kill_switch import US_PER_DAY, KillState
 from components.execution.orders import OrdersConfig
-from components.execution.records import EquityRow, new_row
 from components.execution.write_buffer import WriteBuffer
 from components.market.base import MarketProvider, Universe
 from components.strategies.base import Strategy
@@ -147,7 +146,7 @@ class Engine:
         ks = execution.kill_switch
         assert ks is not None
         metrics = execution.metrics
-        flags, add = self.flags, buffer.add
+        flags = self.flags
         if hasattr(strategy, "bind"):
             strategy.bind(broker)  # the strategy reads the broker through BrokerView only
         strategy.start(self.universe.symbols)
@@ -181,47 +180,60 @@ class Engine:
             whole = n_symbols if _steps_in_symbol_order(chunk) else -1
             days.update(_trading_days(chunk.step_ts, self.day_tz))
             self._check_halt_file(stamps[0])
-            for k, ts in enumerate(stamps):
-                if flags.stop_signal is not None:
-                    status = "interrupted"
-                    break
-                if flags.halt_reason is not None:
-                    execution.activate_kill_switch(flags.halt_reason, ts, actor="signal")
-                    flags.halt_reason = None
-                # the halt file is checked every 256 steps, besides at each chunk start
-                if not step & 255 and self.halt_file is not None:
-                    self._check_halt_file(ts)
-                if self.before_step is not None:
-                    self.before_step(self, step, ts)
-                lo, hi = bounds[k], bounds[k + 1]
-                # (1) fills at this bar's open, (2) brackets and working orders within the bar
-                if pending or bracketed:
+            # the chunk's equity rows, by column: one extend of the buffer when the chunk ends
+            # (a row tuple and a buffer call per step cost ~0.6 us; two appends ~0.06 us)
+            cash_column: list[float] = []
+            equity_column: list[float] = []
+            cash_of, equity_of = cash_column.append, equity_column.append
+            try:
+                for k, ts in enumerate(stamps):
+                    if flags.stop_signal is not None:
+                        status = "interrupted"
+                        break
+                    if flags.halt_reason is not None:
+                        execution.activate_kill_switch(flags.halt_reason, ts, actor="signal")
+                        flags.halt_reason = None
+                    # the halt file is checked every 256 steps, besides at each chunk start
+                    if not step & 255 and self.halt_file is not None:
+                        self._check_halt_file(ts)
+                    if self.before_step is not None:
+                        self.before_step(self, step, ts)
+                    lo, hi = bounds[k], bounds[k + 1]
+                    # (1) fills at this bar's open, (2) brackets and working orders within the bar
+                    if pending or bracketed:
+                        if pending and ks.halted:
+                            execution.cancel_blocked_orders(ts)  # halted before this open
+                        broker.on_step(ts, range(lo, hi), bars)
+                    # (3) mark to the close
+                    if hi - lo == whole:
+                        last_close[:] = closes[lo:hi].tolist()
+                    else:
+                        for r in range(lo, hi):
+                            last_close[syms[r]] = closes[r]
+                    if borrow and broker.shorts:
+                        broker.charge_borrow(ts)
+                    equity = broker.equity()
+                    cash_of(broker.cash)
+                    equity_of(equity)
+                    if on_equity is not None:
+                        on_equity(ts, equity)
+                    # (4) snapshot and insights; (5) sizing and (6) the kill switch, in the handler
+                    if active is None or active[k]:
+                        insights = strategy.on_step(
+                            k, lo, hi, ts, snapshot_at(ts) if snapshot_at is not None else None
+                        )
+                        if insights:
+                            on_insights(ts, insights)
                     if pending and ks.halted:
-                        execution.cancel_blocked_orders(ts)  # halted before this open
-                    broker.on_step(ts, range(lo, hi), bars)
-                # (3) mark to the close
-                if hi - lo == whole:
-                    last_close[:] = closes[lo:hi].tolist()
-                else:
-                    for r in range(lo, hi):
-                        last_close[syms[r]] = closes[r]
-                if borrow and broker.shorts:
-                    broker.charge_borrow(ts)
-                equity = broker.equity()
-                add("equity", new_row(EquityRow, (ts, broker.cash, equity)))
-                if on_equity is not None:
-                    on_equity(ts, equity)
-                # (4) snapshot and insights; (5) sizing and (6) the kill switch, in the handler
-                if active is None or active[k]:
-                    insights = strategy.on_step(
-                        k, lo, hi, ts, snapshot_at(ts) if snapshot_at is not None else None
-                    )
-                    if insights:
-                        on_insights(ts, insights)
-                if pending and ks.halted:
-                    execution.cancel_blocked_orders(ts)
-                step += 1
-                self.last_ts = ts
+                        execution.cancel_blocked_orders(ts)
+                    step += 1
+                    self.last_ts = ts
+            except BaseException:
+                # the steps marked before the error: kept for the caller's failure path, which
+                # flushes (or, when the disk refused a batch, keeps) every pending row
+                buffer.queue(_equity_rows(stamps, cash_column, equity_column))
+                raise
+            buffer.add_many("equity", _equity_rows(stamps, cash_column, equity_column))
             metrics.bars += len(chunk) if status == "completed" else bounds[k]
             metrics.steps = step
             if self.progress is not None:
@@ -309,6 +321,11 @@ def _loop_gc() -> Iterator[None]:
         gc.set_threshold(*thresholds)
         if own_freeze:
             gc.unfreeze()
+
+
+def _equity_rows(stamps: list[int], cash: list[float], equity: list[float]) -> list[tuple]:
+    """Return the equity rows (ts, cash, equity) of the steps marked so far in a chunk."""
+    return list(zip(stamps[: len(equity)], cash, equity, strict=True))
 
 
 class _ChunkLists:

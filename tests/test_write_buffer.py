@@ -146,3 +146,84 @@ def test_background_buffer_when_batch_in_flight_fails_then_next_flush_raises_and
     assert buffer.digest.counts["signals"] == 5
     assert buffer.digest.hexdigest() == clean.digest.hexdigest() == digest_of_results(buffer.con)
     buffer.close()
+
+
+class _CommitLog(WriteBuffer):
+    """A WriteBuffer that records the rows of each commit (its tables' rows, in order)."""
+
+    def __init__(self, batch_size: int) -> None:
+        super().__init__(batch_size, background=False)
+        self.commits: list[dict[str, list[tuple]]] = []
+
+    def _commit(self, con, tables, n_rows, *args, **kwargs) -> None:  # type: ignore[override]
+        self.commits.append({name: list(rows) for name, rows in tables.items() if rows})
+        super()._commit(con, tables, n_rows, *args, **kwargs)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    batch_size=st.integers(min_value=1, max_value=12),
+    calls=st.lists(
+        st.tuples(st.sampled_from(["one signal", "equity rows"]), st.integers(0, 25)),
+        min_size=1,
+        max_size=12,
+    ),
+)
+def test_add_many_when_any_rows_and_batch_size_then_same_commits_as_add_per_row(
+    batch_size: int, calls: list[tuple[str, int]], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The engine hands a chunk's equity rows over in one ``add_many``: the batches committed
+    are the ones ``add`` per row makes (a batch still flushes at ``batch_size`` rows exactly)."""
+    folder = tmp_path_factory.mktemp("add_many")
+    per_row, at_once = _CommitLog(batch_size), _CommitLog(batch_size)
+    per_row.open(folder / "per_row.duckdb")
+    at_once.open(folder / "at_once.duckdb")
+    seq = 0
+    for kind, n in calls:
+        if kind == "one signal":
+            seq += 1
+            per_row.add("signals", signal_row(seq))
+            at_once.add("signals", signal_row(seq))
+            continue
+        rows = [equity_row(seq * 100 + i) for i in range(n)]
+        for row in rows:
+            per_row.add("equity", row)
+        at_once.add_many("equity", rows)
+        assert (at_once.n_pending, at_once.flushes) == (per_row.n_pending, per_row.flushes)
+    per_row.flush()
+    at_once.flush()
+    assert at_once.commits == per_row.commits
+    assert at_once.rows_written == per_row.rows_written
+    per_row.close()
+    at_once.close()
+
+
+def test_queue_when_error_on_its_way_then_rows_kept_past_batch_size_without_a_flush(
+    tmp_path: Path,
+) -> None:
+    buffer = _CommitLog(batch_size=3)
+    buffer.open(tmp_path / "r.duckdb")
+    buffer.add("signals", signal_row(1))
+    buffer.queue([equity_row(i) for i in range(5)])
+    assert (buffer.n_pending, buffer.commits) == (6, [])
+    buffer.flush()  # the failure path: every pending row in one transaction
+    assert [sum(map(len, c.values())) for c in buffer.commits] == [6]
+    buffer.close()
+    assert count(tmp_path / "r.duckdb", "equity") == 5
+
+
+def test_add_many_when_buffer_already_past_batch_size_then_flushes_like_add(
+    tmp_path: Path,
+) -> None:
+    per_row, at_once = _CommitLog(batch_size=3), _CommitLog(batch_size=3)
+    per_row.open(tmp_path / "a.duckdb")
+    at_once.open(tmp_path / "b.duckdb")
+    for buffer in (per_row, at_once):  # as after a failed flush put its rows back: 4 pending
+        buffer.queue([equity_row(i) for i in range(4)])
+    rows = [equity_row(10 + i) for i in range(5)]
+    for row in rows:
+        per_row.add("equity", row)
+    at_once.add_many("equity", rows)
+    assert at_once.commits == per_row.commits and at_once.n_pending == per_row.n_pending
+    per_row.close()
+    at_once.close()

@@ -205,6 +205,30 @@ class WriteBuffer:
             else:
                 self.flush()
 
+    def add_many(self, table: str, rows: Sequence[tuple]) -> None:
+        """Queue ``rows`` in order, exactly as ``add`` for each would: a batch still flushes
+        when it reaches ``batch_size`` rows, never later (the engine's equity rows per chunk)."""
+        pending, start, n = self.pending[table], 0, len(rows)
+        while start < n:
+            # at least one row, as ``add`` appends before it checks (rows put back by a failed
+            # flush may hold the buffer at or above a batch already)
+            take = min(n - start, max(1, self.batch_size - self.n_pending))
+            pending.extend(rows[start : start + take] if start or take < n else rows)
+            self.n_pending += take
+            start += take
+            if self.n_pending >= self.batch_size:
+                if self._writer is not None:
+                    self._flush_in_background()
+                else:
+                    self.flush()
+                pending = self.pending[table]  # a background flush hands the lists over
+
+    def queue(self, rows: Sequence[tuple], table: str = "equity") -> None:
+        """Queue ``rows`` without flushing, whatever the batch (an error is on its way: the
+        failure path flushes every pending row, or keeps them when the disk refuses)."""
+        self.pending[table].extend(rows)
+        self.n_pending += len(rows)
+
     def flush(self) -> int:
         """Write every pending row in one transaction; clear the buffer only after COMMIT."""
         self._wait_in_flight()
