@@ -13,7 +13,7 @@ import re
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -203,6 +203,18 @@ def outcomes(
         ),
     )
     db_before = _sha(goog_db)
+    # the cases start at once: each gets its own run dir (a refused run removes its stub dir,
+    # which raced with another case still writing .hydra/ into a shared one)
+    shared_dir = f"hydra.run.dir={tmp / 'run'}"
+    cases = {
+        name: replace(
+            case,
+            args=tuple(
+                f"hydra.run.dir={tmp / 'run' / name}" if a == shared_dir else a for a in case.args
+            ),
+        )
+        for name, case in cases.items()
+    }
     try:
         procs = {name: _start(case, env) for name, case in cases.items()}
         results = {}

@@ -227,3 +227,33 @@ def test_add_many_when_buffer_already_past_batch_size_then_flushes_like_add(
     assert at_once.commits == per_row.commits and at_once.n_pending == per_row.n_pending
     per_row.close()
     at_once.close()
+
+
+def test_end_loop_when_background_writer_then_rows_checkpointed_while_the_report_reads(
+    tmp_path: Path,
+) -> None:
+    """end_loop moves the rows from the WAL into the file on the writer thread; reads go on
+    meanwhile, and the next write (the final status) waits for it."""
+    path = tmp_path / "r.duckdb"
+    wal = Path(str(path) + ".wal")
+    buffer = WriteBuffer(batch_size=64, background=True)
+    buffer.open(path)
+    run_row = ("run1", "hash", "/data/m.duckdb", 1)
+    buffer.record_run_start(run_row, 0)
+    for i in range(500):
+        buffer.add("signals", signal_row(i))
+        buffer.add("equity", equity_row(i))
+    buffer.end_loop(run_row, 0, "reporting", "d" * 64, 1)
+    reader = buffer.reader()
+    assert reader is not None
+    assert reader.execute("SELECT count(*) FROM equity").fetchone() == (500,)  # during it
+    buffer._wait_checkpoint()
+    assert not wal.exists() or wal.stat().st_size == 0, "the WAL still holds the run's rows"
+    buffer.record_status("run1", "completed")
+    buffer.close()
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        assert con.execute("SELECT count(*) FROM signals").fetchone() == (500,)
+        assert con.execute("SELECT status FROM runs").fetchone() == ("completed",)
+    finally:
+        con.close()
