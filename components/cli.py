@@ -254,6 +254,34 @@ def _disk_error(exc: OSError) -> str | None:
     )
 
 
+def _run_dir_error(exc: OSError) -> str | None:
+    """Return one line for a run dir Hydra could not prepare before the task ran.
+
+    Hydra creates ``hydra.run.dir`` and writes ``.hydra/`` (``hydra.output_subdir``) in its
+    ``run_job`` before calling the task: a path through a file, a dir without permission, or a
+    run dir removed meanwhile (two runs started on one ``hydra.run.dir``, one of them refused)
+    raised a traceback. Errors raised inside the task (our code below ``run_job``) are not this.
+    """
+    frames = traceback.extract_tb(exc.__traceback__)
+    hydra_job = [
+        i
+        for i, frame in enumerate(frames)
+        if frame.name == "run_job"
+        and Path(frame.filename).parts[-3:] == ("hydra", "core", "utils.py")
+    ]
+    if not hydra_job:
+        return None
+    ours = {"runner", "components", "producers"}
+    if any(ours & set(Path(f.filename).parts) for f in frames[hydra_job[-1] + 1 :]):
+        return None
+    where = exc.filename or _file_being_saved(exc) or "the run directory (hydra.run.dir)"
+    return (
+        f"could not prepare the run directory: {where}: {exc.strerror or exc}; choose a new "
+        "hydra.run.dir (one run per directory, and hydra.output_subdir a plain name such as "
+        ".hydra), then run again."
+    )
+
+
 def _file_being_saved(exc: BaseException) -> str | None:
     """Return the file Hydra was saving (``_save_config(cfg, filename, output_dir)``), if any."""
     tb = exc.__traceback__
@@ -313,7 +341,7 @@ def run_cli(
         message = (
             describe_config_error(exc)
             or _group_override_error(exc)
-            or (_disk_error(exc) if isinstance(exc, OSError) else None)
+            or (_disk_error(exc) or _run_dir_error(exc) if isinstance(exc, OSError) else None)
         )
         if message is None:
             raise

@@ -308,3 +308,30 @@ def test_ingest_when_csv_has_bad_row_then_exit_2_and_one_line_plus_indented_repo
 ) -> None:
     _assert_teaches(outcomes, "bad_csv")
     assert all(line.startswith("  ") for line in outcomes["bad_csv"].stderr.splitlines()[1:])
+
+
+@pytest.mark.parametrize("where", ["run_dir", "output_subdir"])
+def test_runner_when_run_dir_cannot_be_prepared_then_one_line_exit_2_and_no_stub(
+    where: str, goog_db: Path, tmp_path: Path
+) -> None:
+    # Arrange: a path through a regular file, where Hydra creates the run dir or writes .hydra/
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a directory\n")
+    run_dir = blocker / "run" if where == "run_dir" else tmp_path / "run"
+    args = ["+experiment=backtest", f"db.path={goog_db}", f"hydra.run.dir={run_dir}"]
+    bad = run_dir if where == "run_dir" else blocker / "meta"
+    if where == "output_subdir":
+        args.append(f"hydra.output_subdir={bad}")
+    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    # Act
+    proc = _start(Case("runner", tuple(args), ""), env)
+    _out, err = proc.communicate(timeout=120)
+    # Assert
+    assert proc.returncode == 2, err
+    assert "Traceback" not in err
+    assert err.rstrip("\n") == (
+        f"error: could not prepare the run directory: {bad}: Not a directory; choose a new "
+        "hydra.run.dir (one run per directory, and hydra.output_subdir a plain name such as "
+        ".hydra), then run again."
+    )
+    assert not (tmp_path / "run").exists(), "the refused run left its stub run dir behind"
