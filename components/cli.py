@@ -247,9 +247,8 @@ def _disk_error(exc: OSError) -> str | None:
     """
     if exc.errno not in _DISK_ERRNOS:
         return None
-    where = exc.filename or _file_being_saved(exc) or "the run directory (hydra.run.dir)"
     return (
-        f"could not write {where}: {exc.strerror or exc}; free space on that disk (or raise the limit), "
+        f"could not write {_path_of(exc)}: {exc.strerror or exc}; free space on that disk (or raise the limit), "
         "or write elsewhere (the runner: hydra.run.dir=<dir on another disk>), then run again."
     )
 
@@ -274,12 +273,16 @@ def _run_dir_error(exc: OSError) -> str | None:
     ours = {"runner", "components", "producers"}
     if any(ours & set(Path(f.filename).parts) for f in frames[hydra_job[-1] + 1 :]):
         return None
-    where = exc.filename or _file_being_saved(exc) or "the run directory (hydra.run.dir)"
     return (
-        f"could not prepare the run directory: {where}: {exc.strerror or exc}; choose a new "
+        f"could not prepare the run directory: {_path_of(exc)}: {exc.strerror or exc}; choose a new "
         "hydra.run.dir (one run per directory, and hydra.output_subdir a plain name such as "
         ".hydra), then run again."
     )
+
+
+def _path_of(exc: OSError) -> str:
+    """Return the path an ``OSError`` of Hydra's run-dir preparation is about."""
+    return exc.filename or _file_being_saved(exc) or "the run directory (hydra.run.dir)"
 
 
 def _file_being_saved(exc: BaseException) -> str | None:

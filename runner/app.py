@@ -354,7 +354,7 @@ def _run_loop(
         freeze_for_sweep()
     # The loop's queries (pages of bars, snapshots) are small and run on the loop's thread: DuckDB's
     # worker pool only took cores from the loop and the results writer (the 1M-bar headline's
-    # loop: 1.25 -> 1.11 s with this and the writer's connection on one thread, 2 cores)
+    # loop: 1.25 -> 1.14 s with this and the writer's connection on one thread, 2 cores)
     con.execute("SET threads = 1")
     started = time.perf_counter()
     try:

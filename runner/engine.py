@@ -231,7 +231,7 @@ class Engine:
             except BaseException:
                 # the steps marked before the error: kept for the caller's failure path, which
                 # flushes (or, when the disk refused a batch, keeps) every pending row
-                buffer.queue(_equity_rows(stamps, cash_column, equity_column))
+                buffer.queue("equity", _equity_rows(stamps, cash_column, equity_column))
                 raise
             buffer.add_many("equity", _equity_rows(stamps, cash_column, equity_column))
             metrics.bars += len(chunk) if status == "completed" else bounds[k]

@@ -204,7 +204,7 @@ def test_queue_when_error_on_its_way_then_rows_kept_past_batch_size_without_a_fl
     buffer = _CommitLog(batch_size=3)
     buffer.open(tmp_path / "r.duckdb")
     buffer.add("signals", signal_row(1))
-    buffer.queue([equity_row(i) for i in range(5)])
+    buffer.queue("equity", [equity_row(i) for i in range(5)])
     assert (buffer.n_pending, buffer.commits) == (6, [])
     buffer.flush()  # the failure path: every pending row in one transaction
     assert [sum(map(len, c.values())) for c in buffer.commits] == [6]
@@ -219,7 +219,7 @@ def test_add_many_when_buffer_already_past_batch_size_then_flushes_like_add(
     per_row.open(tmp_path / "a.duckdb")
     at_once.open(tmp_path / "b.duckdb")
     for buffer in (per_row, at_once):  # as after a failed flush put its rows back: 4 pending
-        buffer.queue([equity_row(i) for i in range(4)])
+        buffer.queue("equity", [equity_row(i) for i in range(4)])
     rows = [equity_row(10 + i) for i in range(5)]
     for row in rows:
         per_row.add("equity", row)

@@ -201,10 +201,7 @@ class WriteBuffer:
         self.pending[table].append(row)
         self.n_pending += 1
         if self.n_pending >= self.batch_size:
-            if self._writer is not None:
-                self._flush_in_background()
-            else:
-                self.flush()
+            self._flush_full_batch()
 
     def add_many(self, table: str, rows: Sequence[tuple]) -> None:
         """Queue ``rows`` in order, exactly as ``add`` for each would: a batch still flushes
@@ -214,17 +211,21 @@ class WriteBuffer:
             # at least one row, as ``add`` appends before it checks (rows put back by a failed
             # flush may hold the buffer at or above a batch already)
             take = min(n - start, max(1, self.batch_size - self.n_pending))
-            pending.extend(rows[start : start + take] if start or take < n else rows)
+            pending.extend(rows[start : start + take])
             self.n_pending += take
             start += take
             if self.n_pending >= self.batch_size:
-                if self._writer is not None:
-                    self._flush_in_background()
-                else:
-                    self.flush()
+                self._flush_full_batch()
                 pending = self.pending[table]  # a background flush hands the lists over
 
-    def queue(self, rows: Sequence[tuple], table: str = "equity") -> None:
+    def _flush_full_batch(self) -> None:
+        """A batch is full: hand it to the writer thread, or commit it here without one."""
+        if self._writer is not None:
+            self._flush_in_background()
+        else:
+            self.flush()
+
+    def queue(self, table: str, rows: Sequence[tuple]) -> None:
         """Queue ``rows`` without flushing, whatever the batch (an error is on its way: the
         failure path flushes every pending row, or keeps them when the disk refuses)."""
         self.pending[table].extend(rows)

@@ -98,13 +98,16 @@ def in_step_order(cols: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     and duplicates stay adjacent for ``validate_chunk`` to report.
     """
     ts, sym = cols["ts_us"], cols["sym"]
-    if len(ts) < 2:
-        return cols
-    dts = np.diff(ts)
-    if bool(np.all((dts > 0) | ((dts == 0) & (np.diff(sym) > 0)))):
+    if _in_step_order(ts, sym):
         return cols
     order = np.lexsort((sym, ts))
     return {name: values[order] for name, values in cols.items()}
+
+
+def _in_step_order(ts: np.ndarray, sym: np.ndarray) -> bool:
+    """Return True when rows are in strictly increasing (ts, sym) order (no duplicate bar)."""
+    dts = np.diff(ts)
+    return bool(np.all((dts > 0) | ((dts == 0) & (np.diff(sym) > 0))))
 
 
 def chunk_satisfies_contract(chunk: BarChunk, n_symbols: int) -> bool:
@@ -132,8 +135,7 @@ def chunk_satisfies_contract(chunk: BarChunk, n_symbols: int) -> bool:
         volume_ok = bool(np.all(np.isfinite(v) & (v >= 0)))
         bounds_ok = bool(np.all((h >= np.maximum(np.maximum(o, c), lo)) & (lo <= np.minimum(o, c))))
     sym_ok = bool(np.all((chunk.sym >= 0) & (chunk.sym < n_symbols)))
-    dts = np.diff(chunk.ts)
-    order_ok = bool(np.all((dts > 0) | ((dts == 0) & (np.diff(chunk.sym) > 0))))
+    order_ok = _in_step_order(chunk.ts, chunk.sym)
     return prices_ok and volume_ok and bounds_ok and sym_ok and order_ok
 
 
